@@ -1,0 +1,50 @@
+# instab — two commands do everything on a fresh machine:
+#   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html
+#   make test                               set up, unit tests, ci-scale book, nbval re-execution
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PARAMS ?= default
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.instab-installed
+DATA ?= data
+
+.PHONY: setup book test unit nbval lint clean
+
+setup: $(STAMP)
+	@echo "==> [setup] data: Fashion-MNIST under $(DATA)/FashionMNIST/raw"
+	@$(PY) -m instab.datasets prepare --root $(DATA)
+
+$(STAMP): pyproject.toml
+	@echo "==> [setup] virtual environment $(VENV) with the pinned dependencies (torch is large: a few minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --disable-pip-version-check -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[book,test]' 2>&1 | grep -v '^WARNING: Location'
+	@$(PY) -c "import torch, torchvision, jupyter_book, papermill, nbval; print('    torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	@touch $(STAMP)
+
+book: setup
+	@echo "==> [book] execute and render the chapters at scale '$(PARAMS)'"
+	@$(PY) -m instab.book build --params $(PARAMS)
+
+unit: setup
+	@echo "==> [test 1/3] unit tests"
+	@$(PY) -m pytest -q -m "not book" tests
+
+nbval: setup
+	@echo "==> [test 3/3] nbval: re-execute every ci-scale chapter, outputs must match bit for bit"
+	@INSTAB_CACHE=$$(mktemp -d) $(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	    -p no:cacheprovider _build/executed/ci/*/*.ipynb
+
+test: unit
+	@echo "==> [test 2/3] build the book at the ci scale and check the HTML"
+	@$(PY) -m instab.book build --params ci
+	@$(PY) -m pytest -q -m book tests
+	@$(MAKE) --no-print-directory nbval
+
+lint: setup
+	@$(PY) -m ruff check instab tests benchmarks
+
+clean:
+	rm -rf _build

@@ -1,0 +1,50 @@
+"""Checks on the book built by `python -m instab.book build --params ci` (run by `make test`)."""
+
+import json
+
+import pytest
+
+from instab import book
+
+pytestmark = pytest.mark.book
+HTML = book.BUILD / "html"
+
+
+def test_index_and_every_chapter_page_exist_with_figures():
+    assert (HTML / "index.html").exists()
+    for name in book.chapters():
+        page = HTML / "book" / f"{name}.html"
+        assert page.exists(), f"no page for chapter {name}"
+        assert "<img" in page.read_text(), f"chapter {name} has no figure"
+
+
+def test_every_chapter_wrote_results_and_all_claims_hold():
+    for name in book.chapters():
+        res = json.loads((book.out_dir(name, "ci") / "results.json").read_text())
+        assert res["claims"], f"chapter {name} reproduces no claim"
+        assert all(c["ok"] for c in res["claims"])
+
+
+def test_scorecard_lists_every_chapter():
+    intro = (HTML / "book" / "intro.html").read_text()
+    for name in book.chapters():
+        res = json.loads((book.out_dir(name, "ci") / "results.json").read_text())
+        assert res["claims"][0]["name"].split(":")[0] in intro or name in intro
+
+
+def test_second_build_skips_unchanged_chapters(capsys):
+    book.main(["execute", "--params", "ci"])
+    out = capsys.readouterr().out
+    for name in book.chapters():
+        assert f"skipped {name} (ci)" in out
+
+
+def test_bad_scale_and_chapter_are_named():
+    with pytest.raises(SystemExit):
+        book.main(["build", "--params", "huge"])
+    with pytest.raises(SystemExit):
+        book.main(["build", "--chapter", "nope"])
+
+
+def test_hash_depends_on_scale():
+    assert book.content_hash("heat", "ci") != book.content_hash("heat", "default")
