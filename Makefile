@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PARAMS ?= default
+JOBS ?= 1
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml
 
 book: setup
 	@echo "==> [book] execute and render the chapters at scale '$(PARAMS)'"
-	@$(PY) -m instab.book build --params $(PARAMS)
+	@$(PY) -m instab.book build --params $(PARAMS) --jobs $(JOBS)
 
 unit: setup
 	@echo "==> [test 1/3] unit tests"
@@ -35,11 +36,11 @@ unit: setup
 nbval: setup
 	@echo "==> [test 3/3] nbval: re-execute every ci-scale chapter, outputs must match bit for bit"
 	@INSTAB_CACHE=$$(mktemp -d) $(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
-	    -p no:cacheprovider _build/executed/ci/*/*.ipynb
+	    -p no:cacheprovider -n 2 --dist loadfile _build/executed/ci/*/*.ipynb
 
 test: unit
 	@echo "==> [test 2/3] build the book at the ci scale and check the HTML"
-	@$(PY) -m instab.book build --params ci
+	@$(PY) -m instab.book build --params ci --jobs 2
 	@$(PY) -m pytest -q -m book tests
 	@$(MAKE) --no-print-directory nbval
 

@@ -98,7 +98,7 @@ def out_dir(chapter: str, scale: str) -> Path:
     return BUILD / "executed" / scale / chapter
 
 
-def execute(chapter: str, scale: str, force: bool = False) -> bool:
+def execute(chapter: str, scale: str, force: bool = False, progress_bar: bool = True) -> bool:
     """Convert and execute one chapter; returns False when the cache made it unnecessary."""
     import jupytext
     import papermill
@@ -124,13 +124,35 @@ def execute(chapter: str, scale: str, force: bool = False) -> bool:
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(src), str(executed), parameters=parameters or None, cwd=str(out),
-                                   kernel_name="python3", progress_bar=True, request_save_on_cell_execute=False)
+                                   kernel_name="python3", progress_bar=progress_bar, request_save_on_cell_execute=False)
     except papermill.PapermillExecutionError as e:
         raise SystemExit(f"error: chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
                          f"{e.ename}: {e.evalue}\n  see {executed.relative_to(ROOT)}") from None
     stamp.write_text(digest)
     say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
     return True
+
+
+def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1) -> None:
+    """Execute chapters, ``jobs`` at a time (each in its own kernel); all failures are reported together."""
+    if jobs < 1:
+        raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
+    if jobs == 1:
+        for i, c in enumerate(todo, 1):
+            say(f"chapter {i}/{len(todo)}: {c}")
+            execute(c, scale, force=force)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    say(f"executing {len(todo)} chapter(s), {jobs} at a time")
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = {c: pool.submit(execute, c, scale, force, False) for c in todo}
+    errors = []
+    for c, f in futures.items():
+        if f.exception() is not None:
+            errors.append(f"{c}: {f.exception()}")
+    if errors:
+        raise SystemExit("error: chapters failed:\n  " + "\n  ".join(errors))
 
 
 def render(scale: str, root: Path = ROOT) -> Path:
@@ -179,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", default="default", help=f"scale: one of {', '.join(SCALES)}")
     ap.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="chapters executed at once (each in its own kernel; default 1)")
     a = ap.parse_args(argv)
     if a.params not in SCALES:
         ap.error(f"--params {a.params!r} is not a scale; choose one of {', '.join(SCALES)}")
@@ -193,9 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     for c in todo:  # fail before any work if a parameter file is missing
         params_file(c, a.params)
     if a.action in ("build", "execute"):
-        for i, c in enumerate(todo, 1):
-            say(f"chapter {i}/{len(todo)}: {c}")
-            execute(c, a.params, force=a.force)
+        execute_all(todo, a.params, force=a.force, jobs=a.jobs)
     if a.action in ("build", "render"):
         render(a.params)
 
