@@ -73,9 +73,9 @@ def params_file(chapter: str, scale: str, root: Path = ROOT) -> Path | None:
         return None
     f = root / "book" / "params" / scale / f"{chapter}.yml"
     if not f.exists():
+        have = [s for s in SCALES if s == "default" or (root / "book/params" / s / f"{chapter}.yml").exists()]
         raise SystemExit(f"error: no parameter file {f.relative_to(root)} for chapter {chapter!r} at "
-                         f"scale {scale!r}; scales with files for it: "
-                         f"{[s for s in SCALES if s == 'default' or (root / 'book/params' / s / f'{chapter}.yml').exists()]}")
+                         f"scale {scale!r}; scales with files for it: {have}")
     return f
 
 

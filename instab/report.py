@@ -37,7 +37,8 @@ def paper(key: str) -> Any:
         elif isinstance(node, dict) and part.isdigit() and int(part) in node:
             node = node[int(part)]
         else:
-            raise KeyError(f"{key!r}: no {part!r} in reported.yml (have: {list(node) if isinstance(node, dict) else node})")
+            have = list(node) if isinstance(node, dict) else node
+            raise KeyError(f"{key!r}: no {part!r} in reported.yml (have: {have})")
     return node
 
 
