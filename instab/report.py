@@ -118,10 +118,10 @@ def scorecard(results_files: list[Path]) -> str:
     lines = []
     for f in results_files:
         data = json.loads(Path(f).read_text())
-        lines += [f"### {data['chapter']}", "", "| claim | ours | paper | criterion | reproduced |",
+        lines += [f"### {{doc}}`{data['chapter']}`", "", "| claim | ours | paper | criterion | reproduced |",
                   "|---|---|---|---|---|"]
         for c in data["claims"]:
-            lines.append(f"| {c['name']} | {_fmt(c['ours'])} | {_fmt(c['paper'])} | {c['criterion']} | "
-                         f"{'✅' if c['ok'] else '❌'} |")
+            cells = [c["name"], _fmt(c["ours"]), _fmt(c["paper"]), c["criterion"], "✅" if c["ok"] else "❌"]
+            lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
         lines.append("")
     return "\n".join(lines) if lines else "*No chapter has been executed yet.*\n"
