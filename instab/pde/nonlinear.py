@@ -262,6 +262,7 @@ def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int |
     K = np.array(K0, dtype=net.dtype)
     Kp = None if k is None else K.copy()
     blew_up = None
+    prev = K.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         for n in range(n_iter + 1):
             v = net.response(K)
@@ -285,7 +286,8 @@ def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int |
             if Kp is not None:
                 Kp = net.step(Kp, dt, k, form)
             K = K_next
-    return Run(dt=float(dt), loss=loss, sigma=sig, perp=perp, change=change, shares=shares, rel_l1=rl, kernel=K, blew_up_at=blew_up)
+    return Run(dt=float(dt), loss=loss, sigma=sig, perp=perp, change=change, shares=shares, rel_l1=rl,
+               kernel=K, blew_up_at=blew_up)
 
 
 def final_change(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int) -> tuple[float, float]:
@@ -410,8 +412,9 @@ class SigmaMap:
         return 1 - np.asarray(dt, dtype=float) * self.curvature(s)
 
     def fixed_point(self, sign: int = 1) -> float:
-        """The non-zero fixed point σ* of sign ``sign``: the root of ``ασ = w² (y − ŷ) G'(σ)``
-        (independent of Δt).  σ = 0 is (almost) a fixed point too, and is repelling."""
+        """The outermost fixed point σ* of sign ``sign``: the root of ``ασ = w² (y − ŷ) G'(σ)``
+        (independent of Δt).  σ ≈ 0 is a fixed point too (off 0 by the I = +1 surplus); it repels
+        when α < w²β/4 (as in §5.4), and is then the only one when α > w²β/4."""
         h = lambda s: self.alpha * s + self.w2 * self._err(s) * self.G1(s)  # noqa: E731
         # h < 0 just off 0 (the data term pushes σ away from 0) and h > 0 far out (weight decay wins).
         lo, hi = 1e-12, 1.0
@@ -422,6 +425,8 @@ class SigmaMap:
         # the outermost sign change (near 0 there is the repelling root, off 0 by the I = +1 surplus)
         grid = np.geomspace(lo, hi, 4000)
         vals = h(sign * grid) * sign
+        if not np.any(vals <= 0):
+            raise ValueError(f"σ-map: no fixed point of sign {sign}")
         j = int(np.nonzero(vals <= 0)[0][-1])
         return float(brentq(lambda t: h(sign * t) * sign, grid[j], grid[j + 1], xtol=1e-300) * sign)
 
