@@ -61,3 +61,46 @@ def heat_dirichlet_threshold(n_interior: int) -> float:
     reaches A = −1, ``r* = 1 / (2 sin²(nπ / (2(n+1))))`` — slightly above 1/2, tending to it as n grows."""
     top = heat_dirichlet_modes(n_interior)[-1]
     return float(1.0 / (2.0 * np.sin(top / 2.0) ** 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.4, Table 3 and App. C.5 — the three regimes of the nonlinear PDE (8) and the linear stability
+# condition of each: bounds (α_min, α_max) on the weight decay for a step Δt, and the largest
+# stable Δt for a weight decay α.
+# ---------------------------------------------------------------------------------------------
+
+
+def table3_alpha_bounds(dt: float, *, Ibar: float, a: float, beta: float, ihat2_min: float,
+                        ihat2_max: float) -> dict[str, tuple[float, float]]:
+    """Table 3: the interval (α_min, α_max) on α in which each regime's linear PDE is stable.
+
+    - activated (r' = 1, App. C.5, amplifier 1 − Δt(α + Ī²/8) at ω = 0):
+      ``−Ī²/8 < α < 2/Δt − Ī²/8``;
+    - transitioning (K ≈ 0, eq. (13)): ``−½aβ max|Î|² < α < 2/Δt − ½aβ min|Î|²``;
+    - not activated (r' = 0, pure weight decay): ``0 < α < 2/Δt`` (α > 0 is the model's assumption).
+
+    ``a = ŷ − y``; ``Ī`` is the sum of the image, ``|Î|²`` its power spectrum.
+    """
+    if not dt > 0:
+        raise ValueError(f"dt must be positive, got {dt}")
+    i8 = Ibar * Ibar / 8.0
+    return {
+        "activated": (-i8, 2.0 / dt - i8),
+        "transitioning": (-0.5 * a * beta * ihat2_max, 2.0 / dt - 0.5 * a * beta * ihat2_min),
+        "not activated": (0.0, 2.0 / dt),
+    }
+
+
+def table3_max_dt(alpha: float, *, Ibar: float, a: float, beta: float, ihat2_min: float,
+                  ihat2_max: float) -> dict[str, float]:
+    """Table 3 solved for the step: the largest stable Δt of each regime at weight decay α
+    (0 where the regime is unstable at every Δt because α is below its α_min)."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    i8 = Ibar * Ibar / 8.0
+    trans_ok = alpha > -0.5 * a * beta * ihat2_max
+    return {
+        "activated": 2.0 / (alpha + i8),
+        "transitioning": 2.0 / (alpha + 0.5 * a * beta * ihat2_min) if trans_ok else 0.0,
+        "not activated": 2.0 / alpha,
+    }
