@@ -139,7 +139,7 @@ def _subset_size(name: str, value: int | None, available: int) -> int:
 
 
 def load(name: str, *, train_size: int | None = None, test_size: int | None = None,
-         root: str | Path | None = None, pad_to: int | None = None, download: bool = True,
+         root: str | Path | None = None, pad_to: int | None = None, download: bool | None = None,
          shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10, seed: int = 0) -> Data:
     """Load a data set as normalised in-memory tensors.
 
@@ -155,13 +155,15 @@ def load(name: str, *, train_size: int | None = None, test_size: int | None = No
         Zero-pad the images (in normalised units) symmetrically to this side, e.g. 32 for
         Fashion-MNIST into VGG16.
     download:
-        Allow torchvision to download missing files.
+        Allow torchvision to download missing files (default: yes unless ``$INSTAB_DOWNLOAD`` is 0).
     shape, num_classes, seed:
         Only for ``"synthetic"``: image shape (C, H, W), number of classes, and the generator seed
         (sizes default to 512 train / 256 test).
     """
     if name not in DATASETS:
         raise ValueError(f"dataset={name!r} is not allowed; choose one of {list(DATASETS)}")
+    if download is None:
+        download = os.environ.get("INSTAB_DOWNLOAD", "1") != "0"
     if name == "synthetic":
         n_train = _subset_size("train_size", train_size, 10**7) if train_size is not None else 512
         n_test = _subset_size("test_size", test_size, 10**7) if test_size is not None else 256
