@@ -26,7 +26,6 @@ import hashlib
 import io
 import math
 import os
-import pickle
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -494,6 +493,22 @@ def run(config: RunConfig | None = None, **changes: Any) -> History:
     return train((config or RunConfig()).replace(**changes) if changes else (config or RunConfig()))
 
 
+def _canonical(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return ("ndarray", str(x.dtype), x.shape, x.tobytes())
+    if torch.is_tensor(x):
+        return _canonical(x.detach().cpu().numpy())
+    if isinstance(x, float):
+        return float.hex(x)
+    if isinstance(x, dict):
+        return tuple((str(k), _canonical(v)) for k, v in x.items())
+    if isinstance(x, list | tuple):
+        return tuple(_canonical(v) for v in x)
+    return x
+
+
 def dumps(history: History) -> bytes:
-    """The history as bytes (for hashing or comparing two runs bit for bit)."""
-    return pickle.dumps(dataclasses.replace(history, seconds=0.0, settings={}))
+    """A canonical byte string of everything the run computed (not its wall time or the thread
+    settings it ran under): equal bytes means bitwise-equal results."""
+    fields = dataclasses.asdict(dataclasses.replace(history, seconds=0.0, settings={}))
+    return repr(_canonical(fields)).encode()
