@@ -71,5 +71,4 @@ def settings() -> dict[str, Any]:
         "cuda": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cudnn_version": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "flush_denormal": False,
     }
