@@ -247,7 +247,6 @@ class History:
         return {v: r[-1] for v, r in self.rel_l1.items()}
 
 
-
 # ------------------------------------------------------------------------------------- training
 def load_data(config: RunConfig):
     kwargs: dict[str, Any] = {}
@@ -420,7 +419,7 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", leave=False)
     t0 = time.perf_counter()
     for epoch in range(start_epoch, epochs):
