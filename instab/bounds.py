@@ -233,7 +233,8 @@ def windowed_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: floa
 
 def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: float = -0.5, beta: float = 1.0,
                            momentum: float | None = None, *, n_steps: int = 300, rtol: float = 1e-4,
-                           seed: int = 0, stable_alpha: float | None = None) -> AlphaBounds:
+                           seed: int = 0, stable_alpha: float | None = None,
+                           lower: bool = True) -> AlphaBounds:
     """The stability interval of the windowed scheme found by **simulation**: a bracketing search on α.
 
     The criterion (:meth:`LinearisedCNN.growth_rate`): α is unstable when an error grows, i.e. when
@@ -249,6 +250,7 @@ def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: flo
     ρ_n increases monotonically to the spectral radius, so a too-short run can only call an
     unstable α stable; ``n_steps`` must be long enough for the slowest mode to separate.
     Searches α > 0 only: if α = stable_alpha·4⁻¹⁰ is still stable, alpha_min is reported as 0.0.
+    ``lower=False`` skips the lower bound (reported as nan).
     """
     from scipy.optimize import brentq
 
@@ -279,7 +281,7 @@ def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: flo
             inner = outer
         return None
 
-    alpha_min = bound(0.25, 10)
+    alpha_min = bound(0.25, 10) if lower else float("nan")
     alpha_max = bound(2.0, 200)
     if alpha_max is None:
         raise RuntimeError("no unstable alpha found above stable_alpha")

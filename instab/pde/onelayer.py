@@ -5,7 +5,7 @@ plus (α/2)‖K‖²; the kernel K lives in a w×w window W (8).  The linearisat
 
     ∂_t K = [ −(a/2) (Ī + β [(K ∗ I) ∗ I]) − α K ] · W,      a = ŷ − y,
 
-is the gradient flow of the quadratic ``(a/2)(Ī ΣK + (β/2)‖K ∗ I‖²) + (α/2)‖K‖²``.  Conventions
+is the gradient flow of the quadratic ``(a/2)(⟨Ī_W, K⟩ + (β/2)‖K ∗ I‖²) + (α/2)‖K‖²``.  Conventions
 (the ones that reproduce the paper's Tables 2 and 6):
 
 - ``∗`` is *valid* cross-correlation, ``(K ∗ I)(x) = Σ_z K(z) I(x + z)`` over the (N−w+1)² positions
@@ -13,7 +13,11 @@ is the gradient flow of the quadratic ``(a/2)(Ī ΣK + (β/2)‖K ∗ I‖²) + 
 - ``[(K ∗ I) ∗ I](z) = Σ_x (K ∗ I)(x) I(x + z)`` — a **sum** over positions (not a mean), restricted
   to the w×w window by construction; so the windowed operator ``M K = [(K ∗ I) ∗ I]·W`` is C⊤C
   with C the valid correlation, symmetric positive semi-definite on the w² kernel entries;
-- Ī is the sum of the image's pixels; a = −0.5 (ŷ = s(0) = ½ with label y = 1), β = 1.
+- the constant term: the paper's Ī (the image's sum, the w → ∞ limit) is, for a w×w window and
+  valid positions, the exact ``Ī_W(z) = [1 ∗ I](z) = Σ_x I(x + z)`` over the valid x — what
+  ``r'(0)·[1 ∗ I]`` is in the exact gradient.  We use Ī_W, so that (9) is the first-order (a held fixed)
+  expansion of the windowed gradient of loss (6); it does not enter any stability bound;
+- a = −0.5 (ŷ = s(0) = ½ with label y = 1), β = 1.
 
 For the pixel checkerboard, ``C K = (−1)^x ⟨K, χ⟩`` with χ(z) = (−1)^(z₁+z₂), so M = P·χχ⊤ with
 P = (N−w+1)²: rank one, eigenvalues P·w² and 0 — the closed form behind Table 2's windowed α_min.
@@ -51,6 +55,13 @@ def nesterov_coefficients(dt: float, momentum: float) -> tuple[float, float]:
 def damping(dt: float, momentum: float) -> float:
     """The damping d of PDE (50) giving momentum coefficient μ: ``d = 2(1 − μ) / (Δt (1 + μ))`` (App. D)."""
     return 2.0 * (1.0 - momentum) / (dt * (1.0 + momentum))
+
+
+def _slope(y: list[float]) -> float:
+    """Least-squares slope of y against 0, 1, 2, ..."""
+    y = np.asarray(y)
+    x = np.arange(y.size, dtype=np.float64) - (y.size - 1) / 2.0
+    return float(np.sum(x * (y - y.mean())) / np.sum(x * x))
 
 
 @dataclass
@@ -94,7 +105,9 @@ class LinearisedCNN:
         self.dtype = np.dtype(dtype)
         self.corr = Correlator(image, self.dtype)
         self.i_bar = float(image.sum())
-        self.n_positions = (image.shape[0] - self.w + 1) * (image.shape[1] - self.w + 1)
+        valid = (image.shape[0] - self.w + 1, image.shape[1] - self.w + 1)
+        self.n_positions = valid[0] * valid[1]
+        self.i_bar_window = self.corr.valid(np.ones(valid, dtype=self.dtype))
         self._corr64 = self.corr if self.dtype == np.float64 else Correlator(image, np.float64)
 
     # -- the operator and the gradient ------------------------------------------------------------
@@ -105,18 +118,18 @@ class LinearisedCNN:
 
     def gradient(self, kernel: np.ndarray, alpha: float) -> np.ndarray:
         """The windowed linearised gradient, minus the right side of (9):
-        ``(a/2)(Ī + β M K) + α K`` on the w×w window."""
+        ``(a/2)(Ī_W + β M K) + α K`` on the w×w window (Ī_W: see the module's docstring)."""
         kernel = np.asarray(kernel, dtype=self.dtype)
-        return (self.a / 2.0) * (self.i_bar + self.beta * self.operator(kernel)) + alpha * kernel
+        return (self.a / 2.0) * (self.i_bar_window + self.beta * self.operator(kernel)) + alpha * kernel
 
     def homogeneous_gradient(self, kernel: np.ndarray, alpha: float) -> np.ndarray:
-        """The gradient without its constant part ``(a/2)Ī``: what the difference of two runs obeys."""
+        """The gradient without its constant part ``(a/2)Ī_W``: what the difference of two runs obeys."""
         return (self.a * self.beta / 2.0) * self.operator(kernel) + alpha * kernel
 
     # -- schemes -----------------------------------------------------------------------------------
 
     def euler_step(self, kernel: np.ndarray, alpha: float, dt: float) -> np.ndarray:
-        """Forward Euler (10): ``K^{n+1} = K^n − Δt [(a/2)(Ī + β M K^n) + α K^n]``."""
+        """Forward Euler (10): ``K^{n+1} = K^n − Δt [(a/2)(Ī_W + β M K^n) + α K^n]``."""
         return kernel - dt * self.gradient(kernel, alpha)
 
     def nesterov_step(self, kernel: np.ndarray, previous: np.ndarray, alpha: float, dt: float,
@@ -170,46 +183,57 @@ class LinearisedCNN:
     # -- stability by simulation --------------------------------------------------------------------
 
     def growth_rate(self, alpha: float, dt: float, n_steps: int = 300, momentum: float | None = None,
-                    seed: int = 0) -> float:
+                    seed: int = 0, max_steps: int | None = None, rtol: float = 1e-2) -> float:
         """Asymptotic growth per step of an error under the scheme, by simulation.
 
         The difference of two runs of (10) (or (51)–(52)) obeys the homogeneous scheme exactly — the
-        constant ``(a/2)Ī`` cancels — so we iterate that from a random N(0, 1) kernel (K⁻¹ = K⁰).
+        constant ``(a/2)Ī_W`` cancels — so we iterate that from a random N(0, 1) kernel (K⁻¹ = K⁰).
         After every step the state (Eⁿ⁺¹, Eⁿ) is divided by its norm sₙ (a linear scheme commutes
         with scaling), so neither overflow nor underflow can end or bias the run, and log sₙ is
-        accumulated.  The rate returned is exp of the least-squares slope of that cumulative log
-        norm over the last quarter of the run: the spectral radius once the slowest modes have
-        separated.  A value > 1 is growth, however slow — no threshold on the error's size, no
-        iteration budget to "blow-up".  The two-step state and the fit over many steps make the
-        estimate insensitive to the rotation of the complex roots of the Nesterov recursion.
+        accumulated.  The rate is exp of the least-squares slope of that cumulative log norm over
+        the last quarter of the run.  A value > 1 is growth, however slow — no threshold on the
+        error's size, no iteration budget to "blow-up".  The two-step state and the fit over many
+        steps make the estimate insensitive to the rotation of complex Nesterov roots.
+
+        Convergence: for the symmetric scheme (10) the slope rises monotonically to the log of the
+        spectral radius as the slowest-growing modes die out (power iteration), so a short run can
+        only mistake a weak instability for stability.  The run is therefore extended (doubled, up
+        to ``max_steps``, default 32·n_steps) while the rate is < 1 and the slope of the last
+        quarter still exceeds that of the quarter before by more than ``rtol`` of its size.
         Arithmetic is float64 regardless of the instance's dtype.
         """
-        if n_steps < 4:
-            raise ValueError(f"n_steps={n_steps!r} is not allowed; it must be >= 4")
+        if n_steps < 8:
+            raise ValueError(f"n_steps={n_steps!r} is not allowed; it must be >= 8")
+        max_steps = max_steps or 32 * n_steps
         rng = np.random.default_rng(seed)
         e = rng.standard_normal((self.w, self.w))
         e /= np.linalg.norm(e)
         prev = e.copy()
         if momentum is not None:
             mu, eta = nesterov_coefficients(dt, momentum)
-        cum = np.empty(n_steps)
+        cum: list[float] = []
         total = 0.0
         c = self.a * self.beta / 2.0
-        for n in range(n_steps):
-            if momentum is None:
-                new = e - dt * (c * self._corr64.valid(self._corr64.valid(e)) + alpha * e)
-            else:
-                v = e + mu * (e - prev)
-                new = v - eta * (c * self._corr64.valid(self._corr64.valid(v)) + alpha * v)
-            s = float(np.sqrt(np.sum(new * new) + np.sum(e * e)))
-            if s == 0.0:
-                return 0.0
-            total += np.log(s)
-            cum[n] = total
-            prev, e = e / s, new / s
-        tail = cum[-max(2, n_steps // 4):]
-        x = np.arange(tail.size, dtype=np.float64) - (tail.size - 1) / 2.0
-        return float(np.exp(np.sum(x * (tail - tail.mean())) / np.sum(x * x)))
+        target = n_steps
+        while True:
+            while len(cum) < target:
+                if momentum is None:
+                    new = e - dt * (c * self._corr64.valid(self._corr64.valid(e)) + alpha * e)
+                else:
+                    v = e + mu * (e - prev)
+                    new = v - eta * (c * self._corr64.valid(self._corr64.valid(v)) + alpha * v)
+                s = float(np.sqrt(np.sum(new * new) + np.sum(e * e)))
+                if s == 0.0:
+                    return 0.0
+                total += np.log(s)
+                cum.append(total)
+                prev, e = e / s, new / s
+            quarter = max(2, target // 4)
+            last = _slope(cum[-quarter:])
+            before = _slope(cum[-2 * quarter:-quarter])
+            if last > 0 or last - before <= rtol * abs(last) or target >= max_steps:
+                return float(np.exp(last))
+            target = min(2 * target, max_steps)
 
     # -- the spectrum of the windowed operator --------------------------------------------------------
 
