@@ -6,6 +6,8 @@ one-layer CNN bounds of §5 / App. C–D and the multilayer bound of App. E foll
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -104,3 +106,226 @@ def table3_max_dt(alpha: float, *, Ibar: float, a: float, beta: float, ihat2_min
         "transitioning": 2.0 / (alpha + 0.5 * a * beta * ihat2_min) if trans_ok else 0.0,
         "not activated": 2.0 / alpha,
     }
+
+
+# =============================================================================================
+# §5.2–5.3, App. C.3 and App. D — the one-layer CNN linearised around K = 0, scheme (10) and the
+# Nesterov scheme (51)–(52): Fourier bounds (13), (38)–(41), (59)–(61); exact windowed bounds from
+# the spectrum of the windowed operator; bisection by simulation.  (The schemes themselves live in
+# instab.pde.onelayer, imported lazily here.)
+# =============================================================================================
+
+
+@dataclass(frozen=True)
+class AlphaBounds:
+    """A stability interval ``alpha_min < α < alpha_max`` for the weight decay α (empty if min ≥ max)."""
+
+    alpha_min: float
+    alpha_max: float
+
+    def contains(self, alpha: float) -> bool:
+        return self.alpha_min < alpha < self.alpha_max
+
+    @property
+    def empty(self) -> bool:
+        return not self.alpha_min < self.alpha_max
+
+
+def fourier_spectrum(image: ArrayLike) -> np.ndarray:
+    """|Î(ω)|² on the N×N DFT grid, with the **unnormalised** (sum) DFT ``Î(ω) = Σ_x I(x) e^{−iω·x}``
+    (``numpy.fft.fft2``'s default).
+
+    This is the normalisation that reproduces the paper's α_min = 1.07e9 (Table 2): for the ±1 pixel
+    checkerboard Î = N²·δ(ω − (π, π)), so max|Î|² = N⁴ = 256⁴ = 4.295e9 and
+    −½aβ·max|Î|² = ¼·4.295e9 = 1.074e9 with a = −0.5, β = 1.  A unitary DFT (÷N) would give 1.6e4,
+    a mean over pixels (÷N²) 0.25.  |Î(ω)|² is also the spectrum of the *circular* (periodic)
+    autocorrelation operator K ↦ (K ⋆ I) ⋆ I on the whole N×N grid — the w → ∞ limit of (11)–(12).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    return np.abs(np.fft.fft2(image)) ** 2
+
+
+def gradient_z_limit(dt: float) -> float:
+    """Forward Euler (10) on a mode with gradient amplifier z is stable iff 0 < z < 2/Δt: the mode
+    is multiplied by A = 1 − Δt z each step (12), and |A| < 1 ⇔ 0 < Δt z < 2 (C.3, (38))."""
+    if not dt > 0:
+        raise ValueError(f"dt={dt!r} is not allowed; it must be positive")
+    return 2.0 / dt
+
+
+def nesterov_z_limit(dt: float, momentum: float) -> float:
+    """Exact stability limit of the Nesterov scheme (51)–(52) on a quadratic, for momentum μ ∈ [0, 1).
+
+    On a mode with gradient amplifier z (58), with q = 1 − ηz and η = (1 + μ)Δt²/2, the scheme is
+    ``K^{n+1} = q[(1 + μ)K^n − μK^{n−1}]``, characteristic polynomial ``r² − (1 + μ)q r + μq``.  Both
+    roots lie in the open unit disc (Jury: |μq| < 1 and (1 + μ)|q| < 1 + μq) iff
+    ``−1/(1 + 2μ) < q < 1``, i.e. ``0 < ηz < 2(1 + μ)/(1 + 2μ)``, i.e.
+
+        0 < z < 4 / ((1 + 2μ) Δt²).
+
+    At z = 0 a root crosses +1; at the upper limit a root crosses −1 (the other is μ/(1 + 2μ)).  As
+    μ → 1 this is the paper's 4/(3Δt²) of (59)–(60); at μ = 0.9, Δt = 1e-4 it is 1.4286e8 — the
+    paper's *measured* α_max^e = 1.42e8 of Table 6, which (60) (1.33e8) underestimates.
+    """
+    mu, _ = _check_momentum(dt, momentum)
+    return 4.0 / ((1.0 + 2.0 * mu) * dt * dt)
+
+
+def paper_momentum_z_limit(dt: float) -> float:
+    """The paper's Nesterov limit (59): ``Δt < 2/√(3z)``, i.e. ``z < 4/(3Δt²)`` — the μ → 1 form."""
+    if not dt > 0:
+        raise ValueError(f"dt={dt!r} is not allowed; it must be positive")
+    return 4.0 / (3.0 * dt * dt)
+
+
+def _check_momentum(dt: float, momentum: float) -> tuple[float, float]:
+    if not dt > 0:
+        raise ValueError(f"dt={dt!r} is not allowed; it must be positive")
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum={momentum!r} is not allowed; it must be a number in [0, 1)")
+    return float(momentum), dt
+
+
+def z_limit(dt: float, momentum: float | None = None) -> float:
+    """Upper limit on the gradient amplifier z: 2/Δt for scheme (10) (``momentum=None``), the exact
+    Nesterov limit 4/((1 + 2μ)Δt²) for scheme (51)–(52) with momentum μ."""
+    return gradient_z_limit(dt) if momentum is None else nesterov_z_limit(dt, momentum)
+
+
+def alpha_interval(lam_min: float, lam_max: float, z_max: float, a: float = -0.5,
+                   beta: float = 1.0) -> AlphaBounds:
+    """The α for which every mode is stable, given the range [λ_min, λ_max] of the operator's spectrum.
+
+    A mode of the linearised operator with eigenvalue λ has gradient amplifier ``z = α + ½aβλ``
+    ((12), (58)); it is stable iff ``0 < z < z_max``.  For every λ in the range:
+
+        α > max_λ (−½aβλ)   and   α < z_max − max_λ (½aβλ).
+
+    With a < 0 this is exactly (13) / (40)–(41): α_min = −½aβ·λ_max, α_max = z_max − ½aβ·λ_min.
+    (The paper writes this a < 0 form for either sign of a; for a > 0 the roles of λ_min and λ_max
+    swap, which this function does.)
+    """
+    if lam_min > lam_max:
+        raise ValueError(f"lam_min={lam_min} > lam_max={lam_max}")
+    c = 0.5 * a * beta
+    return AlphaBounds(alpha_min=max(-c * lam_min, -c * lam_max),
+                       alpha_max=z_max - max(c * lam_min, c * lam_max))
+
+
+def alpha_bounds(image: ArrayLike, dt: float, a: float = -0.5, beta: float = 1.0) -> AlphaBounds:
+    """Theorem 5.4, eq. (13) (= (40)–(41)): the w → ∞ bounds of scheme (10) from |Î(ω)|²,
+
+        α_max = 2/Δt − ½aβ·min_ω |Î(ω)|²,   α_min = −½aβ·max_ω |Î(ω)|²,
+
+    with the DFT normalisation of :func:`fourier_spectrum`.  Table 2 (Δt = 1e-8, a = −0.5, β = 1,
+    256² checkerboard): α_min = 1.07e9, α_max = 2e8 — an *empty* interval: no α is stable for w → ∞.
+    """
+    s = fourier_spectrum(image)
+    return alpha_interval(float(s.min()), float(s.max()), gradient_z_limit(dt), a, beta)
+
+
+def momentum_alpha_bounds(image: ArrayLike, dt: float, a: float = -0.5, beta: float = 1.0,
+                          momentum: float | None = None) -> AlphaBounds:
+    """Theorem D.3, (60)–(61), from |Î(ω)|²: ``α < 4/(3Δt²) − ½aβ·min|Î|²`` and ``α > −½aβ·max|Î|²``
+    (``momentum=None``, the paper's μ → 1 form; the paper labels these α_min and α_max the other way
+    round), or with the exact limit :func:`nesterov_z_limit` for a given μ."""
+    s = fourier_spectrum(image)
+    zmax = paper_momentum_z_limit(dt) if momentum is None else nesterov_z_limit(dt, momentum)
+    return alpha_interval(float(s.min()), float(s.max()), zmax, a, beta)
+
+
+def cfl_dt_bound(image: ArrayLike, alpha: float, a: float = -0.5, beta: float = 1.0,
+                 momentum: bool = False) -> float:
+    """Largest stable step for weight decay α, w → ∞: (38)–(39) ``Δt < 2 / max_ω z(ω)`` for scheme (10),
+    or (59) ``Δt < 2/√(3 max_ω z(ω))`` for Nesterov (μ → 1), with ``z(ω) = α + ½aβ|Î(ω)|²``.
+
+    (39) writes the maximum as ‖Î‖²_{L¹}; the CFL condition needs max_ω z.  Returns 0.0 when some
+    z(ω) ≤ 0 (α below α_min: no step is stable).
+    """
+    z = alpha + 0.5 * a * beta * fourier_spectrum(image)
+    if z.min() <= 0:
+        return 0.0
+    zmax = float(z.max())
+    return 2.0 / np.sqrt(3.0 * zmax) if momentum else 2.0 / zmax
+
+
+def windowed_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: float = -0.5, beta: float = 1.0,
+                          momentum: float | None = None,
+                          spectrum: tuple[float, float] | None = None) -> AlphaBounds:
+    """The **exact** stability interval of the windowed linearised scheme, for a kernel of w×w support.
+
+    Scheme (10) (``momentum=None``) or (51)–(52) (``momentum=μ``) acts on the w² kernel entries
+    through the windowed operator ``M K = [(K ∗ I) ∗ I]·W`` (valid correlation, sum over positions;
+    see :mod:`instab.pde.onelayer`), which is symmetric PSD: in its eigenbasis each mode is an
+    independent scalar recursion with ``z = α + ½aβλ``.  The scheme is stable iff every mode is, so
+    the bounds are :func:`alpha_interval` of M's extreme eigenvalues, computed by Lanczos on the FFT
+    operator (:meth:`LinearisedCNN.spectrum`) — the quantity the paper could only measure
+    (Table 2's α^e, Table 6's).  For the pixel checkerboard, λ_max = (N−w+1)²·w² and λ_min = 0.
+
+    ``spectrum=(λ_min, λ_max)`` skips the eigen-solve when it is already known.  ``momentum=0.0``
+    is Nesterov with μ = 0 — gradient descent with step Δt²/2, *not* scheme (10).
+    """
+    if spectrum is None:
+        from instab.pde.onelayer import LinearisedCNN
+
+        spectrum = LinearisedCNN(np.asarray(image), kernel_size, a, beta).spectrum()
+    return alpha_interval(spectrum[0], spectrum[1], z_limit(dt, momentum), a, beta)
+
+
+def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: float = -0.5, beta: float = 1.0,
+                           momentum: float | None = None, *, n_steps: int = 300, rtol: float = 1e-4,
+                           seed: int = 0, stable_alpha: float | None = None,
+                           lower: bool = True) -> AlphaBounds:
+    """The stability interval of the windowed scheme found by **simulation**: a bracketing search on α.
+
+    The criterion (:meth:`LinearisedCNN.growth_rate`): α is unstable when an error grows, i.e. when
+    ρ(α), the per-step growth of the (rescaled) difference of two runs over the last quarter of
+    ``n_steps`` steps, exceeds 1 — any growth counts, however slow; no overflow threshold or
+    iteration budget to "blow-up" biases the answer.  From a stable α (``stable_alpha``, else the
+    first stable one of z_max·{1/2, 1/4, 3/4, 1/10, 1/100, 1/1000}) the bracket is widened by
+    factors of 4 downwards and 2 upwards until ρ > 1, then the root of log ρ in log α is located by
+    Brent's method (bisection safeguarded with secant steps: ρ(α) is smooth across a bound, so a
+    handful of simulations replaces twenty bisection halvings) to relative accuracy ``rtol``.
+
+    The remaining bias is the power-iteration error of a finite run: for the symmetric scheme (10)
+    ρ_n increases monotonically to the spectral radius, so a too-short run can only call an
+    unstable α stable; ``n_steps`` must be long enough for the slowest mode to separate.
+    Searches α > 0 only: if α = stable_alpha·4⁻¹⁰ is still stable, alpha_min is reported as 0.0.
+    ``lower=False`` skips the lower bound (reported as nan).
+    """
+    from scipy.optimize import brentq
+
+    from instab.pde.onelayer import LinearisedCNN
+
+    model = LinearisedCNN(np.asarray(image), kernel_size, a, beta)
+
+    def log_rate(log_alpha: float) -> float:
+        return float(np.log(model.growth_rate(float(np.exp(log_alpha)), dt, n_steps, momentum, seed=seed)))
+
+    zmax = z_limit(dt, momentum)
+    if stable_alpha is None:
+        stable_alpha = next((zmax * f for f in (0.5, 0.25, 0.75, 0.1, 1e-2, 1e-3)
+                             if log_rate(np.log(zmax * f)) <= 0), None)
+        if stable_alpha is None:
+            raise ValueError("no stable alpha found among z_max·{1/2, 1/4, 3/4, 1/10, 1/100, 1/1000}; "
+                             "pass stable_alpha=")
+    elif log_rate(np.log(stable_alpha)) > 0:
+        raise ValueError(f"stable_alpha={stable_alpha!r} is not stable")
+
+    def bound(factor: float, tries: int) -> float | None:
+        inner = np.log(stable_alpha)
+        for _ in range(tries):
+            outer = inner + np.log(factor)
+            if log_rate(outer) > 0:
+                lo, hi = sorted((inner, outer))
+                return float(np.exp(brentq(log_rate, lo, hi, xtol=1e-12, rtol=max(rtol, 1e-14))))
+            inner = outer
+        return None
+
+    alpha_min = bound(0.25, 10) if lower else float("nan")
+    alpha_max = bound(2.0, 200)
+    if alpha_max is None:
+        raise RuntimeError("no unstable alpha found above stable_alpha")
+    return AlphaBounds(alpha_min=0.0 if alpha_min is None else alpha_min, alpha_max=alpha_max)

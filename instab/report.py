@@ -39,6 +39,20 @@ def paper(key: str) -> Any:
         else:
             have = list(node) if isinstance(node, dict) else node
             raise KeyError(f"{key!r}: no {part!r} in reported.yml (have: {have})")
+    return _numbers(node)
+
+
+def _numbers(node: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads ``1.07e9`` as a string (it wants ``1.07e+9``): convert such strings."""
+    if isinstance(node, dict):
+        return {k: _numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_numbers(v) for v in node]
+    if isinstance(node, str):
+        try:
+            return float(node)
+        except ValueError:
+            return node
     return node
 
 
