@@ -82,9 +82,9 @@ def make_executor(
     ----------
     spec:
         One of :data:`SPECS`; ``None`` means ``$INSTAB_EXECUTOR`` if set, else ``local`` (so
-        ``INSTAB_EXECUTOR=slurm make book PARAMS=paper`` moves a whole build).  An object that already has ``submit`` is accepted too: a
-        ``distributed.Client`` or a submitit executor is wrapped like the specs that make them;
-        any other such object is returned unchanged.
+        ``INSTAB_EXECUTOR=slurm make book PARAMS=paper`` moves a whole build).  An object that
+        already has ``submit`` is accepted too: a ``distributed.Client`` or a submitit executor
+        is wrapped like the specs that make them; any other such object is returned unchanged.
     max_workers:
         Cells run at once: pool processes (``local``, default: the core count), LocalCluster
         workers (``dask-local``, default 2), submitit processes (``slurm-local``, default: the
