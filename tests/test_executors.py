@@ -1,0 +1,186 @@
+"""The grid on every engine: same bits as the local pool, a killed worker retried, a restart free.
+
+A 2 × 2 ci-scale grid (k ∈ {1, 3} × batch seed ∈ {0, 1}, one cell each) runs in this process, one
+thread (the reference), then on each engine of :func:`instab.executors.make_executor`: the local
+process pool, a Dask LocalCluster with 2 workers, submitit's local executor.  On
+each engine the worker running the first cell is killed (SIGKILL, from inside, right after the
+cell's epoch-1 checkpoint): the engine must run the cell again, the cell must resume from its
+checkpoint, and every history must equal the reference bit for bit.  Then the grid is restarted
+on the same engine and cache: nothing may be submitted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from instab.executors import SPECS, LocalPool, check_spec, make_executor
+from instab.grid import cell_paths, k_seed_grid, run_cell, run_grid
+from instab.train import RunConfig, dumps, ks
+
+pytest.importorskip("distributed", reason="the cluster extra: pip install 'instab[cluster]'")
+pytest.importorskip("submitit", reason="the cluster extra: pip install 'instab[cluster]'")
+import cloudpickle  # noqa: E402  (a dependency of both engines)
+
+# Dask and submitit ship functions with cloudpickle; this module is not importable on their
+# workers, so its functions travel by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+TINY = RunConfig(model="cnn", dataset="fashion_mnist", widths=(4, 8), train_size=256, test_size=128,
+                 batch_size=64, epochs=3, variants=ks(1))
+GRID = k_seed_grid(TINY, [1, 3], [0, 1], lockstep=False)  # 4 cells, one (k, seed) each
+ENGINES = ["local", "dask-local", "slurm-local"]
+
+
+def run_cell_killed_once(config: RunConfig, cache: Path, log: Path):
+    """``run_cell``, but the first attempt's process is SIGKILLed after its epoch-1 checkpoint.
+
+    Every attempt appends the epochs it finishes to ``log/epochs``: ``1 2 3`` means the retry
+    resumed from the checkpoint; ``1 1 2 3`` would mean it started over.
+    """
+
+    def on_epoch(epoch: int, history) -> None:
+        with open(log / "epochs", "a") as f:
+            f.write(f"{epoch}\n")
+        if epoch == 1:
+            try:
+                os.close(os.open(log / "killed", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return run_cell(config, cache, on_epoch=on_epoch)
+
+
+class Relay:
+    """Hands the grid's cells to an engine, counting them; the ``victim`` cell dies once."""
+
+    def __init__(self, engine: cf.Executor, victim: RunConfig | None = None, log: Path | None = None):
+        self.engine, self.victim, self.log, self.submitted = engine, victim, log, 0
+
+    def submit(self, fn, config, cache):
+        self.submitted += 1
+        if config == self.victim:
+            return self.engine.submit(run_cell_killed_once, config, cache, self.log)
+        return self.engine.submit(fn, config, cache)
+
+
+@dataclass
+class EngineRun:
+    histories: list
+    epochs_of_victim: list[int]
+    killed: bool
+    engine: cf.Executor
+    restart_histories: list
+    restart_submitted: int
+    mtimes: dict[str, float]
+    restart_mtimes: dict[str, float]
+    cache: Path
+
+
+def _mtimes(cache: Path) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime_ns for p in cache.glob("*.result")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The grid run in this process (one thread, as every cell pins), nothing killed.
+
+    Running it here rather than in a second pool saves two process starts; the grid's own tests
+    show its default pool equals the in-process run, and each engine below is compared with it.
+    """
+    return run_grid(GRID, cache=tmp_path_factory.mktemp("reference"), workers=1, progress=False)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine_run(request, tmp_path_factory):
+    spec = request.param
+    tmp = tmp_path_factory.mktemp(spec)
+    cache, log = tmp / "cache", tmp / "log"
+    log.mkdir()
+    with make_executor(spec, max_workers=2, retries=2, folder=tmp / "submitit") as engine:
+        histories = run_grid(GRID, cache=cache, executor=Relay(engine, GRID[0], log), progress=False)
+        before = _mtimes(cache)
+        again = Relay(engine)
+        restart = run_grid(GRID, cache=cache, executor=again, progress=False)
+        epochs = [int(line) for line in (log / "epochs").read_text().split()]
+        yield EngineRun(histories, epochs, (log / "killed").exists(), engine, restart, again.submitted,
+                        before, _mtimes(cache), cache)
+
+
+def test_engine_results_are_bitwise_equal_to_the_local_pool(engine_run, reference):
+    """Same bits as the reference, hence as the ``local`` pool (itself one of the engines)."""
+    assert [h.config for h in engine_run.histories] == [h.config for h in reference]
+    assert [dumps(h) for h in engine_run.histories] == [dumps(h) for h in reference]
+    assert all(h.settings["threads"] == 1 for h in engine_run.histories)
+
+
+def test_worker_killed_mid_cell_is_retried_and_resumes(engine_run):
+    assert engine_run.killed, "the victim cell's worker was never killed"
+    assert engine_run.epochs_of_victim == [1, 2, 3], "the retried cell did not resume from its checkpoint"
+    if isinstance(engine_run.engine, LocalPool):
+        assert engine_run.engine.pools_started == 2  # the broken pool was replaced once
+
+
+def test_restarted_grid_recomputes_nothing(engine_run):
+    assert engine_run.restart_submitted == 0
+    assert engine_run.restart_mtimes == engine_run.mtimes and len(engine_run.mtimes) == len(GRID)
+    assert [dumps(h) for h in engine_run.restart_histories] == [dumps(h) for h in engine_run.histories]
+    assert not any(cell_paths(c, engine_run.cache)[1].exists() for c in GRID)  # checkpoints removed
+
+
+# ------------------------------------------------------------------------------ specs and errors
+@pytest.mark.parametrize("spec", ["dask", "tcp://host", "tcp://host:99999", "slurm_local", "", None, 3])
+def test_a_bad_spec_is_named_and_the_allowed_ones_listed(spec):
+    with pytest.raises(ValueError) as err:
+        check_spec(spec) if spec is None else make_executor(spec)
+    assert repr(spec) in str(err.value)
+    assert all(repr(s) in str(err.value) for s in SPECS)
+
+
+def test_good_specs_and_the_environment_default(monkeypatch):
+    for spec in ["local", "dask-local", "slurm", "slurm-local", "tcp://10.1.2.3:8786", "tcp://[::1]:8786",
+                 "tls://scheduler.example:8786"]:
+        assert check_spec(spec) == spec
+    monkeypatch.setenv("INSTAB_EXECUTOR", "slurm-locale")
+    with pytest.raises(ValueError, match="INSTAB_EXECUTOR='slurm-locale'"):
+        make_executor()
+    monkeypatch.delenv("INSTAB_EXECUTOR")
+    with make_executor(max_workers=1) as pool:
+        assert isinstance(pool, LocalPool) and pool.submit(pow, 2, 10).result() == 1024
+
+
+def test_bad_options_fail_clearly(tmp_path):
+    with pytest.raises(ValueError, match="max_workers=0"):
+        make_executor("local", max_workers=0)
+    with pytest.raises(ValueError, match="retries=-1"):
+        make_executor("local", retries=-1)
+    with pytest.raises(ValueError, match="takes no options"):
+        make_executor("local", gpus_per_node=1)
+    with pytest.raises(ValueError, match="bad submitit option"):
+        make_executor("slurm-local", folder=tmp_path, gpu_per_node=1)
+
+
+def count_and_raise(log: Path):
+    with open(log, "a") as f:
+        f.write("attempt\n")
+    raise ArithmeticError("a bug in the cell")
+
+
+def test_a_cell_that_raises_is_not_retried(tmp_path):
+    """An exception is the cell's own (it would raise again): it reaches the caller at once."""
+    log = tmp_path / "attempts"
+    with make_executor("slurm-local", max_workers=1, retries=2, folder=tmp_path / "submitit") as engine:
+        with pytest.raises(Exception, match="a bug in the cell"):
+            engine.submit(count_and_raise, log).result(timeout=120)
+    assert log.read_text().split() == ["attempt"]
+    with make_executor("local", max_workers=1, retries=2) as pool:
+        with pytest.raises(ValueError, match="invalid literal"):
+            pool.submit(int, "not a number").result(timeout=120)
+        assert pool.pools_started == 1
