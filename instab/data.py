@@ -121,9 +121,12 @@ def _cifar10(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.nd
 
 
 @functools.lru_cache(maxsize=8)
-def _raw(name: str, root: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _raw(name: str, root: str, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
     reader = _fashion if name == "fashion_mnist" else _cifar10
-    images, labels = reader(Path(root), train, download)
+    return reader(Path(root), train, download)
+
+
+def _tensors(name: str, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     mean, std = _STATS[name]
     x = torch.from_numpy(images.astype(np.float32) / np.float32(255))
     x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
@@ -177,8 +180,8 @@ def load(name: str, *, train_size: int | None = None, test_size: int | None = No
         x_te, y_te = _raw(name, root, False, download)
         n_train = _subset_size("train_size", train_size, len(y_tr))
         n_test = _subset_size("test_size", test_size, len(y_te))
-        data = Data(name, x_tr[:n_train].clone(), y_tr[:n_train].clone(), x_te[:n_test].clone(),
-                    y_te[:n_test].clone(), 10)
+        data = Data(name, *_tensors(name, x_tr[:n_train], y_tr[:n_train]),
+                    *_tensors(name, x_te[:n_test], y_te[:n_test]), 10)
     if pad_to is not None:
         side = data.input_size
         if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < side:

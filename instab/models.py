@@ -40,8 +40,6 @@ class Swish(nn.Module):
         self.beta = float(beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.beta == 1.0:
-            return F.silu(x)
         return x * torch.sigmoid(self.beta * x)
 
     def extra_repr(self) -> str:
@@ -57,6 +55,12 @@ def make_activation(activation: str = "relu", beta: float = 1.0) -> nn.Module:
             raise ValueError(f"beta={beta!r} is not allowed; it must be a positive number")
         return Swish(beta)
     raise ValueError(f"activation={activation!r} is not allowed; choose one of {list(ACTIVATIONS)}")
+
+
+def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """Mean over the spatial dimensions, (N, C, H, W) → (N, C).  A plain mean rather than
+    ``adaptive_avg_pool2d``, whose CUDA backward has no deterministic implementation."""
+    return x.mean(dim=(2, 3))
 
 
 def _pool(pool: str) -> nn.Module:
@@ -134,8 +138,7 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bn1(self.conv1(x)))
         out = self.layers(out)
-        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
-        return self.fc(out)
+        return self.fc(global_avg_pool(out))
 
 
 # -------------------------------------------------------------------------------------------- VGG
@@ -159,10 +162,7 @@ class VGG(nn.Module):
         self.classifier = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.features(x)
-        if out.shape[-1] != 1 or out.shape[-2] != 1:
-            out = F.adaptive_avg_pool2d(out, 1)
-        return self.classifier(out.flatten(1))
+        return self.classifier(global_avg_pool(self.features(x)))
 
 
 # -------------------------------------------------------------------------------------- small nets
@@ -203,7 +203,7 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+        return self.classifier(global_avg_pool(self.features(x)))
 
 
 # ---------------------------------------------------------------------------------------- factory
