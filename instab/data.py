@@ -208,23 +208,40 @@ def batch_order(n: int, batch_size: int, *, seed: int, epoch: int,
     return [perm[i:i + batch_size] for i in range(0, stop, batch_size)]
 
 
-def augment(x: torch.Tensor, idx: torch.Tensor, *, n: int, seed: int, epoch: int, pad: int = 4,
-            flip: bool = True) -> torch.Tensor:
-    """The standard CIFAR augmentation (random crop after ``pad``-pixel zero padding, random
-    horizontal flip) of the batch ``x`` holding images ``idx`` of a data set of ``n`` images.  Each
-    image's crop and flip are drawn from ``SeedSequence([seed, epoch, 1])`` by image index, so they
-    do not depend on the batch order."""
+def augmentation_draws(n: int, *, seed: int, epoch: int, pad: int = 4,
+                       flip: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Epoch ``epoch``'s random crop offsets (n, 2) and horizontal flips (n,) of a data set of ``n``
+    images, drawn from ``SeedSequence([seed, epoch, 1])`` by image index, so they do not depend
+    on the batch order."""
     g = _rng(seed, epoch, 1)
-    offsets = torch.from_numpy(g.integers(0, 2 * pad + 1, size=(n, 2)))[idx.cpu()].to(x.device)
-    flips = torch.from_numpy(g.random(n) < 0.5)[idx.cpu()].to(x.device) if flip else None
+    offsets = torch.from_numpy(g.integers(0, 2 * pad + 1, size=(n, 2)))
+    flips = torch.from_numpy(g.random(n) < 0.5) if flip else None
+    return offsets, flips
+
+
+def apply_augmentation(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor | None,
+                       pad: int = 4) -> torch.Tensor:
+    """Crop each image of the batch ``x`` at ``offsets`` after ``pad``-pixel zero padding (in
+    normalised units) and flip those marked in ``flips``."""
     b, _, h, w = x.shape
+    offsets = offsets.to(x.device)
     xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (B, H)
     cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (B, W)
     if flips is not None:
-        cols = torch.where(flips[:, None], cols.flip(1), cols)
+        cols = torch.where(flips.to(x.device)[:, None], cols.flip(1), cols)
     out = xp[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def augment(x: torch.Tensor, idx: torch.Tensor, *, n: int, seed: int, epoch: int, pad: int = 4,
+            flip: bool = True) -> torch.Tensor:
+    """The standard CIFAR augmentation (random crop after ``pad``-pixel zero padding, random
+    horizontal flip) of the batch ``x`` holding images ``idx`` of a data set of ``n`` images
+    (:func:`augmentation_draws` then :func:`apply_augmentation`)."""
+    offsets, flips = augmentation_draws(n, seed=seed, epoch=epoch, pad=pad, flip=flip)
+    i = idx.cpu()
+    return apply_augmentation(x, offsets[i], None if flips is None else flips[i], pad)
 
 
 class Loader:
@@ -247,10 +264,14 @@ class Loader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        draws = None
+        if self.augment:
+            offsets, flips = augmentation_draws(len(self.y), seed=self.augment_seed, epoch=epoch)
+            draws = offsets.to(self.x.device), flips.to(self.x.device) if flips is not None else None
         for idx in batch_order(len(self.y), self.batch_size, seed=self.seed, epoch=epoch,
                                drop_last=self.drop_last):
             i = idx.to(self.x.device)
             xb = self.x[i]
-            if self.augment:
-                xb = augment(xb, idx, n=len(self.y), seed=self.augment_seed, epoch=epoch)
+            if draws is not None:
+                xb = apply_augmentation(xb, draws[0][i], None if draws[1] is None else draws[1][i])
             yield xb, self.y[i]

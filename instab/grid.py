@@ -156,6 +156,16 @@ def k_seed_grid(base: RunConfig, ks: Sequence[int], seeds: Sequence[int], *,
     return [base.replace(variants=(v,), batch_seed=int(s)) for v in variants for s in seeds]
 
 
+def fixed_lr_sweep(base: RunConfig, lrs: Sequence[float], lr_times_steps: float) -> list[RunConfig]:
+    """Fixed learning rates with lr × iterations constant (paper §4.2, Fig. 2 right): one cell per
+    lr, constant schedule, ``max_steps = round(lr_times_steps / lr)``."""
+    out = []
+    for lr in lrs:
+        steps = max(1, round(lr_times_steps / lr))
+        out.append(base.replace(lr=float(lr), lr_decay_every=0, epochs=None, max_steps=int(steps)))
+    return out
+
+
 def accuracy_table(histories: Sequence[History], ks: Sequence[int], seeds: Sequence[int], *,
                    last: int | None = None) -> np.ndarray:
     """Test accuracy as an array [k, seed] from :func:`k_seed_grid`'s results (either layout).

@@ -26,7 +26,7 @@ from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
 
 FORMS = ("paper", "release")
 
-__all__ = ["FORMS", "PerturbedSGD", "perturbed_sgd", "check_k", "check_form"]
+__all__ = ["FORMS", "PerturbedSGD", "perturbed_sgd", "perturbed_update", "check_k", "check_form"]
 
 
 def check_k(k: Any) -> int:
@@ -114,6 +114,15 @@ def perturbed_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffer_lis
     fn = _multi_tensor if foreach else _single_tensor
     fn(params, grads, momentum_buffer_list, weight_decay=_scalar(weight_decay), momentum=momentum,
        lr=_scalar(lr), dampening=dampening, nesterov=nesterov, maximize=maximize, k=k, form=form)
+
+
+def perturbed_update(v: Tensor, lr: float, k: int = 1, form: str = "paper") -> Tensor:
+    """The update Δθ that PerturbedSGD adds to θ for a direction ``v``, in ``v``'s precision, with
+    the optimizer's own operations: −(η/k)·(k·v) (paper) or −(η·k)·(v/k) (release).  Compare k ≠ 1
+    with k = 1 to measure the perturbation's relative size (about 2⁻²⁴ to 2⁻²³ in float32)."""
+    k, form = check_k(k), check_form(form)
+    d = v if k == 1 else (v.mul(k) if form == "paper" else v.div(k))
+    return torch.zeros_like(v).add_(d, alpha=-_step_size(_scalar(lr), k, form))
 
 
 def _step_size(lr: float, k: int, form: str) -> float:

@@ -89,3 +89,10 @@ def test_augmentation_is_per_image_and_a_crop_or_flip():
         found = any(torch.equal(out[i], c) or torch.equal(out[i], c.flip(-1))
                     for c in (padded[:, r:r + 8, s:s + 8] for r in range(9) for s in range(9)))
         assert found
+
+
+def test_loader_augmentation_equals_the_per_batch_function():
+    x, y = torch.randn(40, 3, 8, 8), torch.arange(40)
+    loader = Loader(x, y, 16, seed=2, augment=True, augment_seed=5)
+    for xb, yb in loader.epoch(3):
+        assert torch.equal(xb, augment(x[yb], yb, n=40, seed=5, epoch=3))

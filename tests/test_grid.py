@@ -156,3 +156,11 @@ def test_default_cache_folder(monkeypatch, tmp_path):
     assert G.default_cache() == tmp_path
     monkeypatch.delenv("INSTAB_CACHE")
     assert G.default_cache() == ROOT / "_build" / "cache"
+
+
+def test_fixed_lr_sweep_keeps_lr_times_iterations():
+    from instab.grid import fixed_lr_sweep
+
+    configs = fixed_lr_sweep(TINY, [0.4, 0.1, 0.025], lr_times_steps=1.0)
+    assert [c.max_steps for c in configs] == [2, 10, 40]
+    assert all(c.lr_decay_every == 0 and c.epochs is None for c in configs)

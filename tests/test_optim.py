@@ -121,3 +121,18 @@ def test_state_dict_round_trip_keeps_k_and_form():
 def test_bad_arguments_raise(kwargs, word):
     with pytest.raises(ValueError, match=word):
         PerturbedSGD(_params(), **{"lr": 0.1, **kwargs})
+
+
+def test_perturbed_update_matches_the_optimizer_and_is_one_ulp_sized():
+    from instab.optim import perturbed_update
+
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(10000, generator=g)
+    for k, form in [(1, "paper"), (3, "paper"), (3, "release"), (7, "release")]:
+        p = torch.zeros(10000, requires_grad=True)
+        p.grad = v.clone()
+        PerturbedSGD([p], lr=0.1, k=k, form=form).step()
+        assert torch.equal(p.detach(), perturbed_update(v, 0.1, k, form))
+    exact = perturbed_update(v, 0.1)
+    rel = ((perturbed_update(v, 0.1, 3) - exact).norm() / exact.norm()).item()
+    assert 2**-27 < rel < 2**-22
