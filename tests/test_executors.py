@@ -184,3 +184,79 @@ def test_a_cell_that_raises_is_not_retried(tmp_path):
         with pytest.raises(ValueError, match="invalid literal"):
             pool.submit(int, "not a number").result(timeout=120)
         assert pool.pools_started == 1
+
+
+# ------------------------------------------------------------------ Slurm's code path, Slurm faked
+FAKE_SBATCH = r"""#!/bin/bash
+# sbatch stand-in: runs the job (each task of an array, one after another) here, in the background,
+# with the variables Slurm sets; states in $FAKE_SLURM/<id> for the sacct stand-in.
+script="${@: -1}"; st="$FAKE_SLURM"
+id=$(cat "$st/next" 2>/dev/null || echo 1000); echo $((id + 1)) > "$st/next"
+array=$(sed -n 's/^#SBATCH --array=\([0-9]*\)-\([0-9]*\).*/\1 \2/p' "$script")
+echo "$id ${array:-single}" >> "$st/submissions"
+run() {  # $1: the id sacct shows; the rest: variables for the task
+  local jid=$1; shift
+  echo "$jid|RUNNING|localhost" > "$st/$jid"
+  env "$@" SLURM_NTASKS=1 SLURM_JOB_NUM_NODES=1 SLURM_NODEID=0 SLURM_PROCID=0 SLURM_LOCALID=0 \
+      SLURM_JOB_NODELIST=localhost bash "$script"
+  if [ $? -eq 0 ]; then s=COMPLETED; else s=FAILED; fi
+  echo "$jid|$s|localhost" > "$st/$jid"
+}
+if [ -z "$array" ]; then
+  echo "$id|PENDING|" > "$st/$id"
+  (run "$id" SLURM_JOB_ID="$id") > /dev/null 2>&1 &
+else
+  set -- $array
+  for i in $(seq "$1" "$2"); do echo "${id}_$i|PENDING|" > "$st/${id}_$i"; done
+  (for i in $(seq "$1" "$2"); do
+     run "${id}_$i" SLURM_JOB_ID="$id$i" SLURM_ARRAY_JOB_ID="$id" SLURM_ARRAY_TASK_ID="$i"
+   done) > /dev/null 2>&1 &
+fi
+echo "Submitted batch job $id"
+"""
+FAKE_SRUN = r"""#!/bin/bash
+while [[ "$1" == --* ]]; do case "$1" in --output|--error) shift 2;; *) shift;; esac; done
+exec "$@" >> "$FAKE_SLURM/log" 2>&1
+"""
+FAKE_SACCT = r"""#!/bin/bash
+echo "JobID|State|NodeList"
+while [ $# -gt 0 ]; do
+  if [ "$1" = -j ]; then cat "$FAKE_SLURM/$2" "$FAKE_SLURM/$2"_* 2>/dev/null; shift; fi; shift
+done
+"""
+
+
+def square_or_die_once(x: int, marker: Path | None = None) -> int:
+    """x²; with a ``marker``, the first call (the one that creates it) kills its own process."""
+    if marker is not None:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return x * x
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def test_slurm_sends_a_grid_as_one_job_array_and_resubmits_a_dead_task(tmp_path, monkeypatch):
+    """``slurm`` with sbatch/srun/sacct stand-ins: the cells go out as one job array; the task
+    killed mid-cell is submitted again on its own; every result comes back in place."""
+    bin_, state = tmp_path / "bin", tmp_path / "slurm"
+    bin_.mkdir()
+    state.mkdir()
+    for name, text in [("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("sacct", FAKE_SACCT),
+                       ("scancel", "#!/bin/bash\n")]:
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM", str(state))
+    with make_executor("slurm", max_workers=2, folder=tmp_path / "submitit", poll_s=0.2, grace_s=0.5,
+                       slurm_partition="gpu", timeout_min=60) as engine:
+        futures = [engine.submit(square_or_die_once, x, tmp_path / "died" if x == 2 else None)
+                   for x in range(4)]
+        assert [f.result(timeout=120) for f in futures] == [0, 1, 4, 9]
+    submissions = (state / "submissions").read_text().splitlines()
+    assert submissions == ["1000 0 3", "1001 single"]  # the array, then the dead task again
+    assert (tmp_path / "died").exists()
+    script = next((tmp_path / "submitit").glob("1000_*submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%2" in script and "#SBATCH --partition=gpu" in script
+    assert "#SBATCH --gpus-per-node=1" in script and "#SBATCH --time=60" in script
