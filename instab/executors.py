@@ -86,9 +86,9 @@ def make_executor(
         already has ``submit`` is accepted too: a ``distributed.Client`` or a submitit executor
         is wrapped like the specs that make them; any other such object is returned unchanged.
     max_workers:
-        Cells run at once: pool processes (``local``, default: the core count), LocalCluster
-        workers (``dask-local``, default 2), submitit processes (``slurm-local``, default: the
-        core count) or the job array's ``%`` throttle (``slurm``, default: none).
+        Cells run at once: pool processes (``local``), LocalCluster workers (``dask-local``),
+        submitit processes (``slurm-local``), each defaulting to the core count; or the job
+        array's ``%`` throttle (``slurm``, default: none).  Not used for a scheduler address.
     retries:
         How many more times a cell whose worker died is run before its future fails.
     folder:
@@ -123,7 +123,7 @@ def make_executor(
     if spec == "local":
         return LocalPool(max_workers=max_workers, retries=retries)
     if spec == "dask-local":
-        return DaskExecutor.local(n_workers=max_workers or 2, retries=retries, **options)
+        return DaskExecutor.local(n_workers=max_workers or os.cpu_count() or 1, retries=retries, **options)
     if "://" in spec:
         return DaskExecutor.connect(spec)
     cluster = "slurm" if spec == "slurm" else "local"

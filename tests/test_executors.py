@@ -260,3 +260,15 @@ def test_slurm_sends_a_grid_as_one_job_array_and_resubmits_a_dead_task(tmp_path,
     script = next((tmp_path / "submitit").glob("1000_*submission.sh")).read_text()
     assert "#SBATCH --array=0-3%2" in script and "#SBATCH --partition=gpu" in script
     assert "#SBATCH --gpus-per-node=1" in script and "#SBATCH --time=60" in script
+
+
+def test_a_scheduler_address_reaches_a_running_dask_cluster():
+    """``tcp://HOST:PORT`` (as a dask-jobqueue cluster prints it) connects to that scheduler; its
+    shutdown closes the connection, not the cluster."""
+    with make_executor("dask-local", max_workers=1) as cluster:
+        address = cluster.client.scheduler.address
+        assert address.startswith("tcp://127.0.0.1:")
+        with make_executor(address) as remote:
+            assert remote.submit(pow, 3, 4).result(timeout=60) == 81
+            assert remote.submit(os.getpid).result(timeout=60) != os.getpid()
+        assert cluster.submit(pow, 2, 5).result(timeout=60) == 32  # still up
