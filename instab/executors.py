@@ -157,6 +157,14 @@ def _pin_one_thread() -> None:
         os.environ[var] = "1"
 
 
+def _fail(future: cf.Future, err: BaseException) -> None:
+    """Set ``err`` on ``future`` unless it was settled meanwhile (a shutdown races the poller)."""
+    try:
+        future.set_exception(err)
+    except cf.InvalidStateError:
+        pass
+
+
 def _notify_cancelled(future: cf.Future) -> None:
     if future.cancel():
         future.set_running_or_notify_cancel()  # wakes as_completed()/wait() waiters
@@ -417,8 +425,7 @@ class SubmititExecutor(cf.Executor):
                     open_cells = self._pending + self._running
                     self._pending, self._running = [], []
                 for cell in open_cells:
-                    if not cell.future.done():
-                        cell.future.set_exception(err)
+                    _fail(cell.future, err)
             with self._lock:
                 if self._shutdown and not self._pending and not self._running:
                     return
@@ -465,6 +472,8 @@ class SubmititExecutor(cf.Executor):
             if outcome is None:
                 continue
             with self._lock:
+                if cell not in self._running:  # shut down meanwhile
+                    continue
                 self._running.remove(cell)
                 if outcome == "retry":
                     cell.attempt += 1  # the caller's future stays the same; it goes first
@@ -474,16 +483,16 @@ class SubmititExecutor(cf.Executor):
 
     def _outcome(self, cell: _Cell) -> str | None:
         """Settle ``cell``'s future if its job ended: None (still running), "done" or "retry"."""
-        from submitit.core.utils import FailedJobError, UncompletedJobError
+        from submitit.core.utils import UncompletedJobError
 
         job = cell.handle
         if job.paths.result_pickle.exists():
             try:
                 cell.future.set_result(job.result())
-            except FailedJobError as err:  # the cell raised: running it again would raise again
-                cell.future.set_exception(err)
-            except UncompletedJobError as err:
-                cell.future.set_exception(err)
+            except UncompletedJobError as err:  # FailedJobError: the cell raised; again it would too
+                _fail(cell.future, err)
+            except cf.InvalidStateError:  # cancelled by a shutdown meanwhile
+                pass
             return "done"
         if not job.done():
             return None
@@ -494,26 +503,25 @@ class SubmititExecutor(cf.Executor):
             return None
         if cell.attempt < self.retries:
             return "retry"
-        cell.future.set_exception(
-            UncompletedJobError(
-                f"cell died {cell.attempt + 1} time(s) without a result (job {job.job_id}); "
-                f"its log: {job.paths.stderr}"
-            )
-        )
+        _fail(cell.future, UncompletedJobError(
+            f"cell died {cell.attempt + 1} time(s) without a result (job {job.job_id}); "
+            f"its log: {job.paths.stderr}"))
         return "done"
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                for cell in self._pending:
-                    if cell.attempt:
-                        cell.future.set_exception(cf.CancelledError())
-                    else:
+                for cell in self._pending + self._running:
+                    if cell.handle is not None:
+                        try:
+                            cell.handle.cancel(check=False)  # scancel, or SIGINT locally
+                        except OSError:
+                            pass
+                    if cell.future.running():
+                        _fail(cell.future, cf.CancelledError())
+                    elif not cell.future.done():
                         _notify_cancelled(cell.future)
-                for cell in self._running:
-                    cell.handle.cancel(check=False)
-                    cell.future.set_exception(cf.CancelledError())
                 self._pending, self._running = [], []
         self._wake.set()
         if wait:

@@ -272,3 +272,26 @@ def test_a_scheduler_address_reaches_a_running_dask_cluster():
             assert remote.submit(pow, 3, 4).result(timeout=60) == 81
             assert remote.submit(os.getpid).result(timeout=60) != os.getpid()
         assert cluster.submit(pow, 2, 5).result(timeout=60) == 32  # still up
+
+
+def test_shutdown_with_cancel_stops_the_jobs(tmp_path):
+    """An interrupted grid (the grid shuts its engine down with ``cancel_futures=True``) cancels
+    its submitit jobs rather than leaving them running."""
+    import time
+
+    engine = make_executor("slurm-local", max_workers=1, folder=tmp_path)
+    try:
+        running, queued = engine.submit(time.sleep, 60), engine.submit(time.sleep, 60)
+        deadline = time.monotonic() + 60
+        while not engine._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = engine._running[0].handle
+    finally:
+        start = time.monotonic()
+        engine.shutdown(wait=True, cancel_futures=True)
+    assert time.monotonic() - start < 10
+    assert queued.cancelled() and isinstance(running.exception(timeout=1), cf.CancelledError)
+    deadline = time.monotonic() + 20
+    while job.state == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.state != "RUNNING"
