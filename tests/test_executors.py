@@ -63,12 +63,16 @@ class Relay:
 
     def __init__(self, engine: cf.Executor, victim: RunConfig | None = None, log: Path | None = None):
         self.engine, self.victim, self.log, self.submitted = engine, victim, log, 0
+        self.futures: list = []
 
     def submit(self, fn, config, cache):
         self.submitted += 1
         if config == self.victim:
-            return self.engine.submit(run_cell_killed_once, config, cache, self.log)
-        return self.engine.submit(fn, config, cache)
+            future = self.engine.submit(run_cell_killed_once, config, cache, self.log)
+        else:
+            future = self.engine.submit(fn, config, cache)
+        self.futures.append(future)
+        return future
 
 
 @dataclass
@@ -82,6 +86,7 @@ class EngineRun:
     mtimes: dict[str, float]
     restart_mtimes: dict[str, float]
     cache: Path
+    futures: list
 
 
 def _mtimes(cache: Path) -> dict[str, float]:
@@ -105,13 +110,14 @@ def engine_run(request, tmp_path_factory):
     cache, log = tmp / "cache", tmp / "log"
     log.mkdir()
     with make_executor(spec, max_workers=2, retries=2, folder=tmp / "submitit") as engine:
-        histories = run_grid(GRID, cache=cache, executor=Relay(engine, GRID[0], log), progress=False)
+        relay = Relay(engine, GRID[0], log)
+        histories = run_grid(GRID, cache=cache, executor=relay, progress=False)
         before = _mtimes(cache)
         again = Relay(engine)
         restart = run_grid(GRID, cache=cache, executor=again, progress=False)
         epochs = [int(line) for line in (log / "epochs").read_text().split()]
         yield EngineRun(histories, epochs, (log / "killed").exists(), engine, restart, again.submitted,
-                        before, _mtimes(cache), cache)
+                        before, _mtimes(cache), cache, relay.futures)
 
 
 def test_engine_results_are_bitwise_equal_to_the_local_pool(engine_run, reference):
@@ -119,6 +125,13 @@ def test_engine_results_are_bitwise_equal_to_the_local_pool(engine_run, referenc
     assert [h.config for h in engine_run.histories] == [h.config for h in reference]
     assert [dumps(h) for h in engine_run.histories] == [dumps(h) for h in reference]
     assert all(h.settings["threads"] == 1 for h in engine_run.histories)
+
+
+def test_every_engine_returns_concurrent_futures(engine_run):
+    """Genuine ``concurrent.futures.Future`` objects: the grid waits on them with
+    ``as_completed`` and moves its one progress bar as cells finish, whatever the engine."""
+    assert len(engine_run.futures) == len(GRID)
+    assert all(type(f) is cf.Future and f.done() for f in engine_run.futures)
 
 
 def test_worker_killed_mid_cell_is_retried_and_resumes(engine_run):
