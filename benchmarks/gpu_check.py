@@ -1,5 +1,6 @@
 """GPU check of the perturbed-SGD engine (paper §4 at the paper's scale), in one short script.
 
+0. the optimizer's bitwise-equality tests (tests/test_optim.py) on the CPU and the GPU;
 1. one paper-scale ResNet-56 epoch (50,000 random images of CIFAR-10's shape, batch 128, augmentation,
    lr 0.1, momentum 0.9, weight decay 5e-4) under the determinism settings: its wall time;
 2. two identical k ∈ {1, 3} lockstep runs: bitwise equal to each other (k = 1 reproducible on the GPU),
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +45,17 @@ def main(argv=None) -> dict:
     paper = RunConfig(model=model, dataset="synthetic", variants=ks(1), epochs=1, train_size=n_train,
                       test_size=n_test, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, augment=True,
                       device=a.device)
+
+    # 0. the optimizer's bitwise-equality matrix and k = 3 difference, on this device too
+    root = Path(__file__).resolve().parent.parent
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(root / "tests" / "test_optim.py")], capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+    out["optimizer_tests"] = summary
+    print(f"[0] tests/test_optim.py on cpu and {a.device} ({time.perf_counter() - t0:.0f} s): {summary}",
+          flush=True)
 
     # 1. one epoch at the paper's scale (after a short warm-up for cuDNN's first calls)
     train(paper.replace(train_size=1280, test_size=256))
@@ -83,8 +96,9 @@ def main(argv=None) -> dict:
     out["loop_overhead_ratio"] = bench_train.main([
         "--device", a.device, "--dataset", "synthetic", "--model", model,
         "--train-size", str(min(n_train, 10_000)), "--test-size", "1000", "--epochs", "1", "--repeats", "2"])
-    verdict = "PASS" if equal and r[-1] > 0 else "FAIL"
-    print(f"{verdict}: k=1 reproducible bit for bit: {equal}; k=3 diverges: {r[-1] > 0}")
+    verdict = "PASS" if equal and r[-1] > 0 and proc.returncode == 0 else "FAIL"
+    print(f"{verdict}: optimizer tests pass: {proc.returncode == 0}; k=1 reproducible bit for bit: {equal}; "
+          f"k=3 diverges: {r[-1] > 0}")
     out["verdict"] = verdict
     try:
         Path(a.json).write_text(json.dumps(out, indent=1, default=str))

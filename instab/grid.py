@@ -110,7 +110,7 @@ def run_grid(configs: Iterable[RunConfig], *, cache: str | Path | None = None, e
             pending[key] = c
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(total=len(results) + len(pending), initial=len(results), desc=desc)
     try:

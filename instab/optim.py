@@ -125,6 +125,16 @@ def perturbed_update(v: Tensor, lr: float, k: int = 1, form: str = "paper") -> T
     return torch.zeros_like(v).add_(d, alpha=-_step_size(_scalar(lr), k, form))
 
 
+_K_TENSORS: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+
+
+def _k_tensor(k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    key = (k, dtype, device)
+    if key not in _K_TENSORS:
+        _K_TENSORS[key] = torch.tensor(float(k), dtype=dtype, device=device)
+    return _K_TENSORS[key]
+
+
 def _step_size(lr: float, k: int, form: str) -> float:
     """The η of the perturbed update: η/k (paper) or η·k (release); a Python float, as in torch."""
     return lr / k if form == "paper" else lr * k
@@ -155,7 +165,8 @@ def _single_tensor(params: list[Tensor], grads: list[Tensor], momentum_buffer_li
                 owned = False
         if k != 1:  # the perturbation: k·v (paper) or v/k (release), never stored in the buffer
             if form == "paper":
-                grad = grad.mul_(k) if owned else grad.mul(k)
+                kt = _k_tensor(k, grad.dtype, grad.device)
+                grad = grad.mul_(kt) if owned else grad.mul(kt)
             else:
                 grad = grad.div_(k) if owned else grad.div(k)
         param.add_(grad, alpha=-step)
@@ -205,10 +216,12 @@ def _multi_tensor(params: list[Tensor], grads: list[Tensor], momentum_buffer_lis
                 owned = False
         if k != 1:
             if form == "paper":
+                # k as a 0-dim tensor: the same product fl(k·v), on CPU about twice as fast as a Python scalar
+                kt = _k_tensor(k, device_grads[0].dtype, device_grads[0].device)
                 if owned:
-                    torch._foreach_mul_(device_grads, k)
+                    torch._foreach_mul_(device_grads, kt)
                 else:
-                    device_grads = torch._foreach_mul(device_grads, k)
+                    device_grads = torch._foreach_mul(device_grads, kt)
             else:
                 if owned:
                     torch._foreach_div_(device_grads, k)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,8 @@ def test_killed_run_resumes_bitwise_equal(tmp_path):
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(180, proc.kill)  # never hang the suite
+    watchdog.start()
     try:
         for line in proc.stdout:
             if line.strip() == "2":
@@ -102,6 +105,7 @@ def test_killed_run_resumes_bitwise_equal(tmp_path):
         else:
             pytest.fail(f"the training process ended early (rc={proc.wait()})")
     finally:
+        watchdog.cancel()
         proc.kill()
         proc.wait()
     result, ckpt = cell_paths(config, tmp_path / "killed")

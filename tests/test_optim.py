@@ -19,20 +19,23 @@ CONFIGS = [(m, d, n, wd, mx)
            for wd in (0.0, 5e-4) for mx in (False, True)]
 
 
-def _params(seed=0):
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _params(seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=g).requires_grad_() for s in SHAPES]
+    return [torch.randn(s, generator=g).to(device).requires_grad_() for s in SHAPES]
 
 
-def _run(opt_cls, steps, kwargs, seed=0):
-    params = _params(seed)
+def _run(opt_cls, steps, kwargs, seed=0, device="cpu"):
+    params = _params(seed, device)
     opt = opt_cls(params, **kwargs)
     g = torch.Generator().manual_seed(seed + 1)
     for _ in range(steps):
         for p in params:
-            p.grad = torch.randn(p.shape, generator=g)
+            p.grad = torch.randn(p.shape, generator=g).to(device)
         opt.step()
-    return [p.detach().clone() for p in params]
+    return [p.detach().cpu().clone() for p in params]
 
 
 def _ids(c):
@@ -40,15 +43,16 @@ def _ids(c):
     return f"mom{m}-damp{d}-{'nest' if n else 'plain'}-wd{wd}-{'max' if mx else 'min'}"
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
 @pytest.mark.parametrize("config", CONFIGS, ids=[_ids(c) for c in CONFIGS])
-def test_bitwise_equal_to_torch_sgd_at_k_1_2_4(config, foreach):
+def test_bitwise_equal_to_torch_sgd_at_k_1_2_4(config, foreach, device):
     m, d, n, wd, mx = config
     kwargs = dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=wd, maximize=mx, foreach=foreach)
-    reference = _run(torch.optim.SGD, 4, kwargs)
+    reference = _run(torch.optim.SGD, 4, kwargs, device=device)
     for k, form in itertools.product((1, 2, 4), ("paper", "release")):
         with pytest.warns(UserWarning, match="power of two") if k > 1 else _no_warning():
-            ours = _run(functools.partial(PerturbedSGD, k=k, form=form), 4, kwargs)
+            ours = _run(functools.partial(PerturbedSGD, k=k, form=form), 4, kwargs, device=device)
         for a, b in zip(ours, reference, strict=True):
             assert torch.equal(a, b), f"k={k} form={form} differs from torch.optim.SGD"
 
@@ -65,17 +69,18 @@ def _ulp(x):
     return torch.nextafter(x, torch.full_like(x, float("inf"))) - x
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("form", ["paper", "release"])
 @pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
 @pytest.mark.parametrize("config", CONFIGS[::3], ids=[_ids(c) for c in CONFIGS[::3]])
-def test_k3_differs_by_a_couple_of_ulps(config, foreach, form):
+def test_k3_differs_by_a_couple_of_ulps(config, foreach, form, device):
     m, d, n, wd, mx = config
     kwargs = dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=wd, maximize=mx, foreach=foreach)
     # one step from the same state: the update differs only by the perturbation's rounding
     before = torch.cat([p.detach().flatten() for p in _params()])
-    reference = torch.cat([p.flatten() for p in _run(torch.optim.SGD, 1, kwargs)])
-    ours = torch.cat([p.flatten() for p in _run(lambda ps, **kw: PerturbedSGD(ps, k=3, form=form, **kw), 1,
-                                                kwargs)])
+    reference = torch.cat([p.flatten() for p in _run(torch.optim.SGD, 1, kwargs, device=device)])
+    ours = torch.cat([p.flatten() for p in _run(functools.partial(PerturbedSGD, k=3, form=form), 1, kwargs,
+                                                device=device)])
     # the perturbed update (η/3)(3v) is within a couple of ulps of ηv; adding it to θ rounds once more
     scale = torch.maximum(torch.maximum(before.abs(), reference.abs()), (reference - before).abs())
     assert bool(((ours - reference).abs() <= 2 * _ulp(scale)).all())

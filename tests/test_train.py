@@ -83,3 +83,32 @@ def test_missing_data_raises_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("INSTAB_DOWNLOAD", "0")
     with pytest.raises(FileNotFoundError, match="CIFAR-10"):
         train(TINY.replace(dataset="cifar10"))
+
+
+def test_thread_count_is_part_of_the_variant_and_switching_keeps_determinism():
+    variants = (Variant(1), Variant(1, threads=1), Variant(1, threads=2))
+    h = train(TINY.replace(variants=variants, epochs=1, rel_l1_every=2))
+    assert h.settings["variant_threads"] == {"k=1": 1, "k=1,threads=1": 1, "k=1,threads=2": 2}
+    assert h.iter_rel_l1["k=1,threads=1"] == [0.0] * len(h.iter_step)  # same threads: same bits
+
+
+def test_train_restores_the_callers_thread_count():
+    before = torch.get_num_threads()
+    train(TINY.replace(variants=ks(1), epochs=1, threads=2))
+    assert torch.get_num_threads() == before
+
+
+def test_cross_entropy_and_gradient():
+    from instab.models import build_model
+    from instab.train import cross_entropy, gradient
+
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(50, 10, generator=g), torch.randint(0, 10, (50,), generator=g)
+    assert torch.allclose(cross_entropy(logits, y), torch.nn.functional.cross_entropy(logits, y), atol=1e-6)
+    model = build_model("mlp", in_channels=1, num_classes=10, input_size=4, hidden=(8,), seed=0)
+    x = torch.randn(30, 1, 4, 4, generator=g)
+    yy = torch.randint(0, 10, (30,), generator=g)
+    full = gradient(model, x, yy, batch_size=7)  # accumulated over uneven chunks
+    model.zero_grad()
+    cross_entropy(model(x), yy).backward()
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(full, model.parameters(), strict=True))
