@@ -7,17 +7,17 @@ engine the same way (``submit`` each cell, then ``as_completed`` under one progr
 the engine never changes a result: each cell pins its own threads and seeds
 (:func:`instab.determinism.configure`), so the same cell computes the same bits on any engine.
 
-=================  ===========================================================================
-spec               engine
-=================  ===========================================================================
-``local``          a process pool on this machine, one process per core, one thread each
-``dask-local``     a ``dask.distributed`` LocalCluster (processes, one thread each)
+===================  =========================================================================
+spec                 engine
+===================  =========================================================================
+``local``            a process pool on this machine, one process per core, one thread each
+``dask-local``       a ``dask.distributed`` LocalCluster (processes, one thread each)
 ``tcp://HOST:PORT``  a running Dask scheduler, e.g. one started by ``dask-jobqueue``'s
-                   ``SLURMCluster``/``PBSCluster`` or by ``dask scheduler`` + ``dask worker``
-``slurm``          Slurm through submitit: the grid's cells go out as one job array
-``slurm-local``    submitit's local executor (one process per cell): Slurm's code path on a
-                   machine without Slurm, for tests
-=================  ===========================================================================
+                     ``SLURMCluster``/``PBSCluster`` or by ``dask scheduler`` + ``dask worker``
+``slurm``            Slurm through submitit: the grid's cells go out as one job array
+``slurm-local``      submitit's local executor (one process per cell): Slurm's code path on a
+                     machine without Slurm, for tests
+===================  =========================================================================
 
 Fault tolerance: a cell whose worker dies (killed, out of memory, node lost, pre-empted) is run
 again, up to ``retries`` more times; a cell that *raises* is not retried (it would raise again)
@@ -47,6 +47,7 @@ SPECS: tuple[str, ...] = ("local", "dask-local", "tcp://HOST:PORT", "slurm", "sl
 
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _INSTALL = "pip install 'instab[cluster]'"
+_REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def check_spec(spec: Any, name: str = "executor") -> str:
@@ -93,7 +94,7 @@ def make_executor(
         How many more times a cell whose worker died is run before its future fails.
     folder:
         submitit only: where job scripts, pickles and logs go (on Slurm a folder every node
-        sees).  Default: ``$INSTAB_SUBMITIT`` or ``_build/submitit``.
+        sees).  Default: ``$INSTAB_SUBMITIT``, else the repository's ``_build/submitit``.
     options:
         Engine options: for ``slurm``/``slurm-local`` submitit's ``update_parameters`` names
         (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``,
@@ -384,7 +385,8 @@ class SubmititExecutor(cf.Executor):
         and 60 s on Slurm; ``options`` go to submitit's ``update_parameters``.
         """
         submitit = _require("submitit", f"slurm{'' if cluster == 'slurm' else '-local'}")
-        folder = Path(folder or os.environ.get("INSTAB_SUBMITIT", "_build/submitit")).absolute()
+        default = os.environ.get("INSTAB_SUBMITIT") or _REPOSITORY / "_build" / "submitit"
+        folder = Path(folder or default).absolute()
         params: dict[str, Any] = {"name": "instab-grid", "timeout_min": 24 * 60, "cpus_per_task": 1}
         max_in_flight = None
         if cluster == "slurm":
