@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from instab.executors import SPECS, LocalPool, check_spec, make_executor
-from instab.grid import cell_paths, k_seed_grid, run_cell, run_grid
+from instab.executors import SPECS, DaskExecutor, LocalPool, check_spec, make_executor
+from instab.grid import cached, cell_paths, k_seed_grid, run_cell, run_grid
 from instab.train import RunConfig, dumps, ks
 
 pytest.importorskip("distributed", reason="the cluster extra: pip install 'instab[cluster]'")
@@ -146,6 +146,19 @@ def test_restarted_grid_recomputes_nothing(engine_run):
     assert engine_run.restart_mtimes == engine_run.mtimes and len(engine_run.mtimes) == len(GRID)
     assert [dumps(h) for h in engine_run.restart_histories] == [dumps(h) for h in engine_run.histories]
     assert not any(cell_paths(c, engine_run.cache)[1].exists() for c in GRID)  # checkpoints removed
+
+
+def test_two_workers_on_one_cell_leave_one_whole_result(engine_run, tmp_path):
+    """The same cell computed by two workers at once into one cache (a restarted grid while the
+    old jobs still run, a worker wrongly presumed dead): files are replaced whole, so the one
+    result left is a valid one, equal to both."""
+    if not isinstance(engine_run.engine, LocalPool | DaskExecutor):
+        pytest.skip("a fresh process per cell here: two more process starts for what the pools show")
+    config = GRID[0].replace(batch_seed=7)
+    twins = [engine_run.engine.submit(run_cell, config, tmp_path) for _ in range(2)]
+    first, second = (f.result(timeout=120) for f in twins)
+    assert dumps(first) == dumps(second) == dumps(cached(config, tmp_path))
+    assert not list(tmp_path.glob(".*")) and not cell_paths(config, tmp_path)[1].exists()
 
 
 # ------------------------------------------------------------------------------ specs and errors
