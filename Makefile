@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 	@echo "==> [setup] virtual environment $(VENV) with the pinned dependencies (torch is large: a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --disable-pip-version-check -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[book,test]' 2>&1 | grep -v '^WARNING: Location'
-	@$(PY) -c "import torch, torchvision, jupyter_book, papermill, nbval; print('    torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[book,test,cluster]' 2>&1 | grep -v '^WARNING: Location'
+	@$(PY) -c "import torch, torchvision, jupyter_book, papermill, nbval, distributed, submitit; print('    torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	@touch $(STAMP)
 
 book: setup
