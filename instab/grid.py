@@ -15,7 +15,6 @@ is ``$INSTAB_CACHE`` if set, else ``_build/cache`` in the repository.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -62,30 +61,25 @@ def run_cell(config: RunConfig, cache: str | Path | None = None, *,
     return h
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def process_pool(workers: int | None = None) -> cf.ProcessPoolExecutor:
-    """A local process pool (spawned processes, one thread each), ``workers`` defaulting to the
-    number of cores."""
-    return cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1,
-                                  mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
-
-
 def run_grid(configs: Iterable[RunConfig], *, cache: str | Path | None = None, executor: Any = None,
              workers: int | None = None, progress: bool = True, desc: str = "cells") -> list[History]:
     """Run every configuration through the cache and return their histories in order.
 
     Every configuration is validated (and its data set located) before any cell starts, so a bad
     value fails at once.  Finished cells are read from the cache; the others are submitted to
-    ``executor`` (anything with ``submit(fn, *args)`` returning an object with ``result()``),
-    by default a :func:`process_pool` of ``workers`` processes — or run in this process when
-    ``workers == 1`` or only one cell is left.
+    ``executor``: anything with ``submit(fn, *args)`` returning an object with ``result()``, or a
+    spec for :func:`instab.executors.make_executor` (``"local"``, ``"dask-local"``,
+    ``"tcp://HOST:PORT"``, ``"slurm"``, ``"slurm-local"``); ``None`` means ``$INSTAB_EXECUTOR``
+    if set, else a local pool of ``workers`` processes that reruns a cell whose process died — or
+    this process when ``workers == 1`` or only one cell is left.
     """
+    from instab.executors import check_spec, make_executor
+
     configs = list(configs)
+    if executor is None and os.environ.get("INSTAB_EXECUTOR"):
+        executor = check_spec(os.environ["INSTAB_EXECUTOR"], "INSTAB_EXECUTOR")
+    if isinstance(executor, str):
+        check_spec(executor)
     seen_data: set[tuple[Any, ...]] = set()
     for c in configs:
         if not isinstance(c, RunConfig):
@@ -95,7 +89,7 @@ def run_grid(configs: Iterable[RunConfig], *, cache: str | Path | None = None, e
         if data_key not in seen_data:
             c.validate(check_data=True)
             seen_data.add(data_key)
-    folder = Path(cache) if cache is not None else default_cache()
+    folder = (Path(cache) if cache is not None else default_cache()).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[str, History] = {}
     pending: dict[str, RunConfig] = {}
@@ -115,14 +109,16 @@ def run_grid(configs: Iterable[RunConfig], *, cache: str | Path | None = None, e
         bar = tqdm(total=len(results) + len(pending), initial=len(results), desc=desc)
     try:
         if pending:
-            own = executor is None and (workers or os.cpu_count() or 1) > 1 and len(pending) > 1
-            if executor is None and not own:
+            own = executor is None or isinstance(executor, str)
+            if executor is None and ((workers or os.cpu_count() or 1) == 1 or len(pending) == 1):
                 for key, c in pending.items():
                     results[key] = run_cell(c, folder)
                     if bar is not None:
                         bar.update(1)
             else:
-                ex = process_pool(min(workers or os.cpu_count() or 1, len(pending))) if own else executor
+                spec = executor or "local"  # a Slurm array is not throttled to this machine's cores
+                n = workers if spec == "slurm" else min(workers or os.cpu_count() or 1, len(pending))
+                ex = make_executor(spec, max_workers=n) if own else executor
                 try:
                     futures = {ex.submit(run_cell, c, folder): key for key, c in pending.items()}
                     if all(isinstance(f, cf.Future) for f in futures):

@@ -26,7 +26,9 @@ import hashlib
 import io
 import math
 import os
+import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -313,7 +315,7 @@ def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
 def _atomic_write(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "wb") as f:
         f.write(payload)
         f.flush()
