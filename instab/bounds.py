@@ -61,3 +61,24 @@ def heat_dirichlet_threshold(n_interior: int) -> float:
     reaches A = −1, ``r* = 1 / (2 sin²(nπ / (2(n+1))))`` — slightly above 1/2, tending to it as n grows."""
     top = heat_dirichlet_modes(n_interior)[-1]
     return float(1.0 / (2.0 * np.sin(top / 2.0) ** 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# App. E — multilayer networks: gradient descent with weight decay α, eqs. (63)–(65)
+# ---------------------------------------------------------------------------------------------
+
+
+def multilayer_lr_bound(alpha: ArrayLike, sharpness: ArrayLike = 0.0) -> np.ndarray | float:
+    """Largest stable learning rate of gradient descent with weight decay α, eq. (64):
+    ``Δt < 2 / (α + F̂)``, where the amplifier (63) is ``A = 1 − Δt (α + F̂)``.
+
+    ``sharpness`` is the top eigenvalue λ₀ of the data-loss Hessian (the largest F̂ of the
+    linearisation); with the default 0 this is the large-α limit ``Δt < 2/α``, eq. (65).
+    """
+    a = np.asarray(alpha, dtype=float)
+    s = np.asarray(sharpness, dtype=float)
+    total = a + s
+    if np.any(total <= 0):
+        raise ValueError(f"alpha + sharpness must be positive, got alpha={alpha!r}, sharpness={sharpness!r}")
+    out = 2.0 / total
+    return float(out) if out.ndim == 0 else out

@@ -1,0 +1,305 @@
+"""Stability thresholds of gradient descent on a network: divergence, bisection, sharpness.
+
+Paper App. E linearises gradient descent with weight decay α on any network, eq. (62),
+``∂_t K = −∇_K ℓ − αK``, and finds the amplifier ``A = 1 − Δt (α + F̂)`` (63), hence the step
+restriction ``Δt < min 2 / (α + F̂)`` (64) and, for large α, ``Δt < 2/α`` (65).  In the
+linearisation F̂ runs over the eigenvalues of the data-loss Hessian, so (64) reads
+``Δt < 2 / (α + λ₀)`` with λ₀ the top Hessian eigenvalue (the *sharpness* of the data loss).
+
+This module measures the quantities the bound speaks of, for any ``nn.Module`` and loss:
+
+- :func:`gradient_descent` — plain full-batch gradient descent with weight decay (no momentum),
+  ``w ← w − Δt (∇L(w) + α w)`` (the explicit Euler step of (62)), with the divergence criterion
+  :class:`Divergence` checked at every step;
+- :func:`max_stable_lr` — bisection (in log Δt) for the largest step that does not diverge;
+- :func:`top_hessian_eigenvalue` — λ₀ by Lanczos on Hessian-vector products;
+- :func:`sharpness_trace` — λ₀(w_t) + α along a run, against the linear threshold 2/Δt.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ------------------------------------------------------------------------------------------------
+# Divergence criterion and gradient descent
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Divergence:
+    """When a run counts as diverged: the loss is not finite, or the weight norm has grown to more
+    than ``norm_factor`` times its initial value.
+
+    Just above the threshold of (64) the unstable mode grows like ``|A|^t`` with ``|A| = 1 + 2δ``
+    for a step ``(1 + δ)`` times the threshold, so a budget of ``steps`` resolves the threshold to
+    about ``δ ≈ ln(norm_factor) / (2 steps)`` (:meth:`resolution`).
+    """
+
+    norm_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.norm_factor > 1:
+            raise ValueError(f"norm_factor={self.norm_factor!r} is not allowed; it must be > 1")
+
+    def check(self, loss: float, norm: float, norm0: float) -> str:
+        """The reason the run diverged (``""`` if it did not)."""
+        if not math.isfinite(loss) or not math.isfinite(norm):
+            return "non-finite loss"
+        if norm > self.norm_factor * norm0:
+            return f"weight norm > {self.norm_factor:g} × initial"
+        return ""
+
+    def resolution(self, steps: int) -> float:
+        """Relative step excess that grows the weights ``norm_factor``-fold within ``steps`` steps."""
+        return math.log(self.norm_factor) / (2.0 * steps)
+
+
+@dataclass
+class GDRun:
+    """A gradient-descent run: losses and weight norms before each step, and whether it diverged."""
+
+    lr: float
+    alpha: float
+    diverged: bool
+    reason: str
+    steps: int
+    loss: np.ndarray
+    weight_norm: np.ndarray
+
+
+def weight_norm(model: nn.Module) -> float:
+    """Euclidean norm of all trainable parameters together."""
+    with torch.no_grad():
+        return float(torch.sqrt(sum((p.double() ** 2).sum() for p in model.parameters() if p.requires_grad)))
+
+
+def _params(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def gradient_descent(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, lr: float,
+                     alpha: float, steps: int, criterion: Divergence = Divergence(),
+                     callback: Callable[[int, nn.Module], None] | None = None) -> GDRun:
+    """Run ``steps`` steps of full-batch gradient descent on ``loss_fn(model(x), y)`` with weight
+    decay ``alpha`` on every parameter, in place, stopping as soon as ``criterion`` says diverged.
+
+    The step is ``w ← w − lr (∇L(w) + α w)`` — torch's SGD without momentum, and the forward-Euler
+    discretisation of the linearised PDE (62) whose amplifier is (63).  ``callback(t, model)`` is
+    called before step ``t`` (and after the last one, with ``t = steps``).
+    """
+    if not lr > 0:
+        raise ValueError(f"lr={lr!r} is not allowed; it must be positive")
+    if not alpha >= 0:
+        raise ValueError(f"alpha={alpha!r} is not allowed; it must be >= 0")
+    params = _params(model)
+    norm0 = weight_norm(model)
+    losses, norms = [], []
+    reason = ""
+    t = 0
+    for t in range(steps + 1):
+        if callback is not None:
+            callback(t, model)
+        loss = loss_fn(model(x), y)
+        lv, nv = float(loss.detach()), weight_norm(model)
+        losses.append(lv)
+        norms.append(nv)
+        reason = criterion.check(lv, nv, norm0)
+        if reason or t == steps:
+            break
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p.add_(g.add(p, alpha=alpha), alpha=-lr)
+    return GDRun(lr=lr, alpha=alpha, diverged=bool(reason), reason=reason, steps=t,
+                 loss=np.asarray(losses), weight_norm=np.asarray(norms))
+
+
+# ------------------------------------------------------------------------------------------------
+# Bisection
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Bisection:
+    """Result of :func:`max_stable_lr`: ``lr`` is the largest step tried that did not diverge,
+    ``hi`` the smallest that did (``hi / lr ≤ 1 + rtol``); ``trials`` lists every (step, diverged)."""
+
+    lr: float
+    hi: float
+    trials: list[tuple[float, bool]] = field(default_factory=list)
+
+
+def max_stable_lr(diverges: Callable[[float], bool], lo: float, hi: float, *, rtol: float = 0.01,
+                  max_expand: int = 30) -> Bisection:
+    """Bisection in log-step for the largest step at which ``diverges(step)`` is False.
+
+    ``lo`` and ``hi`` are first guesses: ``hi`` is doubled until it diverges and ``lo`` halved until
+    it does not, then the bracket is halved geometrically until ``hi / lo ≤ 1 + rtol``.  Assumes one
+    threshold (no divergence below a stable step), which is what the bound (64) predicts.
+    """
+    if not 0 < lo < hi:
+        raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
+    if not rtol > 0:
+        raise ValueError(f"rtol={rtol!r} is not allowed; it must be positive")
+    trials: list[tuple[float, bool]] = []
+
+    def test(step: float) -> bool:
+        d = bool(diverges(step))
+        trials.append((step, d))
+        return d
+
+    for _ in range(max_expand):
+        if test(hi):
+            break
+        lo, hi = hi, 2.0 * hi
+    else:
+        raise RuntimeError(f"no divergence up to step {hi:g}")
+    for _ in range(max_expand):
+        if not test(lo):
+            break
+        hi, lo = lo, 0.5 * lo
+    else:
+        raise RuntimeError(f"divergence down to step {lo:g}")
+    while hi / lo > 1.0 + rtol:
+        mid = math.sqrt(lo * hi)
+        if test(mid):
+            hi = mid
+        else:
+            lo = mid
+    return Bisection(lr=lo, hi=hi, trials=trials)
+
+
+def max_stable_lr_gd(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, alpha: float,
+                     steps: int, lo: float, hi: float, rtol: float = 0.01,
+                     criterion: Divergence = Divergence()) -> Bisection:
+    """The largest learning rate at which :func:`gradient_descent` from ``model``'s current weights
+    does not diverge within ``steps`` steps (every trial restarts from the same weights)."""
+    state = copy.deepcopy(model.state_dict())
+
+    def diverges(lr: float) -> bool:
+        model.load_state_dict(state)
+        return gradient_descent(model, loss_fn, x, y, lr=lr, alpha=alpha, steps=steps,
+                                criterion=criterion).diverged
+
+    try:
+        return max_stable_lr(diverges, lo, hi, rtol=rtol)
+    finally:
+        model.load_state_dict(state)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hessian top eigenvalue
+# ------------------------------------------------------------------------------------------------
+class HessianOperator:
+    """v ↦ ∇²L(w) v for ``L = loss_fn(model(x), y)`` at the model's current weights (flattened).
+
+    The gradient graph is built once; each product is one extra backward pass (Pearlmutter's trick
+    by double backward).  Vectors are float64 NumPy arrays.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor):
+        self.params = _params(model)
+        self.size = sum(p.numel() for p in self.params)
+        loss = loss_fn(model(x), y)
+        self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        self.calls = 0
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        vs, i = [], 0
+        for p in self.params:
+            vs.append(torch.as_tensor(v[i:i + p.numel()], dtype=p.dtype).view_as(p))
+            i += p.numel()
+        dot = sum((g * u).sum() for g, u in zip(self.grads, vs, strict=True))
+        hv = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
+        self.calls += 1
+        return np.concatenate([(h if h is not None else torch.zeros_like(p)).detach().double().ravel().numpy()
+                               for h, p in zip(hv, self.params, strict=True)])
+
+
+def lanczos_extremes(matvec: Callable[[np.ndarray], np.ndarray], size: int, *, iters: int = 30,
+                     seed: int = 0) -> tuple[float, float]:
+    """(largest, smallest) Ritz value after ``iters`` Lanczos steps with full reorthogonalisation,
+    from a seeded Gaussian start vector (deterministic)."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal(size)
+    q /= np.linalg.norm(q)
+    basis = [q]
+    a_diag: list[float] = []
+    b_off: list[float] = []
+    for j in range(min(iters, size)):
+        w = matvec(basis[j])
+        a = float(basis[j] @ w)
+        a_diag.append(a)
+        Q = np.stack(basis)
+        for _ in range(2):  # full reorthogonalisation, twice is enough
+            w = w - Q.T @ (Q @ w)
+        b = float(np.linalg.norm(w))
+        if b < 1e-10 * max(1.0, abs(a)) or j == min(iters, size) - 1:
+            break
+        b_off.append(b)
+        basis.append(w / b)
+    T = np.diag(a_diag) + np.diag(b_off[:len(a_diag) - 1], 1) + np.diag(b_off[:len(a_diag) - 1], -1)
+    ritz = np.linalg.eigvalsh(T)
+    return float(ritz[-1]), float(ritz[0])
+
+
+def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *,
+                           iters: int = 30, seed: int = 0) -> float:
+    """λ₀, the largest eigenvalue of the data-loss Hessian ∇²L(w) at the model's current weights
+    (Lanczos on Hessian-vector products).  In (64), ``2/(α + λ₀)`` is the linear step limit.
+
+    A network with BatchNorm is evaluated in its current mode (train mode: batch statistics, the
+    loss gradient descent sees); its running statistics are left as they were.
+    """
+    names = dict(model.named_parameters())
+    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in names})
+    op = HessianOperator(model, loss_fn, x, y)
+    top, _ = lanczos_extremes(op, op.size, iters=iters, seed=seed)
+    model.load_state_dict(buffers, strict=False)
+    return top
+
+
+# ------------------------------------------------------------------------------------------------
+# Sharpness along a run
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class SharpnessTrace:
+    """Sharpness ``λ₀(w_t) + α`` at the recorded steps of a gradient-descent run, with the run."""
+
+    lr: float
+    alpha: float
+    steps: np.ndarray
+    sharpness: np.ndarray
+    run: GDRun
+
+    @property
+    def threshold(self) -> float:
+        """The linear stability threshold on the sharpness, 2/Δt (eq. (64))."""
+        return 2.0 / self.lr
+
+
+def sharpness_trace(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, lr: float,
+                    alpha: float, steps: int, every: int | Sequence[int] = 10, iters: int = 20, seed: int = 0,
+                    criterion: Divergence = Divergence()) -> SharpnessTrace:
+    """Run :func:`gradient_descent` and record the sharpness λ₀(w_t) + α every ``every`` steps
+    (or at the listed steps).  Below the linear threshold (λ₀ + α < 2/Δt) every mode is attenuated;
+    above it the linearisation predicts divergence."""
+    at = set(range(0, steps + 1, every)) if isinstance(every, int) else set(every)
+    rec_steps: list[int] = []
+    rec_sharp: list[float] = []
+
+    def cb(t: int, m: nn.Module) -> None:
+        if t in at:
+            rec_steps.append(t)
+            rec_sharp.append(top_hessian_eigenvalue(m, loss_fn, x, y, iters=iters, seed=seed) + alpha)
+
+    run = gradient_descent(model, loss_fn, x, y, lr=lr, alpha=alpha, steps=steps, criterion=criterion,
+                           callback=cb)
+    return SharpnessTrace(lr=lr, alpha=alpha, steps=np.asarray(rec_steps), sharpness=np.asarray(rec_sharp),
+                          run=run)
