@@ -69,4 +69,7 @@ def settings() -> dict[str, Any]:
         "tf32_cudnn": torch.backends.cudnn.allow_tf32,
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "cuda": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cudnn_version": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "flush_denormal": False,
     }

@@ -1,0 +1,120 @@
+"""Distances between training runs (paper §4.2).
+
+- :func:`rel_l1` — RelL1(θ, θ′) = (2/N) Σᵢ |θᵢ − θ′ᵢ| / (|θᵢ| + |θ′ᵢ|), the paper's measure of how far
+  two runs' weights have drifted apart (bounded by 2; relative because floating-point error is).
+- :func:`disagreement` — the share of test images two runs classify differently, with a bootstrap
+  interval (:func:`disagreement_interval`).
+- :func:`relative_error` — ‖a − b‖ / ‖b‖, for gradient perturbations (paper Table 1 right).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+# State-dict entries that are BatchNorm running statistics, not parameters: RelL1 leaves them out.
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+Weights = nn.Module | Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | Iterable[torch.Tensor]
+
+
+def named_weights(w: Weights) -> list[tuple[str, torch.Tensor]]:
+    """The parameters of ``w`` as (name, tensor) pairs.
+
+    A module gives its ``named_parameters()`` (buffers such as BatchNorm running statistics are
+    not parameters); a state dict gives its floating-point entries except BatchNorm running
+    statistics; a sequence of tensors is named by position.
+    """
+    if isinstance(w, nn.Module):
+        return [(n, p.detach()) for n, p in w.named_parameters()]
+    if isinstance(w, Mapping):
+        return [(n, t.detach()) for n, t in w.items()
+                if torch.is_tensor(t) and t.is_floating_point() and not n.endswith(BUFFER_SUFFIXES)]
+    return [(str(i), t.detach()) for i, t in enumerate(w)]
+
+
+def _pairs(a: Weights, b: Weights) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    na, nb = named_weights(a), named_weights(b)
+    if [n for n, _ in na] != [n for n, _ in nb]:
+        raise ValueError("rel_l1: the two sets of weights have different names or order")
+    out = []
+    for (name, x), (_, y) in zip(na, nb, strict=True):
+        if x.shape != y.shape:
+            raise ValueError(f"rel_l1: {name} has shape {tuple(x.shape)} vs {tuple(y.shape)}")
+        out.append((name, x, y))
+    if not out:
+        raise ValueError("rel_l1: no parameters to compare")
+    return out
+
+
+def _sum_and_count(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    x, y = x.to(torch.float64), y.to(x.device, torch.float64)
+    den = x.abs() + y.abs()
+    terms = (x - y).abs() / den
+    terms = torch.where(den == 0, torch.zeros_like(terms), terms)  # both zero: no difference
+    # NaN/inf anywhere makes the result NaN, never 0
+    bad = ~(torch.isfinite(x) & torch.isfinite(y))
+    terms = torch.where(bad, torch.full_like(terms, math.nan), terms)
+    return terms.sum(), x.numel()
+
+
+def rel_l1(a: Weights, b: Weights, *, per_layer: bool = False) -> float | dict[str, float]:
+    """RelL1(θ, θ′) = (2/N) Σᵢ |θᵢ − θ′ᵢ| / (|θᵢ| + |θ′ᵢ|) over all N parameters (paper §4.2).
+
+    ``a`` and ``b`` are modules, state dicts or sequences of tensors (see :func:`named_weights`;
+    BatchNorm running statistics are not parameters and are left out).  Elements where both are 0
+    count as 0; a non-finite element makes the result NaN.  Summed in float64.
+
+    With ``per_layer=True`` returns {parameter name: RelL1 of that tensor} instead of the total.
+    """
+    parts = [(name, *_sum_and_count(x, y)) for name, x, y in _pairs(a, b)]
+    if per_layer:
+        return {name: 2.0 * float(s) / n for name, s, n in parts}
+    total = torch.stack([s.cpu() for _, s, _ in parts]).sum()
+    return 2.0 * float(total) / sum(n for _, _, n in parts)
+
+
+def relative_error(a: Weights, b: Weights) -> float:
+    """‖a − b‖₂ / ‖b‖₂ over all tensors (e.g. a perturbed gradient against the exact one)."""
+    pairs = _pairs(a, b)
+    num = sum(float(((x.double() - y.double()) ** 2).sum()) for _, x, y in pairs)
+    den = sum(float((y.double() ** 2).sum()) for _, _, y in pairs)
+    return math.sqrt(num / den) if den > 0 else math.nan
+
+
+def _labels(p: torch.Tensor) -> np.ndarray:
+    p = torch.as_tensor(p).detach().cpu()
+    if p.ndim == 2:
+        p = p.argmax(dim=1)
+    return p.numpy()
+
+
+def disagreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of examples on which two runs' predictions differ (labels, or logits (N, C))."""
+    la, lb = _labels(a), _labels(b)
+    if la.shape != lb.shape:
+        raise ValueError(f"disagreement: {la.shape} vs {lb.shape} predictions")
+    return float(np.mean(la != lb))
+
+
+def disagreement_interval(a: torch.Tensor, b: torch.Tensor, *, n_boot: int = 2000, level: float = 0.95,
+                          seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`disagreement` (resampling the test examples)."""
+    diff = (_labels(a) != _labels(b)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def mean_pairwise_disagreement(predictions: Sequence[torch.Tensor]) -> float:
+    """Mean :func:`disagreement` over all pairs of runs."""
+    pairs = list(itertools.combinations(range(len(predictions)), 2))
+    if not pairs:
+        raise ValueError("mean_pairwise_disagreement needs at least two runs")
+    return float(np.mean([disagreement(predictions[i], predictions[j]) for i, j in pairs]))

@@ -1,0 +1,522 @@
+"""Perturbed-SGD training in lockstep (paper §4.2).
+
+One call, :func:`train`, runs a :class:`RunConfig`: a network, a data set, SGD's settings with the
+paper's step-decay schedule (÷10 every 40 epochs), and a list of :class:`Variant` s — typically
+k = 1, 3, 5, ... of :class:`instab.optim.PerturbedSGD`, but also the other perturbations in use: a
+one-ulp change of one initial weight (``init_ulp``), or another thread count (``threads``).
+
+All variants start from one initial state and see the same batches **in lockstep**: each iteration
+every variant takes its step on the same minibatch, so RelL1 (paper §4.2) between each variant and
+the first (the reference) can be measured as training goes, per iteration and per epoch.
+
+The run is deterministic: :func:`instab.determinism.configure` sets every switch, the batch order
+and augmentation come from their own seeds per epoch, the initialisation from ``init_seed``.  With
+a ``checkpoint`` path the state is saved atomically after every epoch and a rerun resumes from it,
+bitwise equal to an uninterrupted run.
+
+BatchNorm running statistics are buffers, not parameters: RelL1 leaves them out (recorded in the
+history's ``notes``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import io
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from instab import determinism
+from instab.checks import positive as _positive
+from instab.data import DATASETS, Loader, load
+from instab.metrics import rel_l1
+from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, build_model, validate_model_name
+from instab.optim import PerturbedSGD, check_form, check_k
+
+#: Bump when a change to the training code changes results: cached cells keyed on it recompute.
+ENGINE_VERSION = 1
+
+NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
+         "All variants start from one initial state and take their steps on the same batches in lockstep.")
+
+
+# --------------------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class Variant:
+    """One perturbed run within a lockstep group.
+
+    k, form:
+        The PerturbedSGD perturbation (k = 1: plain SGD).
+    init_ulp:
+        Move one initial weight (element 0 of the first parameter tensor) by this many ulps with
+        ``nextafter`` (0: none).
+    threads:
+        Thread count for this variant's steps (``None``: the run's ``threads``).
+    """
+
+    k: int = 1
+    form: str = "paper"
+    init_ulp: int = 0
+    threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        parts = [f"k={self.k}"]
+        if self.form != "paper":
+            parts.append(self.form)
+        if self.init_ulp:
+            parts.append(f"init{self.init_ulp:+d}ulp")
+        if self.threads is not None:
+            parts.append(f"threads={self.threads}")
+        return ",".join(parts)
+
+
+def ks(*values: int, form: str = "paper") -> tuple[Variant, ...]:
+    """Variants for the given k values, e.g. ``ks(1, 3, 5)``."""
+    return tuple(Variant(k=k, form=form) for k in values)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (hashed by :mod:`instab.grid`).
+
+    The schedule is the paper's step decay: ``lr`` is multiplied by ``lr_decay`` every
+    ``lr_decay_every`` epochs (``lr_decay_every=0``: constant).  ``max_steps`` stops training after
+    that many iterations (for the fixed-lr runs with lr × iterations constant); ``epochs`` then
+    defaults to enough epochs.  ``rel_l1_every``: record RelL1 every so many iterations
+    (``0``: only per epoch; ``"log"``: ~20 points per decade of iterations).
+    """
+
+    model: str = "cnn"
+    dataset: str = "fashion_mnist"
+    variants: tuple[Variant, ...] = (Variant(1), Variant(3))
+    epochs: int | None = 1
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    dampening: float = 0.0
+    lr_decay: float = 0.1
+    lr_decay_every: int = 40
+    init_seed: int = 0
+    batch_seed: int = 0
+    augment: bool = False
+    augment_seed: int = 0
+    train_size: int | None = None
+    test_size: int | None = None
+    pad_to: int | None = None
+    activation: str = "relu"
+    beta: float = 1.0
+    pool: str = "max"
+    shortcut: str = "conv"
+    widths: tuple[int, ...] | None = None
+    hidden: tuple[int, ...] | None = None
+    threads: int = 1
+    device: str = "cpu"
+    rel_l1_every: int | str = 0
+    foreach: bool | None = None
+
+    def __post_init__(self) -> None:
+        # normalise lists given from YAML / papermill into tuples so configs hash and compare
+        variants = tuple(v if isinstance(v, Variant) else Variant(**v) if isinstance(v, dict) else Variant(v)
+                         for v in self.variants)
+        object.__setattr__(self, "variants", variants)
+        for name in ("widths", "hidden"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in value))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """SHA-256 of the canonical configuration and the engine version (the grid's cache key)."""
+        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION}.items()))
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def validate(self, *, check_data: bool = False) -> RunConfig:
+        """Raise ``ValueError`` naming the first bad field (before any training)."""
+        validate_model_name(self.model)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is not allowed; choose one of {list(DATASETS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is not allowed; "
+                             f"choose one of {list(ACTIVATIONS)}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool={self.pool!r} is not allowed; choose one of {list(POOLS)}")
+        if self.shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut={self.shortcut!r} is not allowed; choose one of {list(SHORTCUTS)}")
+        _positive("lr", self.lr)
+        _positive("batch_size", self.batch_size, integer=True)
+        _positive("threads", self.threads, integer=True)
+        _positive("beta", self.beta)
+        for name in ("momentum", "weight_decay", "dampening"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{name}={value!r} is not allowed; it must be a number >= 0")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov=True is not allowed without momentum > 0 and dampening = 0")
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("epochs=None is not allowed without max_steps")
+        if self.epochs is not None:
+            _positive("epochs", self.epochs, integer=True)
+        if self.max_steps is not None:
+            _positive("max_steps", self.max_steps, integer=True)
+        if not (isinstance(self.lr_decay_every, int) and self.lr_decay_every >= 0):
+            raise ValueError(f"lr_decay_every={self.lr_decay_every!r} is not allowed; "
+                             "it must be an integer >= 0")
+        _positive("lr_decay", self.lr_decay)
+        if not self.variants:
+            raise ValueError("variants=() is not allowed; give at least one (the reference)")
+        for v in self.variants:
+            check_k(v.k)
+            check_form(v.form)
+            if not isinstance(v.init_ulp, int) or isinstance(v.init_ulp, bool):
+                raise ValueError(f"init_ulp={v.init_ulp!r} is not allowed; it must be an integer")
+            if v.threads is not None:
+                _positive("threads", v.threads, integer=True)
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError(f"variants={[v.name for v in self.variants]} is not allowed; they must differ")
+        every = self.rel_l1_every
+        if not (every == "log" or (isinstance(every, int) and not isinstance(every, bool) and every >= 0)):
+            raise ValueError(f"rel_l1_every={self.rel_l1_every!r} is not allowed; an integer >= 0 or 'log'")
+        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
+            raise ValueError(f"device={self.device!r} is not allowed; choose 'cpu' or 'cuda[:n]'")
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} is not allowed: CUDA is not available here")
+        if self.model == "vgg16_bn" and self.dataset == "fashion_mnist" and self.pad_to != 32:
+            raise ValueError("pad_to must be 32 for vgg16_bn on fashion_mnist (VGG16 takes 32×32 inputs)")
+        if check_data:
+            load_data(self)
+        return self
+
+
+# --------------------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """What a run records.  Per-epoch lists have one entry per completed epoch; ``rel_l1`` and
+    ``iter_rel_l1`` are against the reference (the first variant) and 0 for it."""
+
+    config: dict[str, Any]
+    variants: list[str]
+    settings: dict[str, Any]
+    notes: str = NOTES
+    epoch: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    train_loss: dict[str, list[float]] = field(default_factory=dict)
+    test_acc: dict[str, list[float]] = field(default_factory=dict)
+    rel_l1: dict[str, list[float]] = field(default_factory=dict)
+    iter_step: list[int] = field(default_factory=list)
+    iter_rel_l1: dict[str, list[float]] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def reference(self) -> str:
+        return self.variants[0]
+
+    def final_acc(self) -> dict[str, float]:
+        """Test accuracy after the last epoch, per variant."""
+        return {v: acc[-1] for v, acc in self.test_acc.items()}
+
+    def mean_last_acc(self, n: int = 10) -> dict[str, float]:
+        """Mean test accuracy over the last ``n`` epochs (the authors' measure), per variant."""
+        return {v: float(np.mean(acc[-n:])) for v, acc in self.test_acc.items()}
+
+    def final_rel_l1(self) -> dict[str, float]:
+        return {v: r[-1] for v, r in self.rel_l1.items()}
+
+
+
+# ------------------------------------------------------------------------------------- training
+def load_data(config: RunConfig):
+    kwargs: dict[str, Any] = {}
+    if config.dataset == "synthetic":
+        kwargs["shape"] = (3, 32, 32) if config.pad_to is None else (3, config.pad_to, config.pad_to)
+    else:
+        kwargs["pad_to"] = config.pad_to
+    return load(config.dataset, train_size=config.train_size, test_size=config.test_size, **kwargs)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy as −Σ one_hot(y)·log_softmax(logits): every kernel of it, forward and backward,
+    is deterministic on CUDA (``F.cross_entropy``'s NLLLoss is flagged non-deterministic there), and
+    it is one code path on every device."""
+    picked = (F.log_softmax(logits, dim=1) * F.one_hot(y, logits.shape[1]).to(logits.dtype)).sum(dim=1)
+    return -(picked.mean() if reduction == "mean" else picked.sum())
+
+
+def lr_at(config: RunConfig, epoch: int) -> float:
+    """The step-decay schedule (paper §4.2): lr · lr_decay^⌊epoch / lr_decay_every⌋ (epoch from 0)."""
+    if config.lr_decay_every == 0:
+        return config.lr
+    return config.lr * config.lr_decay ** (epoch // config.lr_decay_every)
+
+
+def _log_steps(total: int, per_decade: int = 20) -> set[int]:
+    if total < 1:
+        return set()
+    decades = max(1, math.ceil(math.log10(total + 1)))
+    grid = np.unique(np.round(np.logspace(0, math.log10(total), per_decade * decades)))
+    return {int(s) for s in grid} | {total}
+
+
+def perturb_init(model: nn.Module, ulps: int) -> None:
+    """Move element 0 of the first parameter tensor by ``ulps`` units in the last place."""
+    if ulps == 0:
+        return
+    with torch.no_grad():
+        p = next(model.parameters()).view(-1)
+        target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=p.dtype, device=p.device)
+        for _ in range(abs(ulps)):
+            p[0] = torch.nextafter(p[0], target)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted labels in eval mode."""
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+             batch_size: int = 1000) -> list[torch.Tensor]:
+    """∇ of the mean cross-entropy over (x, y), accumulated over chunks (the model's mode is kept)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = [torch.zeros_like(p) for p in params]
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        loss = cross_entropy(model(xb), yb, reduction="sum") / len(x)
+        for t, g in zip(total, torch.autograd.grad(loss, params), strict=True):
+            t.add_(g)
+    return total
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+_MAGIC = b"INSTAB1\n"
+
+
+def save_object(path: str | Path, obj: Any) -> None:
+    """Pickle ``obj`` to ``path`` atomically, with a SHA-256 of the payload for integrity."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    _atomic_write(Path(path), _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def load_object(path: str | Path) -> Any | None:
+    """Load what :func:`save_object` wrote, or ``None`` if the file is missing, truncated or corrupted."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    head = len(_MAGIC) + 65
+    if not raw.startswith(_MAGIC) or len(raw) < head:
+        return None
+    digest, payload = raw[len(_MAGIC):head - 1], raw[head:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        return None
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - an unreadable file is recomputed
+        return None
+
+
+def train(config: RunConfig, *, checkpoint: str | Path | None = None, progress: bool = False,
+          on_epoch: Callable[[int, History], None] | None = None) -> History:
+    """Train every variant of ``config`` in lockstep and return the :class:`History`.
+
+    Parameters
+    ----------
+    config:
+        The run (validated first: a bad value raises ``ValueError`` before any training).
+    checkpoint:
+        If given, the state after each epoch is written there atomically, and an existing valid
+        checkpoint of the same configuration is resumed from (an invalid one is ignored).
+    progress:
+        Show a tqdm bar over epochs.
+    on_epoch:
+        Called as ``on_epoch(epoch, history)`` after each epoch (and its checkpoint).
+    """
+    config.validate()
+    data = load_data(config)
+    previous_threads = torch.get_num_threads()
+    settings = determinism.configure(config.threads)
+    try:
+        return _train(config, data, settings, checkpoint, progress, on_epoch)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | Path | None, progress: bool,
+           on_epoch: Callable[[int, History], None] | None) -> History:
+    device = torch.device(config.device)
+    data = data.to(device)
+    loader = Loader(data.x_train, data.y_train, config.batch_size, seed=config.batch_seed,
+                    augment=config.augment, augment_seed=config.augment_seed)
+    steps_per_epoch = len(loader)
+    epochs = config.epochs if config.epochs is not None else math.ceil(config.max_steps / steps_per_epoch)
+    total_steps = epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps,
+                                                                                  epochs * steps_per_epoch)
+    record_at = (_log_steps(total_steps) if config.rel_l1_every == "log"
+                 else set(range(0, total_steps + 1, config.rel_l1_every)) if config.rel_l1_every else set())
+
+    base = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                       activation=config.activation, beta=config.beta, input_size=data.input_size,
+                       pool=config.pool, shortcut=config.shortcut, widths=config.widths, hidden=config.hidden,
+                       seed=config.init_seed).to(device)
+    models, opts = [], []
+    for v in config.variants:
+        m = copy.deepcopy(base)
+        perturb_init(m, v.init_ulp)
+        models.append(m)
+        opts.append(_optimizer(m, config, v))
+    names = [v.name for v in config.variants]
+    threads = [v.threads or config.threads for v in config.variants]
+    hist = History(config=config.to_dict(), variants=names, settings=settings,
+                   train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
+                   rel_l1={n: [] for n in names}, iter_rel_l1={n: [] for n in names})
+    hist.settings["variant_threads"] = dict(zip(names, threads, strict=True))
+    start_epoch, step = 0, 0
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if ckpt_path is not None:
+        state = load_object(ckpt_path)
+        if state is not None and state.get("key") == config.key():
+            for m, o, ms, os_ in zip(models, opts, state["models"], state["opts"], strict=True):
+                m.load_state_dict(ms)
+                o.load_state_dict(os_)
+            hist, start_epoch, step = state["history"], state["epoch"], state["step"]
+    if start_epoch == 0 and step == 0 and 0 in record_at:
+        _record_iter(hist, models, names, 0)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", leave=False)
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        if step >= total_steps:
+            break
+        lr = lr_at(config, epoch)
+        for o in opts:
+            for g in o.param_groups:
+                g["lr"] = lr
+        loss_sums = [torch.zeros((), dtype=torch.float64, device=device) for _ in models]
+        n_batches = 0
+        for xb, yb in loader.epoch(epoch):
+            for i, (m, o) in enumerate(zip(models, opts, strict=True)):
+                if torch.get_num_threads() != threads[i]:
+                    torch.set_num_threads(threads[i])
+                m.train()
+                o.zero_grad(set_to_none=True)
+                loss = cross_entropy(m(xb), yb)
+                loss.backward()
+                o.step()
+                loss_sums[i] += loss.detach()
+            n_batches += 1
+            step += 1
+            if step in record_at:
+                _record_iter(hist, models, names, step)
+            if step >= total_steps:
+                break
+        if torch.get_num_threads() != config.threads:
+            torch.set_num_threads(config.threads)
+        hist.epoch.append(epoch + 1)
+        hist.steps.append(step)
+        hist.lr.append(lr)
+        for i, (n, m) in enumerate(zip(names, models, strict=True)):
+            hist.train_loss[n].append(float(loss_sums[i]) / max(n_batches, 1))
+            pred = predict(m, data.x_test)
+            hist.test_acc[n].append(float((pred == data.y_test).double().mean()))
+            hist.rel_l1[n].append(rel_l1(models[0], m) if i else 0.0)
+            hist.predictions[n] = pred.to(torch.int16).cpu().numpy()
+        hist.seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if ckpt_path is not None:
+            save_object(ckpt_path, {"key": config.key(), "epoch": epoch + 1, "step": step, "history": hist,
+                                    "models": [_cpu_state(m.state_dict()) for m in models],
+                                    "opts": [_cpu_state(o.state_dict()) for o in opts]})
+        if bar is not None:
+            bar.update(1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, hist)
+    if bar is not None:
+        bar.close()
+    return hist
+
+
+def _optimizer(m: nn.Module, config: RunConfig, v: Variant) -> PerturbedSGD:
+    with warnings.catch_warnings():  # a power-of-two k is a deliberate control here, no warning
+        warnings.filterwarnings("ignore", message=".*power of two", category=UserWarning)
+        return PerturbedSGD(m.parameters(), lr=config.lr, momentum=config.momentum,
+                            dampening=config.dampening, weight_decay=config.weight_decay,
+                            nesterov=config.nesterov, foreach=config.foreach, k=v.k, form=v.form)
+
+
+def _cpu_state(state: Any) -> Any:
+    if torch.is_tensor(state):
+        return state.detach().cpu().clone()
+    if isinstance(state, dict):
+        return {k: _cpu_state(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_cpu_state(v) for v in state)
+    return state
+
+
+def _record_iter(hist: History, models: Sequence[nn.Module], names: Sequence[str], step: int) -> None:
+    hist.iter_step.append(step)
+    for i, n in enumerate(names):
+        hist.iter_rel_l1[n].append(rel_l1(models[0], models[i]) if i else 0.0)
+
+
+def run(config: RunConfig | None = None, **changes: Any) -> History:
+    """Shorthand: ``train(RunConfig(**changes))`` or ``train(config.replace(**changes))``."""
+    return train((config or RunConfig()).replace(**changes) if changes else (config or RunConfig()))
+
+
+def _canonical(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return ("ndarray", str(x.dtype), x.shape, x.tobytes())
+    if torch.is_tensor(x):
+        return _canonical(x.detach().cpu().numpy())
+    if isinstance(x, float):
+        return float.hex(x)
+    if isinstance(x, dict):
+        return tuple((str(k), _canonical(v)) for k, v in x.items())
+    if isinstance(x, list | tuple):
+        return tuple(_canonical(v) for v in x)
+    return x
+
+
+def dumps(history: History) -> bytes:
+    """A canonical byte string of everything the run computed (not its wall time or the thread
+    settings it ran under): equal bytes means bitwise-equal results."""
+    fields = dataclasses.asdict(dataclasses.replace(history, seconds=0.0, settings={}))
+    return repr(_canonical(fields)).encode()

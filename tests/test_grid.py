@@ -1,0 +1,166 @@
+"""The k × seed grid: cache hits, atomic results, corrupted files recomputed, kill-and-resume."""
+
+import concurrent.futures as cf
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import instab.grid as G
+from instab.grid import accuracy_table, cell_paths, k_seed_grid, run_cell, run_grid
+from instab.train import RunConfig, dumps, ks, load_object
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = RunConfig(model="cnn", dataset="fashion_mnist", widths=(4, 8), train_size=256, test_size=128,
+                 batch_size=64, epochs=2, variants=ks(1, 3))
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    calls = []
+    real = G.train
+
+    def counting(config, **kw):
+        calls.append(config.key())
+        return real(config, **kw)
+
+    monkeypatch.setattr(G, "train", counting)
+    return calls
+
+
+def test_grid_caches_cells_and_reruns_skip_them(tmp_path, count_training):
+    configs = k_seed_grid(TINY, [1, 3], [0, 1])
+    first = run_grid(configs, cache=tmp_path, workers=1, progress=False)
+    assert len(count_training) == 2
+    again = run_grid(configs, cache=tmp_path, workers=1, progress=False)
+    assert len(count_training) == 2  # nothing retrained
+    assert [dumps(h) for h in again] == [dumps(h) for h in first]
+    table = accuracy_table(first, [1, 3], [0, 1])
+    assert table.shape == (2, 2) and np.all((table >= 0) & (table <= 1))
+    assert table[0, 0] == first[0].final_acc()["k=1"] and table[1, 1] == first[1].final_acc()["k=3"]
+    assert not list(tmp_path.glob("*.ckpt")) and not list(tmp_path.glob(".*tmp"))
+
+
+def test_cache_key_follows_every_field():
+    assert TINY.key() == RunConfig(**{**TINY.__dict__}).key()
+    assert TINY.key() != TINY.replace(batch_seed=1).key() != TINY.replace(lr=0.05).key()
+    assert TINY.key() != TINY.replace(variants=ks(1, 5)).key()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_corrupted_result_is_recomputed_never_used(tmp_path, count_training, damage):
+    config = TINY.replace(variants=ks(1), epochs=1)
+    good = run_cell(config, tmp_path)
+    result, _ = cell_paths(config, tmp_path)
+    raw = result.read_bytes()
+    if damage == "truncate":
+        result.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":
+        result.write_bytes(raw[:-10] + bytes([raw[-10] ^ 1]) + raw[-9:])
+    else:
+        result.write_bytes(b"not a result")
+    assert load_object(result) is None
+    again = run_grid([config], cache=tmp_path, progress=False)[0]
+    assert len(count_training) == 2
+    assert dumps(again) == dumps(good) and load_object(result) is not None
+
+
+def test_corrupted_checkpoint_is_ignored(tmp_path):
+    config = TINY.replace(variants=ks(1, 3))
+    reference = run_cell(config, tmp_path / "a")
+    _, ckpt = cell_paths(config, tmp_path / "b")
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"INSTAB1\n" + b"0" * 64 + b"\ntruncated")
+    assert dumps(run_cell(config, tmp_path / "b")) == dumps(reference)
+
+
+def test_killed_run_resumes_bitwise_equal(tmp_path):
+    """A real process is killed (SIGKILL) after its epoch-2 checkpoint; the rerun resumes from the
+    checkpoint and its result is bitwise equal to an uninterrupted run's."""
+    config = TINY.replace(epochs=4, variants=ks(1, 3), rel_l1_every=2)
+    script = textwrap.dedent(f"""
+        import sys, time
+        from instab.grid import run_cell
+        from instab.train import RunConfig, Variant
+        config = {config!r}
+        def on_epoch(epoch, history):
+            print(epoch, flush=True)
+            if epoch == 2:
+                time.sleep(120)
+        run_cell(config, {str(tmp_path / "killed")!r}, on_epoch=on_epoch)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "2":
+                break
+        else:
+            pytest.fail(f"the training process ended early (rc={proc.wait()})")
+    finally:
+        proc.kill()
+        proc.wait()
+    result, ckpt = cell_paths(config, tmp_path / "killed")
+    assert ckpt.exists() and not result.exists()
+    seen = []
+    resumed = run_cell(config, tmp_path / "killed", on_epoch=lambda e, h: seen.append(e))
+    assert seen == [3, 4]  # it resumed after epoch 2, it did not start over
+    uninterrupted = run_cell(config, tmp_path / "clean")
+    assert dumps(resumed) == dumps(uninterrupted)
+    assert resumed.iter_step == [0, 2, 4, 6, 8, 10, 12, 14, 16]
+
+
+class InlineExecutor:
+    """Anything with submit() will do: here, run at once and return a finished future."""
+
+    def __init__(self):
+        self.submitted = 0
+
+    def submit(self, fn, *args, **kwargs):
+        self.submitted += 1
+        f = cf.Future()
+        f.set_result(fn(*args, **kwargs))
+        return f
+
+
+def test_any_executor_with_submit(tmp_path):
+    ex = InlineExecutor()
+    out = run_grid(k_seed_grid(TINY.replace(epochs=1), [1, 3], [0, 1], lockstep=False), cache=tmp_path,
+                   executor=ex, progress=False)
+    assert ex.submitted == 4 and [h.variants for h in out] == [["k=1"], ["k=1"], ["k=3"], ["k=3"]]
+    table = accuracy_table(out, [1, 3], [0, 1])
+    assert table.shape == (2, 2)
+
+
+def test_default_process_pool_matches_in_process_run(tmp_path):
+    configs = k_seed_grid(TINY.replace(epochs=1), [1, 3], [0, 1])
+    pooled = run_grid(configs, cache=tmp_path / "pool", workers=2, progress=False)
+    inline = run_grid(configs, cache=tmp_path / "inline", workers=1, progress=False)
+    assert [dumps(h) for h in pooled] == [dumps(h) for h in inline]
+    assert all(h.settings["threads"] == 1 for h in pooled)
+
+
+def test_bad_configuration_fails_before_any_cell(tmp_path, count_training):
+    configs = [TINY, TINY.replace(model="alexnet")]
+    with pytest.raises(ValueError, match="alexnet"):
+        run_grid(configs, cache=tmp_path, progress=False)
+    assert count_training == [] and not list(tmp_path.glob("*.result"))
+
+
+def test_default_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTAB_CACHE", str(tmp_path))
+    assert G.default_cache() == tmp_path
+    monkeypatch.delenv("INSTAB_CACHE")
+    assert G.default_cache() == ROOT / "_build" / "cache"
+
+
+def test_fixed_lr_sweep_keeps_lr_times_iterations():
+    from instab.grid import fixed_lr_sweep
+
+    configs = fixed_lr_sweep(TINY, [0.4, 0.1, 0.025], lr_times_steps=1.0)
+    assert [c.max_steps for c in configs] == [2, 10, 40]
+    assert all(c.lr_decay_every == 0 and c.epochs is None for c in configs)

@@ -1,0 +1,85 @@
+"""Lockstep perturbed-SGD training: determinism, the k controls, schedule, validation."""
+
+import math
+
+import pytest
+import torch
+
+from instab.train import RunConfig, Variant, dumps, ks, lr_at, perturb_init, train
+
+TINY = RunConfig(model="cnn", dataset="fashion_mnist", widths=(4, 8), train_size=256, test_size=128,
+                 batch_size=64, epochs=2, lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+
+def test_two_k1_runs_are_bitwise_equal():
+    config = TINY.replace(variants=ks(1))
+    assert dumps(train(config)) == dumps(train(config))
+
+
+def test_k2_and_k4_equal_k1_and_k3_differs_in_lockstep():
+    h = train(TINY.replace(variants=ks(1, 2, 4, 3), rel_l1_every=1))
+    for k in ("k=2", "k=4"):
+        assert h.iter_rel_l1[k] == [0.0] * len(h.iter_step)
+        assert h.train_loss[k] == h.train_loss["k=1"]
+        assert (h.predictions[k] == h.predictions["k=1"]).all()
+    r3 = h.iter_rel_l1["k=3"]
+    assert r3[0] == 0.0 and r3[-1] > 0.0  # same start, then the last-bit perturbation shows
+    assert h.rel_l1["k=3"][-1] == r3[-1]
+    assert h.iter_step == list(range(0, 9))
+    assert "BatchNorm" in h.notes and h.settings["deterministic_algorithms"]
+
+
+def test_release_form_and_init_ulp_are_perturbations_too():
+    variants = (Variant(1), Variant(3, form="release"), Variant(1, init_ulp=1))
+    h = train(TINY.replace(variants=variants, epochs=1, rel_l1_every=1))
+    assert h.variants == ["k=1", "k=3,release", "k=1,init+1ulp"]
+    init = h.iter_rel_l1["k=1,init+1ulp"]
+    assert 0 < init[0] < 1e-6  # one ulp of one weight at step 0
+    assert h.iter_rel_l1["k=3,release"][-1] > 0
+
+
+def test_perturb_init_moves_one_weight_by_one_ulp():
+    m = torch.nn.Linear(3, 2)
+    before = m.weight.detach().clone()
+    perturb_init(m, 1)
+    diff = (m.weight - before).flatten()
+    assert (diff != 0).sum() == 1
+    assert m.weight.flatten()[0] == torch.nextafter(before.flatten()[0], torch.tensor(math.inf))
+
+
+def test_schedule_and_max_steps():
+    c = RunConfig(lr=0.1, lr_decay=0.1, lr_decay_every=40)
+    assert [lr_at(c, e) for e in (0, 39, 40, 80)] == [0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1 * 0.1]
+    assert lr_at(c.replace(lr_decay_every=0), 100) == 0.1
+    h = train(TINY.replace(variants=ks(1), epochs=None, max_steps=6))
+    assert h.steps == [4, 6] and h.epoch == [1, 2]
+
+
+@pytest.mark.parametrize("changes, word", [
+    (dict(model="alexnet"), "alexnet"),
+    (dict(dataset="mnist_digits"), "mnist_digits"),
+    (dict(activation="tanh"), "tanh"),
+    (dict(lr=-0.1), "lr=-0.1"),
+    (dict(variants=ks(0)), "k=0"),
+    (dict(variants=(Variant(k=3, form="exact"),)), "exact"),
+    (dict(epochs=0), "epochs=0"),
+    (dict(batch_size=0), "batch_size=0"),
+    (dict(variants=ks(1, 1)), "variants"),
+    (dict(device="tpu"), "tpu"),
+])
+def test_bad_configurations_raise_before_training(changes, word, monkeypatch):
+    import instab.train as T
+
+    def no_training(*a, **k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(T, "_train", no_training)
+    with pytest.raises(ValueError, match=word):
+        train(TINY.replace(**changes))
+
+
+def test_missing_data_raises_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTAB_DATA", str(tmp_path))
+    monkeypatch.setenv("INSTAB_DOWNLOAD", "0")
+    with pytest.raises(FileNotFoundError, match="CIFAR-10"):
+        train(TINY.replace(dataset="cifar10"))
