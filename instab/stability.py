@@ -399,7 +399,8 @@ def run_threshold_cell(config: ThresholdConfig) -> dict:
     crit = Divergence(config.norm_factor)
     lam0 = top_hessian_eigenvalue(model, cross_entropy, x, y, iters=config.lanczos_iters)
     prediction = float(multilayer_lr_bound(config.alpha, lam0))
-    out = dict(config=config.to_dict(), lambda0=lam0, prediction=prediction,
+    out = dict(config=config.to_dict(), parameters=sum(p.numel() for p in _params(model)), lambda0=lam0,
+               prediction=prediction,
                bound=float(multilayer_lr_bound(config.alpha)), resolution=crit.resolution(config.steps))
     if config.trace_lr_factor > 0:
         lr = config.trace_lr_factor * prediction
