@@ -108,7 +108,8 @@ def table3_max_dt(alpha: float, *, Ibar: float, a: float, beta: float, ihat2_min
     }
 
 
-# =============================================================================================
+# ======================================================================================
+
 # §5.2–5.3, App. C.3 and App. D — the one-layer CNN linearised around K = 0, scheme (10) and the
 # Nesterov scheme (51)–(52): Fourier bounds (13), (38)–(41), (59)–(61); exact windowed bounds from
 # the spectrum of the windowed operator; bisection by simulation.  (The schemes themselves live in
@@ -329,3 +330,22 @@ def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: flo
     if alpha_max is None:
         raise RuntimeError("no unstable alpha found above stable_alpha")
     return AlphaBounds(alpha_min=0.0 if alpha_min is None else alpha_min, alpha_max=alpha_max)
+=======
+# App. E — multilayer networks: gradient descent with weight decay α, eqs. (63)–(65)
+# ---------------------------------------------------------------------------------------------
+
+
+def multilayer_lr_bound(alpha: ArrayLike, sharpness: ArrayLike = 0.0) -> np.ndarray | float:
+    """Largest stable learning rate of gradient descent with weight decay α, eq. (64):
+    ``Δt < 2 / (α + F̂)``, where the amplifier (63) is ``A = 1 − Δt (α + F̂)``.
+
+    ``sharpness`` is the top eigenvalue λ₀ of the data-loss Hessian (the largest F̂ of the
+    linearisation); with the default 0 this is the large-α limit ``Δt < 2/α``, eq. (65).
+    """
+    a = np.asarray(alpha, dtype=float)
+    s = np.asarray(sharpness, dtype=float)
+    total = a + s
+    if np.any(total <= 0):
+        raise ValueError(f"alpha + sharpness must be positive, got alpha={alpha!r}, sharpness={sharpness!r}")
+    out = 2.0 / total
+    return float(out) if out.ndim == 0 else out

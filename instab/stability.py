@@ -1,0 +1,465 @@
+"""Stability thresholds of gradient descent on a network: divergence, bisection, sharpness.
+
+Paper App. E linearises gradient descent with weight decay α on any network, eq. (62),
+``∂_t K = −∇_K ℓ − αK``, and finds the amplifier ``A = 1 − Δt (α + F̂)`` (63), hence the step
+restriction ``Δt < min 2 / (α + F̂)`` (64) and, for large α, ``Δt < 2/α`` (65).  In the
+linearisation F̂ runs over the eigenvalues of the data-loss Hessian, so (64) reads
+``Δt < 2 / (α + λ₀)`` with λ₀ the top Hessian eigenvalue (the *sharpness* of the data loss).
+
+This module measures the quantities the bound speaks of, for any ``nn.Module`` and loss:
+
+- :func:`gradient_descent` — plain full-batch gradient descent with weight decay (no momentum),
+  ``w ← w − Δt (∇L(w) + α w)`` (the explicit Euler step of (62)), with the divergence criterion
+  :class:`Divergence` checked at every step;
+- :func:`max_stable_lr` — bisection (in log Δt) for the largest step that does not diverge;
+- :func:`top_hessian_eigenvalue` — λ₀ by Lanczos on Hessian-vector products;
+- :func:`sharpness_trace` — λ₀(w_t) + α along a run, against the linear threshold 2/Δt.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ------------------------------------------------------------------------------------------------
+# Divergence criterion and gradient descent
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Divergence:
+    """When a run counts as diverged: the loss is not finite, or the weight norm has grown to more
+    than ``norm_factor`` times its initial value.
+
+    Just above the threshold of (64) the unstable mode grows like ``|A|^t`` with ``|A| = 1 + 2δ``
+    for a step ``(1 + δ)`` times the threshold, so a budget of ``steps`` resolves the threshold to
+    about ``δ ≈ ln(norm_factor) / (2 steps)`` (:meth:`resolution`).
+    """
+
+    norm_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.norm_factor > 1:
+            raise ValueError(f"norm_factor={self.norm_factor!r} is not allowed; it must be > 1")
+
+    def check(self, loss: float, norm: float, norm0: float) -> str:
+        """The reason the run diverged (``""`` if it did not)."""
+        if not math.isfinite(loss) or not math.isfinite(norm):
+            return "non-finite loss"
+        if norm > self.norm_factor * norm0:
+            return f"weight norm > {self.norm_factor:g} × initial"
+        return ""
+
+    def resolution(self, steps: int) -> float:
+        """Relative step excess that grows the weights ``norm_factor``-fold within ``steps`` steps."""
+        return math.log(self.norm_factor) / (2.0 * steps)
+
+
+@dataclass
+class GDRun:
+    """A gradient-descent run: losses and weight norms before each step, and whether it diverged."""
+
+    lr: float
+    alpha: float
+    diverged: bool
+    reason: str
+    steps: int
+    loss: np.ndarray
+    weight_norm: np.ndarray
+
+
+def weight_norm(model: nn.Module) -> float:
+    """Euclidean norm of all trainable parameters together."""
+    with torch.no_grad():
+        return float(torch.sqrt(sum((p.double() ** 2).sum() for p in model.parameters() if p.requires_grad)))
+
+
+def _params(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def gradient_descent(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, lr: float,
+                     alpha: float, steps: int, criterion: Divergence = Divergence(),
+                     callback: Callable[[int, nn.Module], None] | None = None) -> GDRun:
+    """Run ``steps`` steps of full-batch gradient descent on ``loss_fn(model(x), y)`` with weight
+    decay ``alpha`` on every parameter, in place, stopping as soon as ``criterion`` says diverged.
+
+    The step is ``w ← w − lr (∇L(w) + α w)`` — torch's SGD without momentum, and the forward-Euler
+    discretisation of the linearised PDE (62) whose amplifier is (63).  ``callback(t, model)`` is
+    called before step ``t`` (and after the last one, with ``t = steps``).
+    """
+    if not lr > 0:
+        raise ValueError(f"lr={lr!r} is not allowed; it must be positive")
+    if not alpha >= 0:
+        raise ValueError(f"alpha={alpha!r} is not allowed; it must be >= 0")
+    params = _params(model)
+    norm0 = weight_norm(model)
+    losses, norms = [], []
+    reason = ""
+    t = 0
+    for t in range(steps + 1):
+        if callback is not None:
+            callback(t, model)
+        loss = loss_fn(model(x), y)
+        lv, nv = float(loss.detach()), weight_norm(model)
+        losses.append(lv)
+        norms.append(nv)
+        reason = criterion.check(lv, nv, norm0)
+        if reason or t == steps:
+            break
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p.add_(g.add(p, alpha=alpha), alpha=-lr)
+    return GDRun(lr=lr, alpha=alpha, diverged=bool(reason), reason=reason, steps=t,
+                 loss=np.asarray(losses), weight_norm=np.asarray(norms))
+
+
+# ------------------------------------------------------------------------------------------------
+# Bisection
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Bisection:
+    """Result of :func:`max_stable_lr`: ``lr`` is the largest step tried that did not diverge,
+    ``hi`` the smallest that did (``hi / lr ≤ 1 + rtol``); ``trials`` lists every (step, diverged)."""
+
+    lr: float
+    hi: float
+    trials: list[tuple[float, bool]] = field(default_factory=list)
+
+
+def max_stable_lr(diverges: Callable[[float], bool], lo: float, hi: float, *, rtol: float = 0.01,
+                  max_expand: int = 30) -> Bisection:
+    """Bisection in log-step for the largest step at which ``diverges(step)`` is False.
+
+    ``lo`` and ``hi`` are first guesses: ``hi`` is doubled until it diverges and ``lo`` halved until
+    it does not, then the bracket is halved geometrically until ``hi / lo ≤ 1 + rtol``.  Assumes one
+    threshold (no divergence below a stable step), which is what the bound (64) predicts.
+    """
+    if not 0 < lo < hi:
+        raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
+    if not rtol > 0:
+        raise ValueError(f"rtol={rtol!r} is not allowed; it must be positive")
+    trials: list[tuple[float, bool]] = []
+
+    def test(step: float) -> bool:
+        d = bool(diverges(step))
+        trials.append((step, d))
+        return d
+
+    for _ in range(max_expand):
+        if test(hi):
+            break
+        lo, hi = hi, 2.0 * hi
+    else:
+        raise RuntimeError(f"no divergence up to step {hi:g}")
+    for _ in range(max_expand):
+        if not test(lo):
+            break
+        hi, lo = lo, 0.5 * lo
+    else:
+        raise RuntimeError(f"divergence down to step {lo:g}")
+    while hi / lo > 1.0 + rtol:
+        mid = math.sqrt(lo * hi)
+        if test(mid):
+            hi = mid
+        else:
+            lo = mid
+    return Bisection(lr=lo, hi=hi, trials=trials)
+
+
+def max_stable_lr_gd(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, alpha: float,
+                     steps: int, lo: float, hi: float, rtol: float = 0.01,
+                     criterion: Divergence = Divergence()) -> Bisection:
+    """The largest learning rate at which :func:`gradient_descent` from ``model``'s current weights
+    does not diverge within ``steps`` steps (every trial restarts from the same weights)."""
+    state = copy.deepcopy(model.state_dict())
+
+    def diverges(lr: float) -> bool:
+        model.load_state_dict(state)
+        return gradient_descent(model, loss_fn, x, y, lr=lr, alpha=alpha, steps=steps,
+                                criterion=criterion).diverged
+
+    try:
+        return max_stable_lr(diverges, lo, hi, rtol=rtol)
+    finally:
+        model.load_state_dict(state)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hessian top eigenvalue
+# ------------------------------------------------------------------------------------------------
+class HessianOperator:
+    """v ↦ ∇²L(w) v for ``L = loss_fn(model(x), y)`` at the model's current weights (flattened).
+
+    The gradient graph is built once; each product is one extra backward pass (Pearlmutter's trick
+    by double backward).  Vectors are float64 NumPy arrays.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor):
+        self.params = _params(model)
+        self.size = sum(p.numel() for p in self.params)
+        loss = loss_fn(model(x), y)
+        self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        self.calls = 0
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        vs, i = [], 0
+        for p in self.params:
+            vs.append(torch.as_tensor(v[i:i + p.numel()], dtype=p.dtype, device=p.device).view_as(p))
+            i += p.numel()
+        dot = sum((g * u).sum() for g, u in zip(self.grads, vs, strict=True))
+        hv = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
+        self.calls += 1
+        hv = [h if h is not None else torch.zeros_like(p) for h, p in zip(hv, self.params, strict=True)]
+        return np.concatenate([h.detach().double().cpu().ravel().numpy() for h in hv])
+
+
+def lanczos_extremes(matvec: Callable[[np.ndarray], np.ndarray], size: int, *, iters: int = 30,
+                     seed: int = 0) -> tuple[float, float]:
+    """(largest, smallest) Ritz value after ``iters`` Lanczos steps with full reorthogonalisation,
+    from a seeded Gaussian start vector (deterministic)."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal(size)
+    q /= np.linalg.norm(q)
+    basis = [q]
+    a_diag: list[float] = []
+    b_off: list[float] = []
+    for j in range(min(iters, size)):
+        w = matvec(basis[j])
+        a = float(basis[j] @ w)
+        a_diag.append(a)
+        Q = np.stack(basis)
+        for _ in range(2):  # full reorthogonalisation, twice is enough
+            w = w - Q.T @ (Q @ w)
+        b = float(np.linalg.norm(w))
+        if b < 1e-10 * max(1.0, abs(a)) or j == min(iters, size) - 1:
+            break
+        b_off.append(b)
+        basis.append(w / b)
+    T = np.diag(a_diag) + np.diag(b_off[:len(a_diag) - 1], 1) + np.diag(b_off[:len(a_diag) - 1], -1)
+    ritz = np.linalg.eigvalsh(T)
+    return float(ritz[-1]), float(ritz[0])
+
+
+def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *,
+                           iters: int = 30, seed: int = 0) -> float:
+    """λ₀, the largest eigenvalue of the data-loss Hessian ∇²L(w) at the model's current weights
+    (Lanczos on Hessian-vector products).  In (64), ``2/(α + λ₀)`` is the linear step limit.
+
+    A network with BatchNorm is evaluated in its current mode (train mode: batch statistics, the
+    loss gradient descent sees); its running statistics are left as they were.
+    """
+    names = dict(model.named_parameters())
+    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in names})
+    op = HessianOperator(model, loss_fn, x, y)
+    top, _ = lanczos_extremes(op, op.size, iters=iters, seed=seed)
+    model.load_state_dict(buffers, strict=False)
+    return top
+
+
+# ------------------------------------------------------------------------------------------------
+# Sharpness along a run
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class SharpnessTrace:
+    """Sharpness ``λ₀(w_t) + α`` at the recorded steps of a gradient-descent run, with the run."""
+
+    lr: float
+    alpha: float
+    steps: np.ndarray
+    sharpness: np.ndarray
+    run: GDRun
+
+    @property
+    def threshold(self) -> float:
+        """The linear stability threshold on the sharpness, 2/Δt (eq. (64))."""
+        return 2.0 / self.lr
+
+
+def sharpness_trace(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, lr: float,
+                    alpha: float, steps: int, every: int | Sequence[int] = 10, iters: int = 20, seed: int = 0,
+                    criterion: Divergence = Divergence()) -> SharpnessTrace:
+    """Run :func:`gradient_descent` and record the sharpness λ₀(w_t) + α every ``every`` steps
+    (or at the listed steps).  Below the linear threshold (λ₀ + α < 2/Δt) every mode is attenuated;
+    above it the linearisation predicts divergence."""
+    at = set(range(0, steps + 1, every)) if isinstance(every, int) else set(every)
+    rec_steps: list[int] = []
+    rec_sharp: list[float] = []
+
+    def cb(t: int, m: nn.Module) -> None:
+        if t in at:
+            rec_steps.append(t)
+            rec_sharp.append(top_hessian_eigenvalue(m, loss_fn, x, y, iters=iters, seed=seed) + alpha)
+
+    run = gradient_descent(model, loss_fn, x, y, lr=lr, alpha=alpha, steps=steps, criterion=criterion,
+                           callback=cb)
+    return SharpnessTrace(lr=lr, alpha=alpha, steps=np.asarray(rec_steps), sharpness=np.asarray(rec_sharp),
+                          run=run)
+
+
+# ------------------------------------------------------------------------------------------------
+# App. E experiment cells: one (network, α) per cell, cached, in parallel processes
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """One cell of Fig. 6: the largest non-divergent learning rate of full-batch gradient descent
+    with weight decay ``alpha`` on ``network``, trained on the first ``train_size`` images.
+
+    ``downsample`` average-pools the images by that factor (2: Fashion-MNIST at 14×14, a quarter of
+    the cost); ``hidden`` / ``widths`` override the network's default widths.  The bisection runs
+    ``steps`` steps per trial and stops at ``hi / lr ≤ 1 + rtol``; ``norm_factor`` is the
+    divergence criterion's weight-norm growth.  λ₀ is estimated with ``lanczos_iters`` Lanczos steps.
+    ``device``: ``"cpu"`` or ``"cuda"`` (paper scale).
+    ``trace_lr_factor > 0`` instead runs one gradient-descent run at ``trace_lr_factor · 2/(α + λ₀)``
+    for ``steps`` steps and records its sharpness every ``trace_every`` steps.
+    """
+
+    network: str = "mlp"
+    alpha: float = 1.0
+    dataset: str = "fashion_mnist"
+    train_size: int = 256
+    downsample: int = 1
+    pad_to: int | None = None
+    hidden: tuple[int, ...] | None = None
+    widths: tuple[int, ...] | None = None
+    activation: str = "relu"
+    pool: str = "avg"
+    init_seed: int = 0
+    steps: int = 200
+    rtol: float = 0.01
+    norm_factor: float = 10.0
+    lanczos_iters: int = 20
+    trace_lr_factor: float = 0.0
+    trace_every: int = 10
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def key(self) -> str:
+        """SHA-256 of the configuration (the cell's cache key)."""
+        return hashlib.sha256(json.dumps(["stability", self.to_dict()], sort_keys=True).encode()).hexdigest()
+
+    def validate(self) -> ThresholdConfig:
+        from instab import checks, models
+
+        models.validate_model_name(self.network)
+        checks.positive("alpha", self.alpha)
+        checks.positive("train_size", self.train_size, integer=True)
+        checks.one_of("downsample", self.downsample, [1, 2, 4])
+        checks.positive("steps", self.steps, integer=True)
+        checks.in_range("rtol", self.rtol, 1e-4, 1.0)
+        checks.in_range("norm_factor", self.norm_factor, 1.0 + 1e-9, 1e6)
+        checks.positive("lanczos_iters", self.lanczos_iters, integer=True)
+        checks.in_range("trace_lr_factor", self.trace_lr_factor, 0.0, 100.0)
+        checks.positive("trace_every", self.trace_every, integer=True)
+        checks.one_of("device", self.device, ["cpu", "cuda"])
+        return self
+
+
+def problem(config: ThresholdConfig) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The cell's network (seeded initialisation) and full training batch (x, y)."""
+    from instab import data, models
+
+    d = data.load(config.dataset, train_size=config.train_size, test_size=1, pad_to=config.pad_to)
+    x, y = d.x_train, d.y_train
+    if config.downsample > 1:
+        x = torch.nn.functional.avg_pool2d(x, config.downsample)
+    model = models.build_model(config.network, in_channels=d.in_channels, num_classes=d.num_classes,
+                               activation=config.activation, input_size=int(x.shape[-1]), pool=config.pool,
+                               widths=config.widths, hidden=config.hidden, seed=config.init_seed)
+    return model.to(config.device), x.to(config.device), y.to(config.device)
+
+
+def run_threshold_cell(config: ThresholdConfig) -> dict:
+    """Run one cell (in this process, one thread): λ₀ at initialisation, then either the bisection for
+    the largest non-divergent step (bracket ``[0.5 · 2/(α+λ₀), 1.05 · 2/α]``, widened if needed) or,
+    if ``trace_lr_factor > 0``, the sharpness trace.  Returns plain numbers."""
+    from instab import determinism
+    from instab.bounds import multilayer_lr_bound
+    from instab.train import cross_entropy
+
+    determinism.configure(threads=1)
+    config.validate()
+    model, x, y = problem(config)
+    crit = Divergence(config.norm_factor)
+    lam0 = top_hessian_eigenvalue(model, cross_entropy, x, y, iters=config.lanczos_iters)
+    prediction = float(multilayer_lr_bound(config.alpha, lam0))
+    out = dict(config=config.to_dict(), parameters=sum(p.numel() for p in _params(model)), lambda0=lam0,
+               prediction=prediction,
+               bound=float(multilayer_lr_bound(config.alpha)), resolution=crit.resolution(config.steps))
+    if config.trace_lr_factor > 0:
+        lr = config.trace_lr_factor * prediction
+        tr = sharpness_trace(model, cross_entropy, x, y, lr=lr, alpha=config.alpha, steps=config.steps,
+                             every=config.trace_every, iters=config.lanczos_iters, criterion=crit)
+        out.update(lr=lr, steps=tr.steps.tolist(), sharpness=tr.sharpness.tolist(), loss=tr.run.loss.tolist(),
+                   weight_norm=tr.run.weight_norm.tolist(), diverged=tr.run.diverged, reason=tr.run.reason)
+        return out
+    b = max_stable_lr_gd(model, cross_entropy, x, y, alpha=config.alpha, steps=config.steps,
+                         lo=0.5 * prediction, hi=1.05 * out["bound"], rtol=config.rtol, criterion=crit)
+    out.update(lr=b.lr, hi=b.hi, trials=[list(t) for t in b.trials])
+    return out
+
+
+def _cached_cell(config: ThresholdConfig, folder: Path) -> dict:
+    from instab.train import load_object, save_object
+
+    path = folder / f"{config.key()}.stability"
+    out = load_object(path)
+    if isinstance(out, dict) and out.get("config") == config.to_dict():
+        return out
+    out = run_threshold_cell(config)
+    save_object(path, out)
+    return out
+
+
+def run_threshold_grid(configs: Sequence[ThresholdConfig], *, cache: str | Path | None = None,
+                       workers: int | None = None, progress: bool = True) -> list[dict]:
+    """Run the cells, each in its own process with one thread (``workers`` processes, default the
+    number of cores), through a cache keyed by the configuration's SHA-256 in
+    :func:`instab.grid.default_cache` (atomic, checksummed files: a rerun reads finished cells).
+    Results are in the order of ``configs``."""
+    from instab import grid
+    from instab.executors import make_executor
+
+    configs = [c.validate() for c in configs]
+    folder = Path(cache) if cache is not None else grid.default_cache()
+    folder.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(configs), desc="(network, α) cells")
+    workers = min(workers or os.cpu_count() or 1, len(configs))
+    results: list[dict | None] = [None] * len(configs)
+    try:
+        if workers <= 1:
+            for i, c in enumerate(configs):
+                results[i] = _cached_cell(c, folder)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            with make_executor("local", max_workers=workers) as ex:
+                futures = {ex.submit(_cached_cell, c, folder): i for i, c in enumerate(configs)}
+                for f in cf.as_completed(futures):
+                    results[futures[f]] = f.result()
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return [r for r in results if r is not None]
