@@ -108,8 +108,7 @@ def table3_max_dt(alpha: float, *, Ibar: float, a: float, beta: float, ihat2_min
     }
 
 
-# ======================================================================================
-
+# =============================================================================================
 # §5.2–5.3, App. C.3 and App. D — the one-layer CNN linearised around K = 0, scheme (10) and the
 # Nesterov scheme (51)–(52): Fourier bounds (13), (38)–(41), (59)–(61); exact windowed bounds from
 # the spectrum of the windowed operator; bisection by simulation.  (The schemes themselves live in
@@ -330,7 +329,9 @@ def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: flo
     if alpha_max is None:
         raise RuntimeError("no unstable alpha found above stable_alpha")
     return AlphaBounds(alpha_min=0.0 if alpha_min is None else alpha_min, alpha_max=alpha_max)
-=======
+
+
+# ---------------------------------------------------------------------------------------------
 # App. E — multilayer networks: gradient descent with weight decay α, eqs. (63)–(65)
 # ---------------------------------------------------------------------------------------------
 
