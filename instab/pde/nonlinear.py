@@ -38,6 +38,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from instab.pde.correlate import Correlator
+from instab.pde.images import checkerboard
 
 POOLINGS = ("mean", "sum")
 FORMS = ("paper", "release")
@@ -74,8 +75,7 @@ def _checkerboard(n: int, dtype: type = np.float64) -> np.ndarray:
     """The n×n pixel checkerboard of §5.3, ``I(x) = (−1)^{x₁+x₂}`` (I = +1 at the origin)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"image_size={n!r} is not allowed; it must be a positive integer")
-    idx = np.arange(n)
-    return np.where((idx[:, None] + idx[None, :]) % 2 == 0, 1.0, -1.0).astype(dtype)
+    return checkerboard(n).astype(dtype)
 
 
 def rel_l1(theta: ArrayLike, theta_prime: ArrayLike) -> float:
