@@ -1,0 +1,344 @@
+"""The experiments of paper §4 built on the training engine: what the chapter on perturbed SGD runs.
+
+- :func:`plan` turns the chapter's parameters into every :class:`~instab.train.RunConfig` it needs
+  (validated before any training): the k × seed grids of Tables 1 (left) / 4 / 5, the step-decay
+  runs of Fig. 2 (left), the fixed-lr sweeps of Fig. 2 (right) with lr × iterations constant, and the
+  other perturbations side by side.  :func:`run_plan` runs them all as one grid (cached, parallel).
+- :func:`spread` — STD over k (floating point) against STD over seeds (batch selection), their
+  ratio, robust spreads and a bootstrap interval (paper Table 1 left, Table 4, Table 5).
+- :func:`growth` — how far and how fast RelL1(k=1, k=3) grows, and whether it levels off (Fig. 2 left).
+- :func:`amplification` / :func:`threshold_lr` — attenuated or amplified at a fixed lr (Fig. 2 right).
+- :func:`floating_point_error` / :func:`batch_fluctuation` — the two relative gradient errors of
+  Table 1 (right).
+- :func:`pairwise_disagreement` — share of test images two runs classify differently, with a
+  bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from instab.data import batch_order
+from instab.grid import default_cache, fixed_lr_sweep, k_seed_grid, run_grid
+from instab.models import build_model
+from instab.optim import perturbed_update
+from instab.train import History, RunConfig, Variant, gradient, load_data, load_object, train
+
+__all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification", "threshold_lr",
+           "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve"]
+
+_EXTRA_KEYS = ("lrs", "lr_times_steps")  # sweep entries may carry their own lr list and lr × steps
+
+
+def _config(common: Mapping[str, Any], overrides: Mapping[str, Any], where: str, **fixed: Any) -> RunConfig:
+    fields = {**common, **{k: v for k, v in overrides.items() if k not in _EXTRA_KEYS}, **fixed}
+    known = set(RunConfig.__dataclass_fields__)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"{where}: {unknown[0]}={fields[unknown[0]]!r} is not allowed; "
+                         f"RunConfig fields are {sorted(known)}")
+    try:
+        return RunConfig(**fields).validate()
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+@dataclass
+class Plan:
+    """Every run of the chapter, by experiment.  ``tables``/``growth``/``sweeps`` map a name to a
+    list of configurations; ``sweep_lrs`` gives each sweep's learning rates in order."""
+
+    tables: dict[str, list[RunConfig]]
+    growth: dict[str, RunConfig]
+    sweeps: dict[str, list[RunConfig]]
+    sweep_lrs: dict[str, list[float]]
+    controls: RunConfig
+    perturbations: RunConfig
+    ks: list[int]
+    seeds: list[int]
+
+    def configs(self) -> list[RunConfig]:
+        """Every configuration of the grid (the controls run apart: they are trained twice)."""
+        out = [c for cells in self.tables.values() for c in cells]
+        out += list(self.growth.values())
+        out += [c for cells in self.sweeps.values() for c in cells]
+        return out + [self.perturbations]
+
+    def describe(self) -> str:
+        lines = []
+        for name, cells in self.tables.items():
+            c = cells[0]
+            lines.append(f"table {name}: {c.model} {c.activation} on {c.dataset}, {len(self.ks)} k × "
+                         f"{len(self.seeds)} seeds, {c.epochs} epochs ({len(cells)} cells)")
+        for name, c in self.growth.items():
+            lines.append(f"growth {name}: {c.model} {c.activation} on {c.dataset}, {c.epochs} epochs")
+        for name, cells in self.sweeps.items():
+            lines.append(f"sweep {name}: {cells[0].model} {cells[0].activation}/{cells[0].pool}, lr "
+                         f"{self.sweep_lrs[name]}, steps {[c.max_steps for c in cells]}")
+        return "\n".join(lines)
+
+
+def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], k_values: Sequence[int],
+         seeds: Sequence[int], growth: Mapping[str, Mapping[str, Any]],
+         sweeps: Mapping[str, Mapping[str, Any]], sweep_lrs: Sequence[float], lr_times_steps: float,
+         controls: Mapping[str, Any], perturbations: Mapping[str, Any]) -> Plan:
+    """Build and validate every configuration from the chapter's parameters.
+
+    ``common`` holds the :class:`RunConfig` fields shared by all runs; every other entry overrides
+    them.  ``tables`` are the k × seed grids (Table 1 left: ``"relu"``, Table 4: ``"swish"``, further
+    names: Table 5 rows), ``growth`` the Fig. 2 (left) runs of k = 1, 3 with per-iteration RelL1,
+    ``sweeps`` the Fig. 2 (right) runs (an entry may set its own ``lrs`` and ``lr_times_steps``).
+    Raises ``ValueError`` naming the bad parameter before any training.
+    """
+    ks = [int(k) for k in k_values]
+    if 1 not in ks or 3 not in ks:
+        raise ValueError(f"k_values={list(k_values)!r} is not allowed; it must hold 1 (SGD) and 3")
+    if len(set(ks)) != len(ks) or len(set(seeds)) != len(list(seeds)):
+        raise ValueError("k_values and seeds must not repeat values")
+    if len(list(seeds)) < 2 or len(ks) < 2:
+        raise ValueError("k_values and seeds need at least two values each (STDs)")
+    grids = {}
+    for name, over in tables.items():
+        base = _config(common, over, f"tables[{name!r}]", rel_l1_every="log")
+        grids[name] = k_seed_grid(base, ks, [int(s) for s in seeds])
+    curves = {name: _config(common, over, f"growth[{name!r}]", variants=(Variant(1), Variant(3)),
+                            rel_l1_every="log") for name, over in growth.items()}
+    swept, lrs_of = {}, {}
+    for name, over in sweeps.items():
+        base = _config(common, over, f"sweeps[{name!r}]", variants=(Variant(1), Variant(3)))
+        lrs = [float(x) for x in over.get("lrs", sweep_lrs)]
+        c = float(over.get("lr_times_steps", lr_times_steps))
+        if not lrs or any(not lr > 0 for lr in lrs) or not c > 0:
+            raise ValueError(f"sweeps[{name!r}]: learning rates and lr_times_steps must be positive")
+        cells = fixed_lr_sweep(base, lrs, c)
+        # ~200 RelL1 samples per run, evenly spaced, so windows at its start and end are well sampled
+        swept[name] = [cell.replace(rel_l1_every=max(1, cell.max_steps // 200)).validate() for cell in cells]
+        lrs_of[name] = lrs
+    ctrl = _config(common, controls, "controls",
+                   variants=(Variant(1), Variant(1, threads=common.get("threads", 1)), Variant(2), Variant(3),
+                             Variant(4)), rel_l1_every=1)
+    threads = int(common.get("threads", 1))
+    pert = _config(common, perturbations, "perturbations", rel_l1_every="log",
+                   variants=(Variant(1), Variant(3), Variant(3, form="release"), Variant(1, init_ulp=1),
+                             Variant(1, threads=2 if threads == 1 else 1)))
+    return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds])
+
+
+def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None,
+             progress: bool = True) -> dict[RunConfig, History]:
+    """Run every configuration of the plan as one grid (cached; the costliest cells first so the
+    process pool stays busy).  Returns {configuration: history}."""
+    configs = list(dict.fromkeys(p.configs()))
+    order = sorted(configs, key=_cost, reverse=True)
+    histories = run_grid(order, cache=cache, workers=workers, progress=progress, desc="runs")
+    return dict(zip(order, histories, strict=True))
+
+
+def _cost(c: RunConfig) -> float:
+    """A rough relative cost (model size × steps × variants) to order the cells."""
+    size = {"mlp": 1.0, "cnn": 8.0, "cnn_bn": 10.0}.get(c.model,
+                                                         40.0 if c.model.startswith("resnet") else 500.0)
+    n = c.train_size or 50000
+    steps = c.max_steps or (c.epochs or 1) * math.ceil(n / c.batch_size)
+    return size * steps * len(c.variants)
+
+
+# ------------------------------------------------------------------------- Table 1 left, 4, 5
+def spread(table: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """STDs of an accuracy table [k, seed] as the paper computes them (population STD, ddof = 0).
+
+    - ``std_over_seeds``: per k, the STD over batch-order seeds (the SGD noise; Table 1's STD column);
+    - ``std_over_k``: per seed, the STD over the floating-point perturbations k (Table 1's STD row);
+    - ``fp_std``, ``sgd_std``: their means, and ``ratio`` = fp_std / sgd_std;
+    - ``fp_mad``, ``sgd_mad``, ``robust_ratio``: the same with 1.4826 × the median absolute
+      deviation (insensitive to one outlying run);
+    - ``ratio_interval``: 95% bootstrap interval of ``ratio``, resampling seeds and k values.
+    """
+    t = np.asarray(table, dtype=float)
+    if t.ndim != 2 or min(t.shape) < 2:
+        raise ValueError(f"spread needs a [k, seed] table with at least 2×2 entries, got shape {t.shape}")
+    over_seeds, over_k = t.std(axis=1), t.std(axis=0)
+
+    def mad(x: np.ndarray, axis: int) -> np.ndarray:
+        return 1.4826 * np.median(np.abs(x - np.median(x, axis=axis, keepdims=True)), axis=axis)
+
+    fp, sgd = float(over_k.mean()), float(over_seeds.mean())
+    fp_mad, sgd_mad = float(mad(t, 0).mean()), float(mad(t, 1).mean())
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(n_boot):
+        r = t[rng.integers(0, t.shape[0], t.shape[0])][:, rng.integers(0, t.shape[1], t.shape[1])]
+        s = r.std(axis=1).mean()
+        if s > 0:
+            ratios.append(r.std(axis=0).mean() / s)
+    lo, hi = np.quantile(ratios, [0.025, 0.975]) if ratios else (math.nan, math.nan)
+    return {"mean": float(t.mean()), "std_over_seeds": over_seeds, "std_over_k": over_k, "fp_std": fp,
+            "sgd_std": sgd, "ratio": fp / sgd if sgd > 0 else math.inf, "fp_mad": fp_mad, "sgd_mad": sgd_mad,
+            "robust_ratio": fp_mad / sgd_mad if sgd_mad > 0 else math.inf,
+            "ratio_interval": (float(lo), float(hi))}
+
+
+def paper_table(key: str, ks: Sequence[int] = (1, 3, 5, 7, 9, 11)) -> np.ndarray:
+    """A k × seed accuracy table the paper reports (``reported.yml``), as an array [k, seed]."""
+    from instab.report import paper
+
+    return np.array([paper(f"{key}.k{k}") for k in ks], dtype=float)
+
+
+# ----------------------------------------------------------------------------------- Fig. 2 left
+def curve(h: History, variant: str = "k=3") -> tuple[np.ndarray, np.ndarray]:
+    """(iterations, RelL1 of ``variant`` against the reference) recorded during a run."""
+    return np.asarray(h.iter_step, dtype=float), np.asarray(h.iter_rel_l1[variant], dtype=float)
+
+
+def growth(steps: np.ndarray, rel: np.ndarray, *, late: float = 1 / 3) -> dict[str, float]:
+    """How RelL1 grows over a run (Fig. 2 left).
+
+    ``first``: RelL1 after the first iteration that differs; ``peak``: the largest value;
+    ``decades``: log10(peak / first).  ``early_rate``: decades per iteration from the first value to
+    the first time RelL1 comes within a decade of its final value; ``late_rate``: |decades| per
+    iteration over the last ``late`` fraction of the iterations; ``late_over_early``: their ratio
+    (≪ 1: the growth is restrained).
+    """
+    steps, rel = np.asarray(steps, float), np.asarray(rel, float)
+    ok = np.isfinite(rel) & (rel > 0) & (steps > 0)
+    s, r = steps[ok], rel[ok]
+    if s.size < 3:
+        return {"first": math.nan, "peak": math.nan, "final": math.nan, "decades": math.nan,
+                "early_rate": math.nan, "late_rate": math.nan, "late_over_early": math.nan}
+    first, final = float(r[0]), float(r[-1])
+    reach = int(np.argmax(r >= final / 10))
+    early = math.log10(r[reach] / first) / max(s[reach] - s[0], 1.0)
+    start = s[-1] - late * (s[-1] - s[0])
+    i0 = int(np.searchsorted(s, start))
+    late_rate = abs(math.log10(r[-1] / r[i0])) / max(s[-1] - s[i0], 1.0)
+    return {"first": first, "peak": float(r.max()), "final": final, "decades": math.log10(r.max() / first),
+            "early_rate": early, "late_rate": late_rate,
+            "late_over_early": late_rate / early if early > 0 else math.inf}
+
+
+# ---------------------------------------------------------------------------------- Fig. 2 right
+def amplification(steps: np.ndarray, rel: np.ndarray, *, window: float = 0.1) -> float:
+    """Median RelL1 over the last ``window`` of a fixed-lr run over its median over the first
+    ``window`` (iterations from 1).  The one-ulp perturbations are re-injected at every step, so an
+    error that is merely accumulated grows about in proportion to the iterations (×10 over this
+    span, a random walk ×3); an amplified one grows by orders of magnitude more."""
+    steps, rel = np.asarray(steps, float), np.asarray(rel, float)
+    keep = steps > 0
+    steps, rel = steps[keep], rel[keep]
+    if steps.size < 2 or not np.all(np.isfinite(rel)):
+        return math.nan
+    n = steps[-1]
+    head = rel[steps <= max(window * n, steps[0])]
+    tail = rel[steps >= (1 - window) * n]
+    lo = float(np.median(head))
+    if lo <= 0:
+        lo = float(np.min(rel[rel > 0])) if np.any(rel > 0) else math.nan
+    return float(np.median(tail)) / lo
+
+
+def threshold_lr(lrs: Sequence[float], amplified: Sequence[bool]) -> dict[str, Any]:
+    """The stability threshold of a fixed-lr sweep: ``monotone`` is True when every amplified lr is
+    larger than every attenuated one; ``threshold`` is then the geometric mean of the largest
+    attenuated and the smallest amplified lr (NaN when the sweep has no lr on one side)."""
+    pairs = sorted(zip((float(x) for x in lrs), (bool(a) for a in amplified), strict=True))
+    amp = [lr for lr, a in pairs if a]
+    att = [lr for lr, a in pairs if not a]
+    monotone = not amp or not att or max(att) < min(amp)
+    thr = math.sqrt(max(att) * min(amp)) if amp and att and monotone else math.nan
+    return {"monotone": monotone, "threshold": thr, "largest_attenuated": max(att) if att else math.nan,
+            "smallest_amplified": min(amp) if amp else math.nan}
+
+
+# ---------------------------------------------------------------------------------- Table 1 right
+def trained_state(config: RunConfig, cache: str | Path | None = None) -> tuple[nn.Module, list[torch.Tensor]]:
+    """Train the first variant of ``config`` (cached as a checkpoint) and return the trained network
+    and the optimizer's final momentum buffers (the direction v of the last update)."""
+    c = config.replace(variants=config.variants[:1], rel_l1_every=0)
+    path = Path(cache) if cache is not None else default_cache()
+    ckpt = path / f"{c.key()}.state"
+    state = load_object(ckpt)
+    if state is None or state.get("epoch") != c.epochs:
+        train(c, checkpoint=ckpt)
+        state = load_object(ckpt)
+    data = load_data(c)
+    model = build_model(c.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                        activation=c.activation, beta=c.beta, input_size=data.input_size, pool=c.pool,
+                        shortcut=c.shortcut, widths=c.widths, hidden=c.hidden, seed=c.init_seed)
+    model.load_state_dict(state["models"][0])
+    opt = state["opts"][0]["state"]
+    bufs = [opt[i]["momentum_buffer"] for i in sorted(opt)]
+    return model, bufs
+
+
+def floating_point_error(v: Sequence[torch.Tensor], lr: float, k: int = 3,
+                         form: str = "paper") -> dict[str, float]:
+    """Relative error of the perturbed update against SGD's (paper §4.1, Table 1 right):
+    ‖Δθ_k − Δθ_1‖ / ‖Δθ_1‖ over all parameters (``norm``), and elementwise |Δθ_k − Δθ_1| / |Δθ_1|
+    over the nonzero entries (``mean``, ``max``, ``share_changed``).  Bounded by 2⁻²³ = 2^-(s-1)."""
+    num = den = 0.0
+    rel_max, rel_sum, changed, count = 0.0, 0.0, 0, 0
+    for t in v:
+        u1 = perturbed_update(t, lr, 1, form).double()
+        uk = perturbed_update(t, lr, k, form).double()
+        num += float(((uk - u1) ** 2).sum())
+        den += float((u1 ** 2).sum())
+        nz = u1 != 0
+        r = ((uk - u1).abs()[nz] / u1.abs()[nz])
+        if r.numel():
+            rel_max = max(rel_max, float(r.max()))
+            rel_sum += float(r.sum())
+            changed += int((r > 0).sum())
+            count += r.numel()
+    return {"norm": math.sqrt(num / den) if den > 0 else math.nan, "mean": rel_sum / max(count, 1),
+            "max": rel_max, "share_changed": changed / max(count, 1)}
+
+
+def batch_fluctuation(model: nn.Module, config: RunConfig, *, n_batches: int = 50,
+                      seed: int = 0) -> dict[str, float]:
+    """Relative fluctuation of the minibatch gradient from batch selection (Table 1 right):
+    E_B ‖g_B − g‖ / ‖g‖ with g the gradient of the mean loss over the whole training subset and
+    g_B over a minibatch of ``config.batch_size`` drawn by a batch-order seed; the mean over
+    ``n_batches`` batches (and the median).  The network is in training mode (BatchNorm uses batch
+    statistics, as in SGD's steps)."""
+    data = load_data(config)
+    model.train()
+    full = gradient(model, data.x_train, data.y_train)
+    norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in full))
+    ratios: list[float] = []
+    epoch = 0
+    while len(ratios) < n_batches:
+        for idx in batch_order(len(data.y_train), config.batch_size, seed=seed, epoch=epoch, drop_last=True):
+            gb = gradient(model, data.x_train[idx], data.y_train[idx], batch_size=len(idx))
+            d = math.sqrt(sum(float(((a.double() - b.double()) ** 2).sum())
+                              for a, b in zip(gb, full, strict=True)))
+            ratios.append(d / norm)
+            if len(ratios) == n_batches:
+                break
+        epoch += 1
+    return {"mean": float(np.mean(ratios)), "median": float(np.median(ratios)), "full_grad_norm": norm}
+
+
+# --------------------------------------------------------------------------- prediction disagreement
+def pairwise_disagreement(predictions: Sequence[np.ndarray], *, n_boot: int = 1000, level: float = 0.95,
+                          seed: int = 0) -> dict[str, float]:
+    """Mean share of test images classified differently over all pairs of runs, with a percentile
+    bootstrap interval (test images resampled, the same resample for every pair)."""
+    p = np.stack([np.asarray(x) for x in predictions])
+    if p.shape[0] < 2:
+        raise ValueError("pairwise_disagreement needs at least two runs")
+    pairs = list(itertools.combinations(range(p.shape[0]), 2))
+    diff = np.stack([p[i] != p[j] for i, j in pairs]).mean(axis=0)  # per image: share of pairs differing
+    rng = np.random.default_rng(seed)
+    boots = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return {"mean": float(diff.mean()), "low": float(lo), "high": float(hi), "pairs": len(pairs)}
