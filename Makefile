@@ -33,7 +33,8 @@ book: setup
 	@$(PY) -m instab.book build --params $(PARAMS) --jobs $(JOBS)
 
 unit: setup
-	@echo "==> [test 1/3] unit tests"
+	@echo "==> [test 1/3] ruff, then the unit tests"
+	@$(PY) -m ruff check instab tests benchmarks
 	@$(PY) -m pytest -q -m "not book" tests
 
 nbval: setup
