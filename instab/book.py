@@ -98,7 +98,7 @@ def out_dir(chapter: str, scale: str) -> Path:
     return BUILD / "executed" / scale / chapter
 
 
-def execute(chapter: str, scale: str, force: bool = False, progress_bar: bool = True) -> bool:
+def execute(chapter: str, scale: str, force: bool = False) -> bool:
     """Convert and execute one chapter; returns False when the cache made it unnecessary."""
     import jupytext
     import papermill
@@ -124,7 +124,8 @@ def execute(chapter: str, scale: str, force: bool = False, progress_bar: bool = 
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(src), str(executed), parameters=parameters or None, cwd=str(out),
-                                   kernel_name="python3", progress_bar=progress_bar, request_save_on_cell_execute=False)
+                                   kernel_name="python3", progress_bar=sys.stderr.isatty(),
+                                   request_save_on_cell_execute=False)
     except papermill.PapermillExecutionError as e:
         raise SystemExit(f"error: chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
                          f"{e.ename}: {e.evalue}\n  see {executed.relative_to(ROOT)}") from None
@@ -134,7 +135,11 @@ def execute(chapter: str, scale: str, force: bool = False, progress_bar: bool = 
 
 
 def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1) -> None:
-    """Execute chapters, ``jobs`` at a time (each in its own kernel); all failures are reported together."""
+    """Execute chapters, ``jobs`` at a time; all failures are reported together.
+
+    With ``jobs > 1`` each chapter runs in its own driver process (papermill changes the working
+    directory of the whole process, so two executions must not share one).
+    """
     if jobs < 1:
         raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
     if jobs == 1:
@@ -144,15 +149,21 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1)
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    say(f"executing {len(todo)} chapter(s), {jobs} at a time")
+    def one(chapter: str) -> int:
+        cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--chapter", chapter]
+        proc = subprocess.run(cmd + (["--force"] if force else []), cwd=ROOT, capture_output=True, text=True)
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
+                 if ln.startswith(("[instab.book]", "error")) or "Error" in ln]
+        print("\n".join(lines), flush=True)
+        return proc.returncode
+
+    say(f"executing {len(todo)} chapter(s), {jobs} at a time, each in its own process")
     with ThreadPoolExecutor(jobs) as pool:
-        futures = {c: pool.submit(execute, c, scale, force, False) for c in todo}
-    errors = []
-    for c, f in futures.items():
-        if f.exception() is not None:
-            errors.append(f"{c}: {f.exception()}")
-    if errors:
-        raise SystemExit("error: chapters failed:\n  " + "\n  ".join(errors))
+        codes = dict(zip(todo, pool.map(one, todo), strict=True))
+    failed = [c for c, rc in codes.items() if rc]
+    if failed:
+        raise SystemExit(f"error: chapter(s) failed: {', '.join(failed)} (messages above; executed notebooks "
+                         f"under {(BUILD / 'executed' / scale).relative_to(ROOT)})")
 
 
 def render(scale: str, root: Path = ROOT) -> Path:
