@@ -4,16 +4,24 @@ Theoretical Analysis* (Sun, Lao, Sundaramoorthi, Yezzi; NeurIPS 2022).
 Modules, one concept each (dependencies point down this list only):
 
 - :mod:`instab.determinism` — every flag that makes a run reproducible.
+- :mod:`instab.checks`      — parameter validation that names the bad value and the allowed ones.
 - :mod:`instab.report`      — the paper's reported numbers and a chapter's ``results.json``.
-- :mod:`instab.bounds`      — the stability formulas (heat amplifier and CFL, eq. (13), (39)–(41), ...).
-- :mod:`instab.pde`         — the schemes: heat equation (2), the one-layer CNN of §5.
-- :mod:`instab.book`        — the build driver behind ``make book``.
+- :mod:`instab.bounds`      — the stability formulas: heat amplifier and CFL (§3), eq. (13), (39)–(41),
+  (60)–(61), the exact windowed bounds, Table 3, the multilayer bound (64)–(65).
+- :mod:`instab.pde`         — the schemes: heat equation (2) (``heat``); the one-layer CNN of §5,
+  linearised (9)–(10) and Nesterov (51)–(52) (``onelayer``) and nonlinear (8) (``nonlinear``);
+  FFT correlation (``correlate``) and test images (``images``).
 - :mod:`instab.optim`       — PerturbedSGD (paper §4.1): torch's SGD with the update perturbed by k.
 - :mod:`instab.metrics`     — RelL1 (paper §4.2), prediction disagreement.
 - :mod:`instab.models`      — CIFAR ResNet(6n+2), VGG16-BN, MLP, small CNN; Swish(β).
-- :mod:`instab.data`        — Fashion-MNIST / CIFAR-10 as tensors; seeded batch order.
+- :mod:`instab.datasets`    — puts the data sets on disk (set-up); :mod:`instab.data` — loads them as
+  tensors, seeded batch order.
 - :mod:`instab.train`       — several perturbations in lockstep on shared batches → history.
-- :mod:`instab.grid`        — configurations × executor → cached, atomic, resumable results.
+- :mod:`instab.grid`        — configurations × executor → cached, atomic, resumable results;
+  :mod:`instab.executors` — the engines (local pool, Dask, Slurm through submitit).
+- :mod:`instab.sgd_study`   — the §4 experiments (plans, spreads, growth, thresholds) on the engine.
+- :mod:`instab.stability`   — App. E: bisection for the largest stable learning rate, Hessian λ₀.
+- :mod:`instab.book`        — the build driver behind ``make book``.
 
 Torch-dependent modules (optim, models, data, train, grid) are imported on use, so the PDE
 chapters do not pay for importing torch.
