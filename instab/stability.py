@@ -351,8 +351,11 @@ class ThresholdConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def key(self) -> str:
-        """SHA-256 of the configuration (the cell's cache key)."""
-        return hashlib.sha256(json.dumps(["stability", self.to_dict()], sort_keys=True).encode()).hexdigest()
+        """SHA-256 of the configuration and of the code (:func:`instab.train.code_version`): the cell's cache key."""
+        from instab.train import code_version
+
+        blob = json.dumps(["stability", self.to_dict(), code_version()], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
     def validate(self) -> ThresholdConfig:
         from instab import checks, models
@@ -441,7 +444,7 @@ def run_threshold_grid(configs: Sequence[ThresholdConfig], *, cache: str | Path 
     folder.mkdir(parents=True, exist_ok=True)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(total=len(configs), desc="(network, α) cells")
     workers = min(workers or os.cpu_count() or 1, len(configs))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import io
 import math
@@ -48,7 +49,24 @@ from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, build_model, validate_m
 from instab.optim import PerturbedSGD, check_form, check_k
 
 #: Bump when a change to the training code changes results: cached cells keyed on it recompute.
+#: (Cache keys also include :func:`code_version`, so an edit to ``instab`` recomputes them anyway.)
 ENGINE_VERSION = 1
+
+
+@functools.cache
+def code_version() -> str:
+    """SHA-256 of every ``instab`` source file (the build driver excepted) and of torch's version.
+
+    Part of every cached cell's key: a cell computed by other code, or another torch, is never
+    read back as if it were current.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(torch.__version__.encode())
+    for f in sorted(root.rglob("*.py")):
+        if f.name != "book.py":
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
          "All variants start from one initial state and take their steps on the same batches in lockstep.")
@@ -152,7 +170,7 @@ class RunConfig:
 
     def key(self) -> str:
         """SHA-256 of the canonical configuration and the engine version (the grid's cache key)."""
-        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION}.items()))
+        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": code_version()}.items()))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def validate(self, *, check_data: bool = False) -> RunConfig:

@@ -25,11 +25,18 @@ def test_every_chapter_wrote_results_and_all_claims_hold():
         assert all(c["ok"] for c in res["claims"])
 
 
-def test_scorecard_lists_every_chapter():
+def test_scorecard_lists_every_claim_of_every_chapter():
+    card = (book.BUILD / "site" / "book" / "_scorecard.md").read_text()
     intro = (HTML / "book" / "intro.html").read_text()
+    assert "Scale of this build: **ci**" in card
     for name in book.chapters():
+        assert f"### {{doc}}`{name}`" in card, f"scorecard has no section for {name}"
         res = json.loads((book.out_dir(name, "ci") / "results.json").read_text())
-        assert res["claims"][0]["name"].split(":")[0] in intro or name in intro
+        for claim in res["claims"]:
+            cell = claim["name"].replace("|", "\\|")
+            assert f"| {cell} |" in card, f"scorecard lacks {name}: {claim['name']}"
+    assert intro.count("✅") >= sum(len(json.loads((book.out_dir(n, "ci") / "results.json").read_text())["claims"])
+                                    for n in book.chapters())
 
 
 def test_second_build_skips_unchanged_chapters(capsys):
