@@ -39,7 +39,7 @@ unit: setup
 
 nbval: setup
 	@echo "==> [test 3/3] nbval: re-execute every ci-scale chapter, outputs must match bit for bit"
-	@INSTAB_CACHE=$$(mktemp -d) $(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	@INSTAB_CACHE=$$(mktemp -d) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	    -p no:cacheprovider -n 2 --dist loadfile _build/executed/ci/*/*.ipynb
 
 test: unit

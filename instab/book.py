@@ -31,6 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 SCALES = ("default", "ci", "paper")
+#: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def say(msg: str) -> None:
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=1,
                     help="chapters executed at once (each in its own kernel; default 1)")
     a = ap.parse_args(argv)
+    for var in BLAS_THREADS:  # kernels inherit it: NumPy/SciPy's BLAS sums in one fixed order
+        os.environ.setdefault(var, "1")
     if a.params not in SCALES:
         ap.error(f"--params {a.params!r} is not a scale; choose one of {', '.join(SCALES)}")
     known = chapters()
