@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,38 +79,35 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _fashion(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    raw = root / "FashionMNIST" / "raw"
-    files = [raw / f for f in _FASHION[train]]
+def _ensure(files: list[Path], title: str, download: Callable[[], object] | bool, hint: str) -> None:
+    """Make sure ``files`` exist, calling ``download()`` (torchvision's) once if allowed; else raise
+    ``FileNotFoundError`` naming the missing files and ``hint`` (how to get them)."""
     if not all(f.is_file() for f in files) and download:
         try:
-            from torchvision.datasets import FashionMNIST
-
-            FashionMNIST(str(root), train=train, download=True)
+            download()
         except Exception as e:  # noqa: BLE001 - reported below
-            raise FileNotFoundError(f"Fashion-MNIST is missing under {raw} and torchvision's download failed "
-                                    f"({e}); run `python -m instab.datasets prepare --root {root}`") from e
+            raise FileNotFoundError(f"{title} is missing under {files[0].parent} and torchvision's download "
+                                    f"failed ({e}); {hint}") from e
     if not all(f.is_file() for f in files):
-        raise FileNotFoundError(f"Fashion-MNIST is missing: expected {', '.join(map(str, files))}; "
-                                f"run `python -m instab.datasets prepare --root {root}`")
+        raise FileNotFoundError(f"{title} is missing: expected {', '.join(map(str, files))}; {hint}")
+
+
+def _fashion(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    from torchvision.datasets import FashionMNIST
+
+    files = [root / "FashionMNIST" / "raw" / f for f in _FASHION[train]]
+    _ensure(files, "Fashion-MNIST", download and (lambda: FashionMNIST(str(root), train=train, download=True)),
+            f"run `python -m instab.datasets prepare --root {root}`")
     images, labels = (_read_idx(f) for f in files)
     return images[:, None], labels
 
 
 def _cifar10(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    folder = root / _CIFAR_DIR
-    files = [folder / f for f in _CIFAR_FILES[train]]
-    if not all(f.is_file() for f in files) and download:
-        try:
-            from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10
 
-            CIFAR10(str(root), train=train, download=True)
-        except Exception as e:  # noqa: BLE001 - reported below
-            raise FileNotFoundError(f"CIFAR-10 is missing under {folder} and torchvision's download "
-                                    f"failed ({e})") from e
-    if not all(f.is_file() for f in files):
-        raise FileNotFoundError(f"CIFAR-10 is missing: expected {', '.join(map(str, files))} "
-                                "(torchvision.datasets.CIFAR10(root, download=True) writes them)")
+    files = [root / _CIFAR_DIR / f for f in _CIFAR_FILES[train]]
+    _ensure(files, "CIFAR-10", download and (lambda: CIFAR10(str(root), train=train, download=True)),
+            "torchvision.datasets.CIFAR10(root, download=True) writes them")
     xs, ys = [], []
     for f in files:
         with open(f, "rb") as fh:
