@@ -1,6 +1,7 @@
 # instab — two commands do everything on a fresh machine:
 #   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html
 #   make test                               set up, unit tests, ci-scale book, nbval re-execution
+#   make robust                             the ci book under other floating-point environments
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PARAMS ?= default
@@ -14,7 +15,7 @@ DATA ?= data
 # heap instead of mmap/munmap'ing each one saves a large share of system time (results unchanged).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 
-.PHONY: setup book test unit nbval lint clean
+.PHONY: setup book test unit nbval robust lint clean
 
 setup: $(STAMP)
 	@echo "==> [setup] data: Fashion-MNIST under $(DATA)/FashionMNIST/raw"
@@ -47,6 +48,10 @@ test: unit
 	@$(PY) -m instab.book build --params ci --jobs 2
 	@$(PY) -m pytest -q -m book tests
 	@$(MAKE) --no-print-directory nbval
+
+robust: setup
+	@echo "==> [robust] the ci book under every other floating-point environment: every claim must keep its verdict"
+	@$(PY) -m instab.book robust --params ci --jobs 2
 
 lint: setup
 	@$(PY) -m ruff check instab tests benchmarks

@@ -7,12 +7,21 @@ Flow (see README)::
 
 Usage::
 
-    python -m instab.book build   [--params default|ci|paper] [--chapter NAME ...] [--force]
-    python -m instab.book execute [--params ...] [--chapter NAME ...] [--force]
+    python -m instab.book build   [--params default|ci|paper] [--chapter NAME ...] [--force] [--jobs N]
+    python -m instab.book execute [--params ...] [--chapter NAME ...] [--force] [--env NAME]
     python -m instab.book render  [--params ...]
+    python -m instab.book robust  [--params ci] [--env NAME ...] [--jobs N]
 
-A chapter is re-executed only when its source, its parameter file, the ``instab`` package or the
-scale changed (a SHA-256 over those bytes); the driver says which chapters it skipped.
+A chapter is re-executed only when its source, its parameter file, the ``instab`` package, the
+scale or the floating-point environment changed (a SHA-256 over those); the driver says which
+chapters it skipped.  A failing chapter does not stop the others: every chapter is executed, the
+book is rendered with the failing chapters' notebooks and red scorecard rows, and the command then
+exits non-zero naming each failing chapter and claim.
+
+``robust`` executes the book under each non-native floating-point environment
+(:data:`instab.determinism.ENVIRONMENTS`) into ``_build/robust/<env>/`` (its own executed
+notebooks and grid cache; the native build is untouched), prints one table claim × environment,
+and fails if any claim fails or changes its verdict in any environment.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
+#: Executed notebooks of a non-native floating-point environment: ``ROBUST / <env> / executed / <scale>``.
+ROBUST = BUILD / "robust"
 SCALES = ("default", "ci", "paper")
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -83,8 +94,11 @@ def params_file(chapter: str, scale: str, root: Path = ROOT) -> Path | None:
 
 def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     """SHA-256 over everything an executed chapter depends on."""
+    from instab.determinism import environment_key
+
     h = hashlib.sha256()
     h.update(scale.encode())
+    h.update(environment_key().encode())  # another floating-point environment re-executes
     parts = [root / "book" / f"{chapter}.md"]
     pf = params_file(chapter, scale, root)
     if pf is not None:
@@ -96,25 +110,54 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     return h.hexdigest()
 
 
-def out_dir(chapter: str, scale: str) -> Path:
-    return BUILD / "executed" / scale / chapter
+def build_root(env: str = "native") -> Path:
+    """Where a floating-point environment's build lives: ``_build`` for native, else ``_build/robust/<env>``."""
+    return BUILD if env == "native" else ROBUST / env
 
 
-def execute(chapter: str, scale: str, force: bool = False) -> bool:
-    """Convert and execute one chapter; returns False when the cache made it unnecessary."""
+def out_dir(chapter: str, scale: str, env: str = "native") -> Path:
+    return build_root(env) / "executed" / scale / chapter
+
+
+class ChapterFailed(Exception):
+    """A chapter's execution failed; the message names the chapter, the cell and the failed claims."""
+
+
+def use_environment(env: str) -> None:
+    """Select floating-point environment ``env`` for this process and the kernels it starts (before
+    torch is imported), and point the grid cache at the environment's own folder."""
+    from instab.determinism import environment_vars
+
+    if "torch" in sys.modules:
+        raise RuntimeError("use_environment must run before torch is imported")
+    for var, value in environment_vars(env).items():
+        if value:
+            os.environ[var] = value
+        else:
+            os.environ.pop(var, None)
+    if env != "native":
+        os.environ["INSTAB_CACHE"] = str(build_root(env) / "cache")
+
+
+def execute(chapter: str, scale: str, force: bool = False, env: str = "native") -> bool:
+    """Convert and execute one chapter; returns False when the cache made it unnecessary.
+
+    Raises :class:`ChapterFailed` when a cell fails (the executed notebook, with the error, and
+    ``results.json``, if the chapter got as far as writing it, are kept for the book)."""
     import jupytext
     import papermill
 
-    out = out_dir(chapter, scale)
+    out = out_dir(chapter, scale, env)
     digest = content_hash(chapter, scale)
     stamp = out / ".content-hash"
     executed = out / f"{chapter}.ipynb"
     if not force and executed.exists() and stamp.exists() and stamp.read_text() == digest:
-        say(f"skipped {chapter} ({scale}): source, parameters and instab unchanged")
+        say(f"skipped {chapter} ({scale}): source, parameters, instab and environment unchanged")
         return False
     out.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
-    src = BUILD / "converted" / scale / f"{chapter}.ipynb"
+    (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
+    src = build_root(env) / "converted" / scale / f"{chapter}.ipynb"
     src.parent.mkdir(parents=True, exist_ok=True)
     say(f"convert book/{chapter}.md -> {src.relative_to(ROOT)}")
     nb = jupytext.read(ROOT / "book" / f"{chapter}.md")
@@ -129,43 +172,64 @@ def execute(chapter: str, scale: str, force: bool = False) -> bool:
                                    kernel_name="python3", progress_bar=sys.stderr.isatty(),
                                    request_save_on_cell_execute=False)
     except papermill.PapermillExecutionError as e:
-        raise SystemExit(f"error: chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
-                         f"{e.ename}: {e.evalue}\n  see {executed.relative_to(ROOT)}") from None
+        raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
+                            f"{e.ename}: {e.evalue}\n  see {executed.relative_to(ROOT)}") from None
     stamp.write_text(digest)
     say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
     return True
 
 
-def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1) -> None:
-    """Execute chapters, ``jobs`` at a time; all failures are reported together.
+def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, env: str = "native") -> list[str]:
+    """Execute chapters, ``jobs`` at a time, and return the names of those that failed (each
+    failure is reported as it happens; a failure does not stop the other chapters).
 
     With ``jobs > 1`` each chapter runs in its own driver process (papermill changes the working
     directory of the whole process, so two executions must not share one).
     """
     if jobs < 1:
         raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
+    failed: list[str] = []
     if jobs == 1:
         for i, c in enumerate(todo, 1):
             say(f"chapter {i}/{len(todo)}: {c}")
-            execute(c, scale, force=force)
-        return
+            try:
+                execute(c, scale, force=force, env=env)
+            except ChapterFailed as e:
+                say(f"error: {e}")
+                failed.append(c)
+        return failed
     from concurrent.futures import ThreadPoolExecutor
 
     def one(chapter: str) -> int:
         cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--chapter", chapter]
+        cmd += ["--env", env] if env != "native" else []
         proc = subprocess.run(cmd + (["--force"] if force else []), cwd=ROOT, capture_output=True, text=True)
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
-                 if ln.startswith(("[instab.book]", "error")) or "Error" in ln]
+                 if ln.startswith(("[instab.book]", "error", "  see")) or "Error" in ln]
         print("\n".join(lines), flush=True)
         return proc.returncode
 
     say(f"executing {len(todo)} chapter(s), {jobs} at a time, each in its own process")
     with ThreadPoolExecutor(jobs) as pool:
         codes = dict(zip(todo, pool.map(one, todo), strict=True))
-    failed = [c for c, rc in codes.items() if rc]
-    if failed:
-        raise SystemExit(f"error: chapter(s) failed: {', '.join(failed)} (messages above; executed notebooks "
-                         f"under {(BUILD / 'executed' / scale).relative_to(ROOT)})")
+    return [c for c, rc in codes.items() if rc]
+
+
+def failures(chapters_: list[str], scale: str, env: str = "native") -> str:
+    """What failed in each chapter: its failed claims from ``results.json``, or that it stopped
+    before writing one."""
+    import json
+
+    lines = []
+    for c in chapters_:
+        res = out_dir(c, scale, env) / "results.json"
+        if not res.exists():
+            lines.append(f"  {c}: stopped before writing results.json (see its notebook)")
+            continue
+        bad = [cl["name"] for cl in json.loads(res.read_text())["claims"] if not cl["ok"]]
+        lines.append(f"  {c}: " + ("; ".join(f"claim failed: {b}" for b in bad) if bad
+                                    else "a cell failed after its claims (see its notebook)"))
+    return "\n".join(lines)
 
 
 def render(scale: str, root: Path = ROOT) -> Path:
@@ -179,6 +243,7 @@ def render(scale: str, root: Path = ROOT) -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, site / name)
     results = []
+    missing = []
     for f in toc_files(root):
         md = root / f"{f}.md"
         name = Path(f).name
@@ -191,12 +256,16 @@ def render(scale: str, root: Path = ROOT) -> Path:
             res = nb.parent / "results.json"
             if res.exists():
                 results.append(res)
+            else:
+                missing.append(name)
         else:
             shutil.copy(md, site / f"{f}.md")
     for extra in (root / "book").glob("*.png"):
         shutil.copy(extra, site / "book" / extra.name)
+    stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
+                      for m in missing)
     (site / "book" / "_scorecard.md").write_text(
-        f"Scale of this build: **{scale}**.\n\n" + scorecard(results))
+        f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(root),
            "-W", "-n", "--keep-going"]
@@ -208,19 +277,78 @@ def render(scale: str, root: Path = ROOT) -> Path:
     return index
 
 
+def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
+    """Execute the book under each environment in ``envs`` (each in its own processes and folders),
+    print claim × environment against the native build, and exit non-zero if any claim fails or
+    changes its verdict (a claim missing from one environment counts as a change)."""
+    import json
+
+    failed_envs = {}
+    for env in ["native", *envs]:  # native: the reference (skipped when its build is current)
+        say(f"environment {env}: execute the {scale} book into {build_root(env).relative_to(ROOT)}/")
+        cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--jobs", str(jobs)]
+        cmd += ["--env", env] if env != "native" else []
+        rc = subprocess.run(cmd + (["--force"] if force else []), cwd=ROOT).returncode
+        failed_envs[env] = rc
+    table: dict[tuple[str, str], dict[str, tuple[str, bool]]] = {}
+    for env in ["native", *envs]:
+        for c in chapters():
+            res = out_dir(c, scale, env) / "results.json"
+            if not res.exists():
+                continue
+            for cl in json.loads(res.read_text())["claims"]:
+                table.setdefault((c, cl["name"]), {})[env] = (cl.get("verdict", "?"), bool(cl["ok"]))
+    cols = ["native", *envs]
+    problems = []
+    width = min(70, max((len(f"{c}: {n}") for c, n in table), default=10))
+    print(f"\n{'claim':{width}s}  " + "  ".join(f"{e:>15s}" for e in cols))
+    for (c, n), row in table.items():
+        cells = []
+        for e in cols:
+            v = row.get(e)
+            cells.append(f"{'—' if v is None else v[0] + ('' if v[1] else ' NO'):>15s}")
+        label = f"{c}: {n}"
+        print(f"{label[:width]:{width}s}  " + "  ".join(cells))
+        verdicts = {row[e][0] if e in row else None for e in cols}
+        if len(verdicts) > 1:
+            seen = ", ".join(f"{e}={row[e][0] if e in row else None}" for e in cols)
+            problems.append(f"{label}: verdict changes across environments ({seen})")
+        for e in cols:
+            if e in row and not row[e][1]:
+                problems.append(f"{label}: fails under {e}")
+    for c in chapters():
+        for e in cols:
+            if not (out_dir(c, scale, e) / "results.json").exists():
+                problems.append(f"{c}: no results.json under {e}")
+    bad_envs = [e for e, rc in failed_envs.items() if rc]
+    if problems or bad_envs:
+        raise SystemExit("error: the claims do not hold in every floating-point environment:\n  "
+                         + "\n  ".join(problems or [f"execution failed under {e}" for e in bad_envs]))
+    say(f"robust: every one of {len(table)} claims keeps its verdict under {', '.join(cols)}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    from instab.determinism import ENVIRONMENTS, check_environment
+
     ap = argparse.ArgumentParser(prog="python -m instab.book", description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=["build", "execute", "render", "list"])
+    ap.add_argument("action", choices=["build", "execute", "render", "robust", "list"])
     ap.add_argument("--params", default="default", help=f"scale: one of {', '.join(SCALES)}")
     ap.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
     ap.add_argument("--jobs", type=int, default=1,
                     help="chapters executed at once (each in its own kernel; default 1)")
+    ap.add_argument("--env", action="append",
+                    help=f"floating-point environment, one of {', '.join(ENVIRONMENTS)} (execute: one, default "
+                         "native; robust: repeatable, default every non-native one)")
     a = ap.parse_args(argv)
     for var in BLAS_THREADS:  # kernels inherit it: NumPy/SciPy's BLAS sums in one fixed order
         os.environ.setdefault(var, "1")
     if a.params not in SCALES:
         ap.error(f"--params {a.params!r} is not a scale; choose one of {', '.join(SCALES)}")
+    try:
+        envs = [check_environment(e) for e in a.env or []]
+    except ValueError as e:
+        ap.error(str(e))
     known = chapters()
     todo = a.chapter or known
     bad = [c for c in todo if c not in known]
@@ -231,10 +359,22 @@ def main(argv: list[str] | None = None) -> None:
         return
     for c in todo:  # fail before any work if a parameter file is missing
         params_file(c, a.params)
+    if a.action == "robust":
+        robust(a.params, envs or [e for e in ENVIRONMENTS if e != "native"], a.jobs, force=a.force)
+        return
+    if len(envs) > 1 or (envs and envs[0] != "native" and a.action != "execute"):
+        ap.error(f"--env {envs} is not allowed with {a.action!r}: only 'execute' takes one non-native environment")
+    env = envs[0] if envs else "native"
+    if env != "native":  # native: the environment as the user set it (its key goes into every cache key)
+        use_environment(env)
+    failed: list[str] = []
     if a.action in ("build", "execute"):
-        execute_all(todo, a.params, force=a.force, jobs=a.jobs)
+        failed = execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env)
     if a.action in ("build", "render"):
         render(a.params)
+    if failed:
+        raise SystemExit(f"error: {len(failed)} chapter(s) failed at scale {a.params!r}"
+                         f"{'' if env == 'native' else f' under {env}'}:\n" + failures(failed, a.params, env))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ flush-to-zero of denormals (off: it changes the arithmetic of tiny perturbations
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from typing import Any
@@ -72,3 +73,96 @@ def settings() -> dict[str, Any]:
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cudnn_version": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
     }
+
+
+# ------------------------------------------------------------------ floating-point environments
+#: The variables that choose which kernels compute a result on the CPU (and so its last bits).
+FP_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
+
+#: Named floating-point environments.  Each is bitwise reproducible within itself; across them the
+#: last bits of a matmul, a convolution or an ``exp`` differ, as they do between two CPU models.
+#: ``make robust`` executes the ci book under every environment but ``native`` and checks that
+#: every claim keeps its verdict.
+#:
+#: - ``native``: the kernels torch and MKL pick for this CPU;
+#: - ``aten-default``: ATen's portable (non-vectorised) kernels for elementwise ops and reductions;
+#: - ``mkl-compatible``: MKL's conditional-numerical-reproducibility path (other GEMM blocking);
+#: - ``avx2``: both libraries limited to AVX2, as on a CPU without AVX-512.
+ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "native": {},
+    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
+    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"},
+}
+
+
+def check_environment(name: str) -> str:
+    """Raise ``ValueError`` naming ``name`` and the allowed environments unless it is one."""
+    if name not in ENVIRONMENTS:
+        raise ValueError(f"floating-point environment {name!r} is not allowed; choose one of {list(ENVIRONMENTS)}")
+    return name
+
+
+def environment_vars(name: str) -> dict[str, str]:
+    """The variables that select environment ``name`` (every one of :data:`FP_VARS`, '' = unset)."""
+    chosen = ENVIRONMENTS[check_environment(name)]
+    return {v: chosen.get(v, "") for v in FP_VARS}
+
+
+def environment_name(environ: dict[str, str] | None = None) -> str:
+    """The name of the environment in force (from the variables), or ``"custom"`` for another mix."""
+    env = os.environ if environ is None else environ
+    now = {v: env.get(v, "") for v in FP_VARS}
+    for name in ENVIRONMENTS:
+        if environment_vars(name) == now:
+            return name
+    return "custom"
+
+
+@functools.cache
+def _torch_build() -> dict[str, str]:
+    """MKL and oneDNN versions from torch's build configuration."""
+    import re
+
+    import torch
+
+    show = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([\w.\-]+)", show)
+    dnn = re.search(r"MKL-DNN v([\w.\-]+)", show)
+    return {"mkl": mkl.group(1) if mkl else "", "onednn": dnn.group(1) if dnn else ""}
+
+
+def environment() -> dict[str, Any]:
+    """The floating-point environment in force: its name, its variables, the CPU kernels torch
+    dispatches to, the MKL/oneDNN/torch/NumPy versions, the thread count and the CPU model.
+    Recorded in every ``results.json`` and in the scorecard's header."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"name": environment_name(), "vars": {v: os.environ.get(v, "") for v in FP_VARS},
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), **_torch_build(),
+            "torch": torch.__version__, "numpy": np.__version__, "threads": torch.get_num_threads(),
+            "cpu": cpu, "machine": platform.machine()}
+
+
+def environment_key() -> str:
+    """What of :func:`environment` decides the bits of a CPU result: part of every cache key (a
+    cell or chapter computed under one environment is never reused under another)."""
+    return _environment_key(tuple(os.environ.get(v, "") for v in FP_VARS))
+
+
+@functools.cache
+def _environment_key(fp_vars: tuple[str, ...]) -> str:
+    import torch
+
+    return repr(sorted({"vars": fp_vars, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                        **_torch_build(), "torch": torch.__version__, "numpy": np.__version__}.items()))

@@ -69,15 +69,39 @@ def _plain(x: Any) -> Any:
     return x
 
 
+#: What a claim's verdict says about the paper's statement (the scorecard groups and counts by it).
+VERDICTS: dict[str, str] = {
+    "reproduced": "the paper's statement holds in our runs",
+    "corrected": "the paper's statement is wrong in a detail; ours is the right one",
+    "refuted": "the paper's statement fails in our runs",
+    "extension": "our own claim, beyond the paper",
+    "calibration": "a number we set up to match the paper (a definition or normalisation), not evidence",
+    "fact": "true by construction: shown, never counted as evidence",
+    "inconclusive": "the ensemble cannot decide it at this scale: shown, not failing, counted apart",
+}
+#: Verdicts that count as evidence about the paper.
+EVIDENCE = ("reproduced", "corrected", "refuted", "extension")
+
+
+def check_verdict(verdict: str) -> str:
+    """Raise ``ValueError`` naming ``verdict`` and the allowed ones unless it is one of :data:`VERDICTS`."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict {verdict!r} is not allowed; choose one of {list(VERDICTS)}")
+    return verdict
+
+
 @dataclass
 class Claim:
-    """One reproduced claim: our number, the paper's (if it reports one), and whether it holds."""
+    """One claim: our number, the paper's (if it reports one), the criterion, whether our statement
+    held (``ok``) and what it says about the paper (``verdict``, one of :data:`VERDICTS`)."""
 
     name: str
     ours: Any
     paper: Any = None
     criterion: str = ""
     ok: bool = True
+    verdict: str = "reproduced"
+    interval: Any = None
 
 
 @dataclass
@@ -89,10 +113,31 @@ class Results:
     claims: list[Claim] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
 
-    def claim(self, name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool) -> bool:
-        """Record a claim; ``ok`` is the chapter's test of it.  Returns ``ok``."""
-        self.claims.append(Claim(name, _plain(ours), _plain(paper), criterion, bool(ok)))
+    def claim(self, name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool,
+              verdict: str, interval: Any = None) -> bool:
+        """Record a claim; ``ok`` is the chapter's test of it, ``verdict`` what it says about the
+        paper (:data:`VERDICTS`), ``interval`` an optional interval around ``ours``.  Returns ``ok``.
+
+        ``fact`` is for statements true by construction; ``inconclusive`` must pass ``ok=True``
+        (use :meth:`decide` for claims an ensemble decides)."""
+        check_verdict(verdict)
+        if verdict == "inconclusive" and not ok:
+            raise ValueError(f"claim {name!r}: an inconclusive claim cannot fail (ok=True)")
+        if any(c.name == name for c in self.claims):
+            raise ValueError(f"claim {name!r} is recorded twice")
+        self.claims.append(Claim(name, _plain(ours), _plain(paper), criterion, bool(ok), verdict, _plain(interval)))
         return bool(ok)
+
+    def decide(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
+               decision: bool | None, verdict: str) -> bool | None:
+        """Record a claim about a chaotic outcome, decided by an ensemble statistic and its
+        interval: ``decision`` True (the interval says it holds: ``verdict``), False (the interval
+        says it fails: the claim fails) or None (the interval straddles the criterion: recorded as
+        ``inconclusive``, shown but not failing).  Returns ``decision``."""
+        check_verdict(verdict)
+        self.claim(name, ours, paper, criterion=criterion, ok=decision is not False,
+                   verdict=verdict if decision is not None else "inconclusive", interval=interval)
+        return decision
 
     def value(self, name: str, value: Any) -> None:
         """Record a number that is reported but not itself a pass/fail claim."""
@@ -100,15 +145,20 @@ class Results:
 
     def table(self) -> str:
         """The claims as a fixed-width text table (printed by the chapter)."""
-        rows = [("claim", "ours", "paper", "criterion", "ok")]
+        rows = [("claim", "ours", "interval", "paper", "criterion", "verdict", "holds")]
         for c in self.claims:
-            rows.append((c.name, _fmt(c.ours), _fmt(c.paper), c.criterion, "yes" if c.ok else "NO"))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+            rows.append((c.name, _fmt(c.ours), _fmt(c.interval), _fmt(c.paper), c.criterion, c.verdict,
+                         "yes" if c.ok else "NO"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
     def finish(self, path: str | Path = "results.json") -> None:
-        """Write ``results.json`` and raise ``AssertionError`` naming every failed claim."""
+        """Write ``results.json`` (with the floating-point environment in force) and raise
+        ``AssertionError`` naming every failed claim."""
+        from instab.determinism import environment
+
         Path(path).write_text(json.dumps({"chapter": self.chapter, "params": _plain(self.params),
+                                          "environment": environment(),
                                           "claims": [asdict(c) for c in self.claims],
                                           "values": self.values}, indent=1))
         failed = [c for c in self.claims if not c.ok]
@@ -127,15 +177,43 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def counts(claims: list[dict[str, Any]]) -> dict[str, int]:
+    """Claims per verdict (every verdict listed, zeros included), and ``failed``: claims that did not hold."""
+    out = {v: sum(c.get("verdict") == v for c in claims) for v in VERDICTS}
+    out["failed"] = sum(not c["ok"] for c in claims)
+    return out
+
+
+def describe_environment(env: dict[str, Any]) -> str:
+    """One line for a results.json ``environment`` record."""
+    set_vars = ", ".join(f"{k}={v}" for k, v in env.get("vars", {}).items() if v) or "no variable set"
+    return (f"floating-point environment **{env.get('name')}** ({set_vars}); CPU kernels "
+            f"{env.get('cpu_capability')}, MKL {env.get('mkl')}, oneDNN {env.get('onednn')}, torch {env.get('torch')}, "
+            f"NumPy {env.get('numpy')}, {env.get('threads')} thread(s); CPU {env.get('cpu')}")
+
+
 def scorecard(results_files: list[Path]) -> str:
-    """A MyST markdown scorecard: every claim of every chapter, ours next to the paper's."""
-    lines = []
-    for f in results_files:
-        data = json.loads(Path(f).read_text())
-        lines += [f"### {{doc}}`{data['chapter']}`", "", "| claim | ours | paper | criterion | reproduced |",
-                  "|---|---|---|---|---|"]
-        for c in data["claims"]:
-            cells = [c["name"], _fmt(c["ours"]), _fmt(c["paper"]), c["criterion"], "✅" if c["ok"] else "❌"]
-            lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    """A MyST markdown scorecard: the environment, claims counted by verdict, then every claim of
+    every chapter grouped by verdict, ours next to the paper's."""
+    data = [json.loads(Path(f).read_text()) for f in results_files]
+    if not data:
+        return "*No chapter has been executed yet.*\n"
+    every = [c for d in data for c in d["claims"]]
+    total = counts(every)
+    envs = {describe_environment(d["environment"]) for d in data if "environment" in d}
+    lines = [f"Executed under: {e}." for e in sorted(envs)] + [""]
+    lines += ["| verdict | claims | meaning |", "|---|---|---|"]
+    lines += [f"| {v} | {total[v]} | {VERDICTS[v]} |" for v in VERDICTS]
+    lines += [f"| **did not hold** | {total['failed']} | the chapter's test of the claim failed |", ""]
+    for d in data:
+        c_of = counts(d["claims"])
+        summary = ", ".join(f"{c_of[v]} {v}" for v in VERDICTS if c_of[v])
+        lines += [f"### {{doc}}`{d['chapter']}`", "", f"{summary}; {c_of['failed']} did not hold.", "",
+                  "| claim | ours | interval | paper | criterion | verdict | holds |", "|---|---|---|---|---|---|---|"]
+        for v in VERDICTS:
+            for c in (c for c in d["claims"] if c.get("verdict") == v):
+                cells = [c["name"], _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]), c["criterion"],
+                         v, "yes" if c["ok"] else "**NO**"]
+                lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
         lines.append("")
-    return "\n".join(lines) if lines else "*No chapter has been executed yet.*\n"
+    return "\n".join(lines)

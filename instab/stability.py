@@ -351,10 +351,12 @@ class ThresholdConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def key(self) -> str:
-        """SHA-256 of the configuration and of the code (:func:`instab.train.code_version`): the cell's cache key."""
+        """SHA-256 of the configuration, the code (:func:`instab.train.code_version`) and the
+        floating-point environment (:func:`instab.determinism.environment_key`): the cell's cache key."""
+        from instab.determinism import environment_key
         from instab.train import code_version
 
-        blob = json.dumps(["stability", self.to_dict(), code_version()], sort_keys=True)
+        blob = json.dumps(["stability", self.to_dict(), code_version(), environment_key()], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def validate(self) -> ThresholdConfig:

@@ -169,8 +169,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """SHA-256 of the canonical configuration and the engine version (the grid's cache key)."""
-        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": code_version()}.items()))
+        """SHA-256 of the canonical configuration, the engine and code versions and the floating-point
+        environment (:func:`instab.determinism.environment_key`): the grid's cache key."""
+        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": code_version(),
+                            "fp_environment": determinism.environment_key()}.items()))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def validate(self, *, check_data: bool = False) -> RunConfig:
