@@ -12,10 +12,15 @@
   Table 1 (right).
 - :func:`pairwise_disagreement` — share of test images two runs classify differently, with a
   bootstrap interval.
+
+Claims about chaotic outcomes (where a run ends up) are decided by ensembles: every perturbed
+experiment runs several perturbations (``members``: k values) beside k = 1, and :func:`unanimous`
+turns the members' outcomes into a decision — holds for all, fails for all, or undecided.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -34,7 +39,10 @@ from instab.optim import perturbed_update
 from instab.train import History, RunConfig, Variant, gradient, load_data, load_object, train
 
 __all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification", "threshold_lr",
-           "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve"]
+           "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
+           "unanimous", "members", "sweep_status", "threshold_decision", "restraint", "unrelated_rel_l1",
+           "disagreement_over_k",
+           "mean_interval"]
 
 _EXTRA_KEYS = ("lrs", "lr_times_steps")  # sweep entries may carry their own lr list and lr × steps
 
@@ -65,12 +73,15 @@ class Plan:
     perturbations: RunConfig
     ks: list[int]
     seeds: list[int]
+    restraint: RunConfig | None = None
+    members: list[int] = dataclasses.field(default_factory=lambda: [3])
 
     def configs(self) -> list[RunConfig]:
         """Every configuration of the grid (the controls run apart: they are trained twice)."""
         out = [c for cells in self.tables.values() for c in cells]
         out += list(self.growth.values())
         out += [c for cells in self.sweeps.values() for c in cells]
+        out += [self.restraint] if self.restraint is not None else []
         return out + [self.perturbations]
 
     def describe(self) -> str:
@@ -80,7 +91,12 @@ class Plan:
             lines.append(f"table {name}: {c.model} {c.activation} on {c.dataset}, {len(self.ks)} k × "
                          f"{len(self.seeds)} seeds, {c.epochs} epochs ({len(cells)} cells)")
         for name, c in self.growth.items():
-            lines.append(f"growth {name}: {c.model} {c.activation} on {c.dataset}, {c.epochs} epochs")
+            lines.append(f"growth {name}: {c.model} {c.activation} on {c.dataset}, {c.epochs} epochs, "
+                         f"k = 1 and {self.members}")
+        if self.restraint is not None:
+            r = self.restraint
+            lines.append(f"restraint: {r.model} {r.activation}, constant lr {r.lr}, {r.epochs} epochs, "
+                         f"k = 1 and {self.members}")
         for name, cells in self.sweeps.items():
             lines.append(f"sweep {name}: {cells[0].model} {cells[0].activation}/{cells[0].pool}, lr "
                          f"{self.sweep_lrs[name]}, steps {[c.max_steps for c in cells]}")
@@ -90,15 +106,23 @@ class Plan:
 def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], k_values: Sequence[int],
          seeds: Sequence[int], growth: Mapping[str, Mapping[str, Any]],
          sweeps: Mapping[str, Mapping[str, Any]], sweep_lrs: Sequence[float], lr_times_steps: float,
-         controls: Mapping[str, Any], perturbations: Mapping[str, Any]) -> Plan:
+         controls: Mapping[str, Any], perturbations: Mapping[str, Any],
+         members: Sequence[int] = (3,), restraint: Mapping[str, Any] | None = None) -> Plan:
     """Build and validate every configuration from the chapter's parameters.
 
     ``common`` holds the :class:`RunConfig` fields shared by all runs; every other entry overrides
     them.  ``tables`` are the k × seed grids (Table 1 left: ``"relu"``, Table 4: ``"swish"``, further
     names: Table 5 rows), ``growth`` the Fig. 2 (left) runs of k = 1, 3 with per-iteration RelL1,
-    ``sweeps`` the Fig. 2 (right) runs (an entry may set its own ``lrs`` and ``lr_times_steps``).
+    ``sweeps`` the Fig. 2 (right) runs (an entry may set its own ``lrs`` and ``lr_times_steps``),
+    ``restraint`` one constant-lr run long enough for RelL1 to reach its plateau.  The growth,
+    sweep and restraint runs train k = 1 and every k of ``members`` (the ensemble) in lockstep.
     Raises ``ValueError`` naming the bad parameter before any training.
     """
+    member_ks = [int(k) for k in members]
+    if not member_ks or any(k < 2 or k & (k - 1) == 0 for k in member_ks) or len(set(member_ks)) != len(member_ks):
+        raise ValueError(f"members={list(members)!r} is not allowed; it must be distinct k > 1 that are not "
+                         "powers of two (k = 2, 4, ... leave SGD unchanged)")
+    ensemble = (Variant(1), *(Variant(k) for k in member_ks))
     ks = [int(k) for k in k_values]
     if 1 not in ks or 3 not in ks:
         raise ValueError(f"k_values={list(k_values)!r} is not allowed; it must hold 1 (SGD) and 3")
@@ -110,11 +134,11 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
     for name, over in tables.items():
         base = _config(common, over, f"tables[{name!r}]", rel_l1_every="log")
         grids[name] = k_seed_grid(base, ks, [int(s) for s in seeds])
-    curves = {name: _config(common, over, f"growth[{name!r}]", variants=(Variant(1), Variant(3)),
+    curves = {name: _config(common, over, f"growth[{name!r}]", variants=ensemble,
                             rel_l1_every="log") for name, over in growth.items()}
     swept, lrs_of = {}, {}
     for name, over in sweeps.items():
-        base = _config(common, over, f"sweeps[{name!r}]", variants=(Variant(1), Variant(3)))
+        base = _config(common, over, f"sweeps[{name!r}]", variants=ensemble)
         lrs = [float(x) for x in over.get("lrs", sweep_lrs)]
         c = float(over.get("lr_times_steps", lr_times_steps))
         if not lrs or any(not lr > 0 for lr in lrs) or not c > 0:
@@ -128,9 +152,15 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
                              Variant(4)), rel_l1_every=1)
     threads = int(common.get("threads", 1))
     pert = _config(common, perturbations, "perturbations", rel_l1_every="log",
-                   variants=(Variant(1), Variant(3), Variant(3, form="release"), Variant(1, init_ulp=1),
-                             Variant(1, threads=2 if threads == 1 else 1)))
-    return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds])
+                   variants=(Variant(1), Variant(3), *(Variant(k, form="release") for k in member_ks),
+                             Variant(1, init_ulp=1), Variant(1, threads=2 if threads == 1 else 1)))
+    held = None
+    if restraint is not None:
+        held = _config(common, restraint, "restraint", variants=ensemble, rel_l1_every=1)
+        if held.lr_decay_every != 0 or held.max_steps is not None:
+            raise ValueError(f"restraint: lr_decay_every={held.lr_decay_every!r} is not allowed; the restraint "
+                             "run keeps its learning rate constant (lr_decay_every: 0, no max_steps)")
+    return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds], held, member_ks)
 
 
 def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None,
@@ -342,3 +372,123 @@ def pairwise_disagreement(predictions: Sequence[np.ndarray], *, n_boot: int = 10
     boots = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return {"mean": float(diff.mean()), "low": float(lo), "high": float(hi), "pairs": len(pairs)}
+
+
+# ------------------------------------------------------------------------------------- ensembles
+def unanimous(outcomes: Sequence[bool]) -> bool | None:
+    """An ensemble's decision: True if every member's outcome holds, False if none does, None
+    (undecided) if the members disagree."""
+    o = [bool(x) for x in outcomes]
+    if not o:
+        raise ValueError("unanimous needs at least one outcome")
+    return True if all(o) else False if not any(o) else None
+
+
+def members(h: History) -> list[str]:
+    """The ensemble members of a run: every perturbed variant of the paper's form (not k = 1,
+    not a moved initial weight or another thread count)."""
+    out = []
+    for name, v in zip(h.variants, h.config["variants"], strict=True):
+        if v["k"] > 1 and v["form"] == "paper" and not v["init_ulp"] and v["threads"] is None:
+            out.append(name)
+    return out
+
+
+def mean_interval(values: Sequence[float], *, level: float = 0.95, n_boot: int = 2000,
+                  seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of ``values`` and its percentile bootstrap interval."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        v = float(x.mean()) if x.size else math.nan
+        return v, v, v
+    rng = np.random.default_rng(seed)
+    boots = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def sweep_status(amplifications: Sequence[float], factor: float) -> str:
+    """One learning rate of a fixed-lr sweep, over its ensemble: ``"amplified"`` when every
+    member's growth exceeds ``factor``, ``"attenuated"`` when none does, else ``"mixed"``."""
+    d = unanimous([a > factor for a in amplifications])
+    return {True: "amplified", False: "attenuated", None: "mixed"}[d]
+
+
+def threshold_decision(lrs: Sequence[float], status: Sequence[str]) -> dict[str, Any]:
+    """Does one learning rate separate attenuated from amplified runs (Fig. 2 right)?
+
+    ``decision`` True: the smallest lr is attenuated and the largest amplified (each by the whole
+    ensemble), and every unanimously amplified lr lies above every unanimously attenuated one —
+    the threshold is then in (``largest_attenuated``, ``smallest_amplified``).  False: the
+    ensembles contradict a threshold (an amplified lr below an attenuated one, or the smallest
+    lr amplified / the largest attenuated).  None: an end of the sweep is mixed."""
+    pairs = sorted(zip((float(x) for x in lrs), status, strict=True))
+    amp = [lr for lr, st in pairs if st == "amplified"]
+    att = [lr for lr, st in pairs if st == "attenuated"]
+    ends = (pairs[0][1], pairs[-1][1])
+    if (amp and att and min(amp) < max(att)) or ends[0] == "amplified" or ends[1] == "attenuated":
+        decision: bool | None = False
+    elif ends == ("attenuated", "amplified"):
+        decision = True
+    else:
+        decision = None
+    below = max((lr for lr in att if not amp or lr < min(amp)), default=math.nan)
+    above = min((lr for lr in amp if not att or lr > max(att)), default=math.nan)
+    return {"decision": decision, "largest_attenuated": below, "smallest_amplified": above,
+            "threshold": math.sqrt(below * above) if decision else math.nan}
+
+
+def restraint(h: History, *, tail: float = 0.1) -> dict[str, Any]:
+    """A constant-lr run's restraint, per ensemble member (RelL1 recorded at every iteration):
+
+    - ``plateau``: the median RelL1 against k = 1 over the last ``tail`` of the iterations;
+    - ``early_rate``: decades per iteration from the first value until RelL1 first comes within a
+      decade of ``plateau`` (the exponential phase); ``late_rate``: |decades| per iteration between
+      the median over the ``tail`` window at the middle of the run and ``plateau``;
+      ``late_over_early``: their ratio (≪ 1: the exponential growth has stopped);
+    - ``decades``: log10(plateau / first);
+
+    and whether every variant's training loss stayed finite and ended below its first epoch's
+    (``loss_bounded``)."""
+    out: dict[str, Any] = {"members": {}}
+    for name in members(h):
+        s, r = curve(h, name)
+        keep = (s > 0) & np.isfinite(r) & (r > 0)
+        s, r = s[keep], r[keep]
+        n = s[-1]
+        plateau = float(np.median(r[s >= (1 - tail) * n]))
+        mid = float(np.median(r[(s >= (0.5 - tail / 2) * n) & (s <= (0.5 + tail / 2) * n)]))
+        reach = int(np.argmax(r >= plateau / 10))
+        early = math.log10(r[reach] / r[0]) / max(s[reach] - s[0], 1.0)
+        late = abs(math.log10(plateau / mid)) / max((1 - tail / 2) * n - 0.5 * n, 1.0)
+        out["members"][name] = {"first": float(r[0]), "plateau": plateau, "middle": mid,
+                                "decades": math.log10(plateau / r[0]), "early_rate": early, "late_rate": late,
+                                "late_over_early": late / early if early > 0 else math.inf}
+    losses = [np.asarray(v, float) for v in h.train_loss.values()]
+    out["loss_bounded"] = bool(all(np.all(np.isfinite(x)) and x[-1] < x[0] for x in losses))
+    out["final_loss"] = {k: float(v[-1]) for k, v in h.train_loss.items()}
+    return out
+
+
+def unrelated_rel_l1(config: RunConfig, seeds: tuple[int, int] = (0, 1)) -> float:
+    """RelL1 between two initialisations of ``config``'s network (init seeds ``seeds``): the
+    level of two unrelated networks, to read a RelL1 plateau against."""
+    from instab.metrics import rel_l1
+
+    data = load_data(config)
+    nets = [build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                        activation=config.activation, beta=config.beta, input_size=data.input_size,
+                        pool=config.pool, shortcut=config.shortcut, widths=config.widths, hidden=config.hidden,
+                        seed=s) for s in seeds]
+    return float(rel_l1(nets[0], nets[1]))
+
+
+def disagreement_over_k(histories: Sequence[History]) -> dict[str, Any]:
+    """Share of test images that runs differing only in k label differently: per seed (one
+    lockstep cell), the mean over its pairs of k; then the mean over seeds with a bootstrap
+    interval over seeds.  Beside it, the same share between runs differing only in batch order
+    (k = 1 of every seed), with an interval over test images."""
+    per_seed = [pairwise_disagreement([h.predictions[v] for v in h.variants])["mean"] for h in histories]
+    mean, lo, hi = mean_interval(per_seed)
+    seeds = pairwise_disagreement([h.predictions[h.variants[0]] for h in histories])
+    return {"per_seed": per_seed, "mean": mean, "low": lo, "high": hi, "over_seeds": seeds}
