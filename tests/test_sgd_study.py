@@ -15,7 +15,7 @@ from instab.report import paper
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_KEYS = ("common", "tables", "k_values", "seeds", "growth", "sweeps", "sweep_lrs", "lr_times_steps",
-             "controls", "perturbations")
+             "controls", "perturbations", "members", "restraint")
 
 
 def test_spread_reproduces_the_papers_table1_stds():
@@ -125,9 +125,45 @@ def test_paper_plan_holds_the_papers_settings():
     ("k_values", [1, 5], "k_values"),
     ("common", {"lr": -0.1}, "lr=-0.1"),
     ("growth", {"x": {"modle": "mlp"}}, "modle"),
+    ("members", [3, 4], "members.*powers of two"),
+    ("restraint", {"model": "mlp", "lr_decay_every": 5}, "restraint: lr_decay_every=5"),
 ])
 def test_bad_parameters_fail_with_their_name(where, change, message):
     p = _params("ci")
     p[where] = change if where != "common" else {**p["common"], **change}
     with pytest.raises(ValueError, match=message):
         sgd_study.plan(**{k: p[k] for k in PLAN_KEYS})
+
+
+def test_ensemble_decisions():
+    assert sgd_study.unanimous([True, True]) is True
+    assert sgd_study.unanimous([False, False]) is False
+    assert sgd_study.unanimous([True, False]) is None
+    assert sgd_study.sweep_status([500, 300], 100) == "amplified"
+    assert sgd_study.sweep_status([5, 30], 100) == "attenuated"
+    assert sgd_study.sweep_status([50, 300], 100) == "mixed"
+    lrs = [0.01, 0.03, 0.1, 0.3]
+    t = sgd_study.threshold_decision(lrs, ["attenuated", "mixed", "amplified", "amplified"])
+    assert t["decision"] is True and (t["largest_attenuated"], t["smallest_amplified"]) == (0.01, 0.1)
+    kinked = ["attenuated", "amplified", "attenuated", "amplified"]
+    assert sgd_study.threshold_decision(lrs, kinked)["decision"] is False
+    assert sgd_study.threshold_decision(lrs, ["amplified"] * 4)["decision"] is False
+    assert sgd_study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"])["decision"] is None
+    mean, lo, hi = sgd_study.mean_interval([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and 1.0 <= lo < mean < hi <= 4.0
+
+
+def test_restraint_separates_the_exponential_phase_from_the_drift():
+    from instab.train import History
+
+    steps = np.arange(0, 1001)
+    grow = np.minimum(1e-9 * 10 ** (steps / 30), 0.3) * (1 + steps / 2000)  # 8.5 decades, then a slow drift
+    h = History(config={"variants": [{"k": 1, "form": "paper", "init_ulp": 0, "threads": None},
+                                     {"k": 3, "form": "paper", "init_ulp": 0, "threads": None}]},
+                variants=["k=1", "k=3"], settings={}, iter_step=list(steps),
+                iter_rel_l1={"k=1": [0.0] * steps.size, "k=3": list(grow)},
+                train_loss={"k=1": [2.0, 0.5], "k=3": [2.0, 0.6]})
+    g = sgd_study.restraint(h)["members"]["k=3"]
+    assert g["decades"] > 8 and g["late_over_early"] < 0.01 and 0.4 < g["plateau"] < 0.45
+    h.train_loss["k=3"] = [2.0, float("nan")]
+    assert sgd_study.restraint(h)["loss_bounded"] is False
