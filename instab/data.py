@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from instab import paths
+
 DATASETS = ("fashion_mnist", "cifar10", "synthetic")
 _STATS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
@@ -39,8 +41,7 @@ _CIFAR_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_ba
 
 def default_root() -> Path:
     """``$INSTAB_DATA`` if set, else the repository's ``data/`` folder."""
-    env = os.environ.get("INSTAB_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    return paths.data_root()
 
 
 @dataclass

@@ -36,7 +36,8 @@ from instab.data import batch_order
 from instab.grid import default_cache, fixed_lr_sweep, k_seed_grid, run_grid
 from instab.models import build_model
 from instab.optim import perturbed_update
-from instab.train import History, RunConfig, Variant, gradient, load_data, load_object, train
+from instab.store import load_object
+from instab.train import History, RunConfig, Variant, gradient, load_data, train
 
 __all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification", "threshold_lr",
            "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
@@ -163,13 +164,14 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
     return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds], held, member_ks)
 
 
-def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None,
+def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None, executor: Any = None,
              progress: bool = True) -> dict[RunConfig, History]:
-    """Run every configuration of the plan as one grid (cached; the costliest cells first so the
-    process pool stays busy).  Returns {configuration: history}."""
+    """Run every configuration of the plan as one grid on ``executor`` (an engine spec or object,
+    :func:`instab.grid.run_grid`; cached; the costliest cells first so the process pool stays
+    busy).  Returns {configuration: history}."""
     configs = list(dict.fromkeys(p.configs()))
     order = sorted(configs, key=_cost, reverse=True)
-    histories = run_grid(order, cache=cache, workers=workers, progress=progress, desc="runs")
+    histories = run_grid(order, cache=cache, workers=workers, executor=executor, progress=progress, desc="runs")
     return dict(zip(order, histories, strict=True))
 
 
