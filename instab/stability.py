@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from instab import numerics
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -146,34 +148,13 @@ def max_stable_lr(diverges: Callable[[float], bool], lo: float, hi: float, *, rt
     """
     if not 0 < lo < hi:
         raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
-    if not rtol > 0:
-        raise ValueError(f"rtol={rtol!r} is not allowed; it must be positive")
-    trials: list[tuple[float, bool]] = []
-
-    def test(step: float) -> bool:
-        d = bool(diverges(step))
-        trials.append((step, d))
-        return d
-
-    for _ in range(max_expand):
-        if test(hi):
-            break
-        lo, hi = hi, 2.0 * hi
-    else:
-        raise RuntimeError(f"no divergence up to step {hi:g}")
-    for _ in range(max_expand):
-        if not test(lo):
-            break
-        hi, lo = lo, 0.5 * lo
-    else:
-        raise RuntimeError(f"divergence down to step {lo:g}")
-    while hi / lo > 1.0 + rtol:
-        mid = math.sqrt(lo * hi)
-        if test(mid):
-            hi = mid
-        else:
-            lo = mid
-    return Bisection(lr=lo, hi=hi, trials=trials)
+    try:
+        b = numerics.bisect(lambda step: not diverges(step), lo, hi, rtol=rtol, geometric=True, expand=max_expand)
+    except RuntimeError as e:  # the bracket could not be widened: say it in this module's words
+        where = str(e).rsplit(" ", 1)[-1]
+        raise RuntimeError(f"no divergence up to step {where}" if "holds" in str(e)
+                           else f"divergence down to step {where}") from None
+    return Bisection(lr=b.lo, hi=b.hi, trials=[(step, not stable) for step, stable in b.trials])
 
 
 def max_stable_lr_gd(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, alpha: float,

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from instab import numerics
 
-def grid(length: float = 30.0, dx: float = 1.0) -> np.ndarray:
+
+def spatial_grid(length: float = 30.0, dx: float = 1.0) -> np.ndarray:
     """Points 0, Δx, ..., L of the interval [0, L] (boundaries included)."""
     if length <= 0 or dx <= 0:
         raise ValueError(f"length and dx must be positive, got length={length}, dx={dx}")
@@ -123,9 +125,7 @@ def empirical_cfl(n_points: int, lo: float = 0.05, hi: float = 2.0,
                   rel_tol: float = 1e-4, n_steps: int = 20000) -> float:
     """Bisection, by simulation, for the largest r = Δt/Δx² at which (2) still attenuates a random
     initial condition on an ``n_points`` grid — the measured counterpart of the CFL bound."""
-    if not is_attenuating(lo, n_points, n_steps) or is_attenuating(hi, n_points, n_steps):
-        raise ValueError(f"the bracket [{lo}, {hi}] does not contain the stability threshold")
-    while hi - lo > rel_tol * lo:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if is_attenuating(mid, n_points, n_steps) else (lo, mid)
-    return 0.5 * (lo + hi)
+    try:
+        return numerics.bisect(lambda r: is_attenuating(r, n_points, n_steps), lo, hi, rtol=rel_tol).mid
+    except ValueError:
+        raise ValueError(f"the bracket [{lo}, {hi}] does not contain the stability threshold") from None
