@@ -22,6 +22,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _ensure(files: list[Path], title: str, download: Callable[[], object] | bool, hint: str) -> None:
+def _ensure(files: list[Path], title: str, download: Callable[[], object] | Literal[False], hint: str) -> None:
     """Make sure ``files`` exist, calling ``download()`` (torchvision's) once if allowed; else raise
     ``FileNotFoundError`` naming the missing files and ``hint`` (how to get them)."""
     if not all(f.is_file() for f in files) and download:

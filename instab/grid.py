@@ -113,7 +113,7 @@ def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, execut
         if hasattr(c, "data_key"):
             data_key = c.data_key()
             if data_key not in seen_data:
-                c.check_data()
+                c.check_data()  # type: ignore[attr-defined]  # a cell with data_key() has check_data() too
                 seen_data.add(data_key)
     folder = (Path(cache) if cache is not None else default_cache()).absolute()
     folder.mkdir(parents=True, exist_ok=True)

@@ -160,11 +160,12 @@ def _multi_tensor(params: list[Tensor], grads: list[Tensor], momentum_buffer_lis
     if not params:
         return
     step = _step_size(lr, k, form)
-    grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads, momentum_buffer_list],
-                                                           with_indices=True)
+    tensorlists = cast("list[list[Tensor | None]]", [params, grads, momentum_buffer_list])  # list is invariant
+    grouped = Optimizer._group_tensors_by_device_and_dtype(tensorlists, with_indices=True)
     for (device_params_, device_grads_, device_bufs_), indices in grouped.values():
         device_params = cast(list[Tensor], device_params_)
-        device_grads = cast(list[Tensor], device_grads_)
+        # the out-of-place foreach ops return tuples
+        device_grads: list[Tensor] | tuple[Tensor, ...] = cast(list[Tensor], device_grads_)
         owned = False
         if maximize:
             device_grads = torch._foreach_neg(device_grads)

@@ -22,6 +22,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -80,7 +81,9 @@ class GDRun:
 def weight_norm(model: nn.Module) -> float:
     """Euclidean norm of all trainable parameters together."""
     with torch.no_grad():
-        return float(torch.sqrt(sum((p.double() ** 2).sum() for p in model.parameters() if p.requires_grad)))
+        # sum() of tensors is a tensor (its int start 0 only matters for a model with no trainable parameter)
+        return float(torch.sqrt(cast(torch.Tensor,
+                                     sum((p.double() ** 2).sum() for p in model.parameters() if p.requires_grad))))
 
 
 def parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -197,8 +200,8 @@ class HessianOperator:
         for p in self.params:
             vs.append(torch.as_tensor(v[i:i + p.numel()], dtype=p.dtype, device=p.device).view_as(p))
             i += p.numel()
-        dot = sum((g * u).sum() for g, u in zip(self.grads, vs, strict=True))
-        hv = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
+        dot = cast(torch.Tensor, sum((g * u).sum() for g, u in zip(self.grads, vs, strict=True)))
+        hv: Sequence[torch.Tensor] = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
         self.calls += 1
         hv = [h if h is not None else torch.zeros_like(p) for h, p in zip(hv, self.params, strict=True)]
         return np.concatenate([h.detach().double().cpu().ravel().numpy() for h in hv])

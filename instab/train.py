@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -359,11 +359,11 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     loader = Loader(data.x_train, data.y_train, config.batch_size, seed=config.batch_seed,
                     augment=config.augment, augment_seed=config.augment_seed)
     steps_per_epoch = len(loader)
-    epochs = config.epochs if config.epochs is not None else math.ceil(config.max_steps / steps_per_epoch)
+    epochs = config.epochs if config.epochs is not None else math.ceil(cast(int, config.max_steps) / steps_per_epoch)
     total_steps = epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps,
                                                                                   epochs * steps_per_epoch)
     record_at = (_log_steps(total_steps) if config.rel_l1_every == "log"
-                 else set(range(0, total_steps + 1, config.rel_l1_every)) if config.rel_l1_every else set())
+                 else set(range(0, total_steps + 1, cast(int, config.rel_l1_every))) if config.rel_l1_every else set())
 
     base = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
                        activation=config.activation, beta=config.beta, input_size=data.input_size,

@@ -6,7 +6,9 @@ Forward Euler in time, the three-point Laplacian in space, homogeneous Dirichlet
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -69,11 +71,12 @@ def simulate(u0: ArrayLike, r: float, n_steps: int, snapshot_steps: ArrayLike = 
         raise ValueError(f"r = dt/dx^2 must be positive, got {r}")
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    u = np.array(u0, dtype=dtype)
+    u: np.ndarray = np.array(u0, dtype=dtype)
     if u.ndim != 1 or u.size < 3:
         raise ValueError(f"u0 must be a 1-D array of at least 3 points, got shape {u.shape}")
     u[0] = u[-1] = 0
-    wanted = sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= n_steps})
+    # snapshot_steps must be iterable here (a sequence or 1-D array of step numbers)
+    wanted = sorted({int(s) for s in cast(Iterable[Any], snapshot_steps) if 0 <= int(s) <= n_steps})
     keep = set(wanted)
     snaps, sup = [], np.empty(n_steps + 1)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -94,7 +97,7 @@ def one_ulp_difference(u0: ArrayLike, r: float, n_steps: int, index: int | None 
     ``index`` is the perturbed point (default: the middle); the perturbation is
     ``numpy.nextafter(u0[index], +inf)`` — the smallest representable change.
     """
-    u = np.array(u0, dtype=dtype)
+    u: np.ndarray = np.array(u0, dtype=dtype)
     u[0] = u[-1] = 0
     v = u.copy()
     i = u.size // 2 if index is None else index

@@ -137,7 +137,7 @@ class NonlinearCNN:
         """``g = P_x r(v(x))`` — the pooled Swish of the response, the sigmoid's argument."""
         return self._c * swish(v, self.beta).sum(dtype=self.dtype)
 
-    def cross_entropy(self, g: float) -> float:
+    def cross_entropy(self, g: float | np.floating) -> float:
         """``ℓ(y, s(g))`` as a softplus: ``y·log(1+e^{−g}) + (1−y)·log(1+e^{g})`` (never NaN)."""
         return float(np.logaddexp(0.0, -float(g)) if self.y == 1 else np.logaddexp(0.0, float(g)))
 
@@ -237,7 +237,7 @@ def simulate(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: in
     C = _checkerboard(net.kernel_size) / net.kernel_size
     shares = np.full((n_iter + 1, 3), np.nan)
     rl = None if k is None else np.full(n_iter + 1, np.nan)
-    K = np.array(K0, dtype=net.dtype)
+    K: np.ndarray = np.array(K0, dtype=net.dtype)
     Kp = None if k is None else K.copy()
     blew_up = None
     prev = K.astype(np.float64)
@@ -253,6 +253,7 @@ def simulate(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: in
             prev = K64
             shares[n] = net.regime_shares(v, regime_width)
             if rl is not None:
+                assert Kp is not None  # rl and Kp are both None exactly when k is None
                 rl[n] = rel_l1(K, Kp)
             if not loss[n] <= stop_above or not np.all(np.isfinite(K)):
                 blew_up = n
@@ -262,6 +263,7 @@ def simulate(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: in
                 break
             K_next = net.step(K, dt, 1, v=v)
             if Kp is not None:
+                assert k is not None  # Kp is None exactly when k is None
                 Kp = net.step(Kp, dt, k, form)
             K = K_next
     return NonlinearRun(dt=float(dt), loss=loss, sigma=sig, perp=perp, change=change, shares=shares, rel_l1=rl,
@@ -271,7 +273,7 @@ def simulate(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: in
 def final_change(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int) -> tuple[float, float]:
     """Run (8) for ``n_iter`` steps (no recording); return ``(‖Kⁿ − Kⁿ⁻¹‖/‖Kⁿ‖, ‖Kⁿ‖/‖K⁰‖)`` — the
     last relative change (0 at a fixed point) and the growth of the kernel (inf on overflow)."""
-    K = np.array(K0, dtype=net.dtype)
+    K: np.ndarray = np.array(K0, dtype=net.dtype)
     prev = K
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(n_iter):

@@ -57,7 +57,7 @@ def damping(dt: float, momentum: float) -> float:
     return 2.0 * (1.0 - momentum) / (dt * (1.0 + momentum))
 
 
-def _slope(y: list[float]) -> float:
+def _slope(y: list[float] | np.ndarray) -> float:
     """Least-squares slope of y against 0, 1, 2, ..."""
     y = np.asarray(y)
     x = np.arange(y.size, dtype=np.float64) - (y.size - 1) / 2.0

@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -122,9 +123,9 @@ def run_threshold_cell(config: ThresholdConfig) -> dict:
     crit = Divergence(config.norm_factor)
     lam0 = top_hessian_eigenvalue(model, cross_entropy, x, y, iters=config.lanczos_iters)
     prediction = float(multilayer_lr_bound(config.alpha, lam0))
-    out = dict(config=config.to_dict(), parameters=sum(p.numel() for p in parameters(model)), lambda0=lam0,
-               prediction=prediction,
-               bound=float(multilayer_lr_bound(config.alpha)), resolution=crit.resolution(config.steps))
+    out: dict[str, Any] = dict(config=config.to_dict(), parameters=sum(p.numel() for p in parameters(model)),
+                               lambda0=lam0, prediction=prediction,
+                               bound=float(multilayer_lr_bound(config.alpha)), resolution=crit.resolution(config.steps))
     if config.trace_lr_factor > 0:
         lr = config.trace_lr_factor * prediction
         tr = sharpness_trace(model, cross_entropy, x, y, lr=lr, alpha=config.alpha, steps=config.steps,

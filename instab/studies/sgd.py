@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -146,7 +146,7 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
             raise ValueError(f"sweeps[{name!r}]: learning rates and lr_times_steps must be positive")
         cells = fixed_lr_sweep(base, lrs, c)
         # ~200 RelL1 samples per run, evenly spaced, so windows at its start and end are well sampled
-        swept[name] = [cell.replace(rel_l1_every=max(1, cell.max_steps // 200)).validate() for cell in cells]
+        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200)).validate() for cell in cells]
         lrs_of[name] = lrs
     ctrl = _config(common, controls, "controls",
                    variants=(Variant(1), Variant(1, threads=common.get("threads", 1)), Variant(2), Variant(3),
@@ -301,7 +301,7 @@ def trained_state(config: RunConfig, cache: str | Path | None = None) -> tuple[n
     state = load_object(ckpt)
     if state is None or state.get("epoch") != c.epochs:
         train(c, checkpoint=ckpt)
-        state = load_object(ckpt)
+        state = cast(dict[str, Any], load_object(ckpt))  # train() has just written it
     data = load_data(c)
     model = build_model(c.model, in_channels=data.in_channels, num_classes=data.num_classes,
                         activation=c.activation, beta=c.beta, input_size=data.input_size, pool=c.pool,
