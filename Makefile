@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --disable-pip-version-check -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[book,test,cluster]' 2>&1 | grep -v '^WARNING: Location'
-	@$(PY) -c "import torch, torchvision, jupyter_book, papermill, nbval, distributed, submitit; print('    torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	@$(PY) -c "import torch, torchvision, jupyter_book, papermill, nbval, distributed, submitit, mypy; print('    torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	@touch $(STAMP)
 
 book: setup
@@ -34,8 +34,9 @@ book: setup
 	@$(PY) -m instab.book build --params $(PARAMS) --jobs $(JOBS)
 
 unit: setup
-	@echo "==> [test 1/3] ruff, then the unit tests"
+	@echo "==> [test 1/3] ruff and mypy, then the unit tests"
 	@$(PY) -m ruff check instab tests benchmarks
+	@$(PY) -m mypy
 	@$(PY) -m pytest -q -m "not book" tests
 
 nbval: setup
@@ -46,6 +47,8 @@ nbval: setup
 test: unit
 	@echo "==> [test 2/3] build the book at the ci scale and check the HTML"
 	@$(PY) -m instab.book build --params ci --jobs 2
+	@echo "==>      ruff over the chapters as executed (converted notebooks), then checks on the book"
+	@$(PY) -m ruff check _build/converted/ci/*.ipynb
 	@$(PY) -m pytest -q -m book tests
 	@$(MAKE) --no-print-directory nbval
 
@@ -55,6 +58,7 @@ robust: setup
 
 lint: setup
 	@$(PY) -m ruff check instab tests benchmarks
+	@$(PY) -m mypy
 
 clean:
 	rm -rf _build

@@ -19,8 +19,9 @@ Modules, one concept each (dependencies point down this list only):
 - :mod:`instab.train`       — several perturbations in lockstep on shared batches → history.
 - :mod:`instab.grid`        — configurations × executor → cached, atomic, resumable results;
   :mod:`instab.executors` — the engines (local pool, Dask, Slurm through submitit).
-- :mod:`instab.sgd_study`   — the §4 experiments (plans, spreads, growth, thresholds) on the engine.
-- :mod:`instab.stability`   — App. E: bisection for the largest stable learning rate, Hessian λ₀.
+- :mod:`instab.stability`   — divergence, bisection of the largest stable learning rate, Hessian λ₀ (App. E).
+- :mod:`instab.studies`     — the chapters' experiments, one module per chapter (``studies.sgd``: §4;
+  ``studies.multilayer``: App. E).
 - :mod:`instab.book`        — the build driver behind ``make book``.
 
 Torch-dependent modules (optim, models, data, train, grid) are imported on use, so the PDE

@@ -37,8 +37,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "_build"
+from instab import paths
+
+ROOT = paths.ROOT
+BUILD = paths.build_root()
 #: Executed notebooks of a non-native floating-point environment: ``ROBUST / <env> / executed / <scale>``.
 ROBUST = BUILD / "robust"
 SCALES = ("default", "ci", "paper")
@@ -92,20 +94,47 @@ def params_file(chapter: str, scale: str, root: Path = ROOT) -> Path | None:
     return f
 
 
+def chapter_modules(source: str) -> list[str]:
+    """The ``instab`` modules a chapter's code imports (its ``import instab...`` and
+    ``from instab... import`` lines; ``from instab import x`` names module ``instab.x``)."""
+    import ast
+
+    mods = {"instab.report"}  # every chapter records its claims
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith(("import instab", "from instab")):
+            continue
+        node = ast.parse(stripped).body[0]
+        if isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods.add(node.module)
+            mods |= {f"{node.module}.{a.name}" for a in node.names}
+    from instab.store import _module_file
+
+    return sorted(m for m in mods if _module_file(m) is not None)
+
+
 def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
-    """SHA-256 over everything an executed chapter depends on."""
+    """SHA-256 over everything an executed chapter depends on: its source, its parameter file,
+    the scale, the source of the ``instab`` modules it imports (transitively,
+    :func:`instab.store.code_hash`), the paper's transcribed numbers, the library versions and the
+    floating-point environment.  The driver itself is not among them: chapters do not import it."""
+    from instab import store
     from instab.determinism import environment_key
 
     h = hashlib.sha256()
     h.update(scale.encode())
     h.update(environment_key().encode())  # another floating-point environment re-executes
-    parts = [root / "book" / f"{chapter}.md"]
+    md = root / "book" / f"{chapter}.md"
+    h.update(store.code_hash(*chapter_modules(md.read_text())).encode())
+    h.update(repr(sorted(store.library_versions().items())).encode())
+    parts = [md, paths.PACKAGE / "reported.yml"]
     pf = params_file(chapter, scale, root)
     if pf is not None:
         parts.append(pf)
-    parts += sorted(p for p in (root / "instab").rglob("*") if p.suffix in {".py", ".yml"} and p.name != "book.py")
     for p in parts:
-        h.update(str(p.relative_to(root)).encode())
+        h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 

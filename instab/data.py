@@ -22,9 +22,12 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+
+from instab import paths
 
 DATASETS = ("fashion_mnist", "cifar10", "synthetic")
 _STATS = {
@@ -39,8 +42,7 @@ _CIFAR_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_ba
 
 def default_root() -> Path:
     """``$INSTAB_DATA`` if set, else the repository's ``data/`` folder."""
-    env = os.environ.get("INSTAB_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    return paths.data_root()
 
 
 @dataclass
@@ -79,7 +81,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _ensure(files: list[Path], title: str, download: Callable[[], object] | bool, hint: str) -> None:
+def _ensure(files: list[Path], title: str, download: Callable[[], object] | Literal[False], hint: str) -> None:
     """Make sure ``files`` exist, calling ``download()`` (torchvision's) once if allowed; else raise
     ``FileNotFoundError`` naming the missing files and ``hint`` (how to get them)."""
     if not all(f.is_file() for f in files) and download:

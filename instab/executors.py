@@ -42,12 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instab import paths
+
 SPECS: tuple[str, ...] = ("local", "dask-local", "tcp://HOST:PORT", "slurm", "slurm-local")
 """The executor specs :func:`make_executor` accepts (``tcp://HOST:PORT``: a Dask scheduler)."""
 
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _INSTALL = "pip install 'instab[cluster]'"
-_REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def check_spec(spec: Any, name: str = "executor") -> str:
@@ -385,7 +386,7 @@ class SubmititExecutor(cf.Executor):
         and 60 s on Slurm; ``options`` go to submitit's ``update_parameters``.
         """
         submitit = _require("submitit", f"slurm{'' if cluster == 'slurm' else '-local'}")
-        default = os.environ.get("INSTAB_SUBMITIT") or _REPOSITORY / "_build" / "submitit"
+        default = os.environ.get("INSTAB_SUBMITIT") or paths.build_root() / "submitit"
         folder = Path(folder or default).absolute()
         params: dict[str, Any] = {"name": "instab-grid", "timeout_min": 24 * 60, "cpus_per_task": 1}
         max_in_flight = None

@@ -1,11 +1,14 @@
-"""Grids of runs (paper §4.2: k × batch-order seed) with a resumable, hash-keyed cache.
+"""The one runner: grids of cells with a resumable, hash-keyed cache (paper §4.2's k × seed grids,
+App. E's (network, α) cells, any other experiment).
 
-Each cell is a :class:`instab.train.RunConfig`; its result is written atomically to
-``<cache>/<key>.result`` where ``key`` is the configuration's SHA-256 (:meth:`RunConfig.key`).  A
-rerun skips finished cells; a cell in progress checkpoints after each epoch to
-``<cache>/<key>.ckpt`` and a rerun resumes from there, bitwise equal to an uninterrupted run.  Every
-file carries a SHA-256 of its payload: a truncated or corrupted file is detected and recomputed,
-never used.
+A cell is any configuration with ``key()`` (its cache key: the configuration, the code it runs,
+the library versions and the floating-point environment), ``validate()`` (raises ``ValueError``
+naming a bad value), ``to_dict()`` and ``compute(checkpoint)`` (runs it, in a worker, and returns
+its result); :class:`instab.train.RunConfig` and :class:`instab.studies.multilayer.ThresholdConfig` are
+cells.  Its result is written atomically to ``<cache>/<key>.result``.  A rerun skips finished
+cells; a cell in progress may checkpoint to ``<cache>/<key>.ckpt`` and a rerun resumes from
+there, bitwise equal to an uninterrupted run.  Every file carries a SHA-256 of its payload: a
+truncated or corrupted file is detected and recomputed, never used.
 
 Cells run on any executor with ``submit()`` (``concurrent.futures``, dask, submitit, ...); the
 default is a local process pool, one process per core, each pinned to one thread.  The cache folder
@@ -16,62 +19,85 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from instab.train import History, RunConfig, Variant, load_object, save_object, train
+from instab import paths
+from instab.store import load_object, save_object
+from instab.train import History, RunConfig, Variant
 
 
 def default_cache() -> Path:
-    """``$INSTAB_CACHE`` if set, else ``<repository>/_build/cache``."""
-    env = os.environ.get("INSTAB_CACHE")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "_build" / "cache"
+    """``$INSTAB_CACHE`` if set, else ``<build>/cache`` (:func:`instab.paths.cache_root`)."""
+    return paths.cache_root()
 
 
-def cell_paths(config: RunConfig, cache: str | Path | None = None) -> tuple[Path, Path]:
+class Cell(Protocol):
+    """What :func:`run_grid` runs: a configuration that knows its key and how to compute itself."""
+
+    def key(self) -> str: ...
+
+    def validate(self) -> Any: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def compute(self, checkpoint: Path | None = None, **kwargs: Any) -> Any: ...
+
+
+def check_cell(config: Any) -> None:
+    """Raise ``ValueError`` unless ``config`` is a cell (has key, validate, to_dict and compute)."""
+    missing = [m for m in ("key", "validate", "to_dict", "compute") if not callable(getattr(config, m, None))]
+    if missing:
+        raise ValueError(f"run_grid takes cells (configurations with key(), validate(), to_dict() and "
+                         f"compute()); a {type(config).__name__} has no {', '.join(missing)}")
+
+
+def cell_paths(config: Cell, cache: str | Path | None = None) -> tuple[Path, Path]:
     """(result file, checkpoint file) of a cell."""
     folder = Path(cache) if cache is not None else default_cache()
     key = config.key()
     return folder / f"{key}.result", folder / f"{key}.ckpt"
 
 
-def cached(config: RunConfig, cache: str | Path | None = None) -> History | None:
-    """The cell's cached history if a valid one exists, else ``None``."""
+def cached(config: Cell, cache: str | Path | None = None) -> Any | None:
+    """The cell's cached result if a valid one exists (same configuration), else ``None``."""
     result, _ = cell_paths(config, cache)
-    h = load_object(result)
-    if isinstance(h, History) and h.config == config.to_dict():
-        return h
+    stored = load_object(result)
+    if isinstance(stored, dict) and stored.get("config") == config.to_dict() and "result" in stored:
+        return stored["result"]
     return None
 
 
-def run_cell(config: RunConfig, cache: str | Path | None = None, *,
-             on_epoch: Callable[[int, History], None] | None = None) -> History:
-    """Run one cell through the cache: return the cached result, else train (resuming from a valid
-    checkpoint), store the result atomically, remove the checkpoint."""
+def run_cell(config: Cell, cache: str | Path | None = None, **kwargs: Any) -> Any:
+    """Run one cell through the cache: return the cached result, else compute it (resuming from a
+    valid checkpoint), store it atomically with its configuration, remove the checkpoint.
+    ``kwargs`` go to the cell's ``compute`` (e.g. ``on_epoch`` for a training run)."""
     h = cached(config, cache)
     if h is not None:
         return h
     result, ckpt = cell_paths(config, cache)
-    h = train(config, checkpoint=ckpt, on_epoch=on_epoch)
-    save_object(result, h)
+    h = config.compute(checkpoint=ckpt, **kwargs)
+    save_object(result, {"config": config.to_dict(), "result": h})
     ckpt.unlink(missing_ok=True)
     return h
 
 
-def run_grid(configs: Iterable[RunConfig], *, cache: str | Path | None = None, executor: Any = None,
-             workers: int | None = None, progress: bool = True, desc: str = "cells") -> list[History]:
-    """Run every configuration through the cache and return their histories in order.
+def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, executor: Any = None,
+             workers: int | None = None, progress: bool = True, desc: str = "cells") -> list[Any]:
+    """Run every cell through the cache and return their results in order (a
+    :class:`~instab.train.History` for a training run).
 
-    Every configuration is validated (and its data set located) before any cell starts, so a bad
-    value fails at once.  Finished cells are read from the cache; the others are submitted to
-    ``executor``: anything with ``submit(fn, *args)`` returning an object with ``result()``, or a
-    spec for :func:`instab.executors.make_executor` (``"local"``, ``"dask-local"``,
-    ``"tcp://HOST:PORT"``, ``"slurm"``, ``"slurm-local"``); ``None`` means ``$INSTAB_EXECUTOR``
-    if set, else a local pool of ``workers`` processes that reruns a cell whose process died — or
-    this process when ``workers == 1`` or only one cell is left.
+    Every cell is validated (and, for a cell with ``data_key()``/``check_data()``, its data set
+    located once per data set) before any cell starts, so a bad value fails at once.  Finished
+    cells are read from the cache; the others are submitted to ``executor``: anything with
+    ``submit(fn, *args)`` returning an object with ``result()``, or a spec for
+    :func:`instab.executors.make_executor` (``"local"``, ``"dask-local"``, ``"tcp://HOST:PORT"``,
+    ``"slurm"``, ``"slurm-local"``); ``None`` means ``$INSTAB_EXECUTOR`` if set, else a local pool
+    of ``workers`` processes that reruns a cell whose process died — or this process when
+    ``workers == 1`` or only one cell is left.
     """
     from instab.executors import check_spec, make_executor
 
@@ -80,19 +106,19 @@ def run_grid(configs: Iterable[RunConfig], *, cache: str | Path | None = None, e
         executor = check_spec(os.environ["INSTAB_EXECUTOR"], "INSTAB_EXECUTOR")
     if isinstance(executor, str):
         check_spec(executor)
-    seen_data: set[tuple[Any, ...]] = set()
+    seen_data: set[Any] = set()
     for c in configs:
-        if not isinstance(c, RunConfig):
-            raise ValueError(f"run_grid takes RunConfig objects, got {type(c).__name__}")
+        check_cell(c)
         c.validate()
-        data_key = (c.dataset, c.train_size, c.test_size, c.pad_to)
-        if data_key not in seen_data:
-            c.validate(check_data=True)
-            seen_data.add(data_key)
+        if hasattr(c, "data_key"):
+            data_key = c.data_key()
+            if data_key not in seen_data:
+                c.check_data()  # type: ignore[attr-defined]  # a cell with data_key() has check_data() too
+                seen_data.add(data_key)
     folder = (Path(cache) if cache is not None else default_cache()).absolute()
     folder.mkdir(parents=True, exist_ok=True)
-    results: dict[str, History] = {}
-    pending: dict[str, RunConfig] = {}
+    results: dict[str, Any] = {}
+    pending: dict[str, Cell] = {}
     for c in configs:
         key = c.key()
         if key in results or key in pending:

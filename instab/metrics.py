@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -63,6 +64,12 @@ def _sum_and_count(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]
     return terms.sum(), x.numel()
 
 
+@overload
+def rel_l1(a: Weights, b: Weights, *, per_layer: Literal[False] = ...) -> float: ...
+@overload
+def rel_l1(a: Weights, b: Weights, *, per_layer: Literal[True]) -> dict[str, float]: ...
+@overload
+def rel_l1(a: Weights, b: Weights, *, per_layer: bool) -> float | dict[str, float]: ...
 def rel_l1(a: Weights, b: Weights, *, per_layer: bool = False) -> float | dict[str, float]:
     """RelL1(θ, θ′) = (2/N) Σᵢ |θᵢ − θ′ᵢ| / (|θᵢ| + |θ′ᵢ|) over all N parameters (paper §4.2).
 

@@ -122,23 +122,29 @@ class ResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.act = make_activation(activation, beta)
-        layers: list[nn.Module] = []
         in_planes = widths[0]
+        self.stages: list[str] = []
         for stage, planes in enumerate(widths):
+            blocks = []
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                layers.append(BasicBlock(in_planes, planes, stride, activation, beta, shortcut))
+                blocks.append(BasicBlock(in_planes, planes, stride, activation, beta, shortcut))
                 in_planes = planes
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(in_planes, num_classes)
+            # stage names as in the authors' release and the reference CIFAR ResNets: their
+            # state dicts (conv1, bn1, layer1..3.<block>.conv1/bn1/conv2/bn2/shortcut, linear) load here
+            name = f"layer{stage + 1}"
+            self.add_module(name, nn.Sequential(*blocks))
+            self.stages.append(name)
+        self.linear = nn.Linear(in_planes, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(m.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bn1(self.conv1(x)))
-        out = self.layers(out)
-        return self.fc(global_avg_pool(out))
+        for name in self.stages:
+            out = getattr(self, name)(out)
+        return self.linear(global_avg_pool(out))
 
 
 # -------------------------------------------------------------------------------------------- VGG

@@ -16,7 +16,6 @@ final parameter update is perturbed.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, cast
 
@@ -24,26 +23,9 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
 
-FORMS = ("paper", "release")
+from instab.numerics import FORMS, check_form, check_k, is_power_of_two
 
 __all__ = ["FORMS", "PerturbedSGD", "perturbed_sgd", "perturbed_update", "check_k", "check_form"]
-
-
-def check_k(k: Any) -> int:
-    """Return ``k`` if it is a positive integer, else raise ``ValueError`` naming it."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k={k!r} is not allowed; it must be a positive integer (k = 1 is plain SGD)")
-    return int(k)
-
-
-def check_form(form: Any) -> str:
-    if form not in FORMS:
-        raise ValueError(f"form={form!r} is not allowed; choose one of {list(FORMS)}")
-    return form
-
-
-def is_power_of_two(k: int) -> bool:
-    return k > 0 and k & (k - 1) == 0
 
 
 class PerturbedSGD(torch.optim.SGD):
@@ -178,11 +160,12 @@ def _multi_tensor(params: list[Tensor], grads: list[Tensor], momentum_buffer_lis
     if not params:
         return
     step = _step_size(lr, k, form)
-    grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads, momentum_buffer_list],
-                                                           with_indices=True)
+    tensorlists = cast("list[list[Tensor | None]]", [params, grads, momentum_buffer_list])  # list is invariant
+    grouped = Optimizer._group_tensors_by_device_and_dtype(tensorlists, with_indices=True)
     for (device_params_, device_grads_, device_bufs_), indices in grouped.values():
         device_params = cast(list[Tensor], device_params_)
-        device_grads = cast(list[Tensor], device_grads_)
+        # the out-of-place foreach ops return tuples
+        device_grads: list[Tensor] | tuple[Tensor, ...] = cast(list[Tensor], device_grads_)
         owned = False
         if maximize:
             device_grads = torch._foreach_neg(device_grads)

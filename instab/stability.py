@@ -18,19 +18,17 @@ This module measures the quantities the bound speaks of, for any ``nn.Module`` a
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import copy
-import hashlib
-import json
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
+
+from instab import numerics
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -83,10 +81,13 @@ class GDRun:
 def weight_norm(model: nn.Module) -> float:
     """Euclidean norm of all trainable parameters together."""
     with torch.no_grad():
-        return float(torch.sqrt(sum((p.double() ** 2).sum() for p in model.parameters() if p.requires_grad)))
+        # sum() of tensors is a tensor (its int start 0 only matters for a model with no trainable parameter)
+        return float(torch.sqrt(cast(torch.Tensor,
+                                     sum((p.double() ** 2).sum() for p in model.parameters() if p.requires_grad))))
 
 
-def _params(model: nn.Module) -> list[nn.Parameter]:
+def parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable parameters of ``model``, in order."""
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -104,7 +105,7 @@ def gradient_descent(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torc
         raise ValueError(f"lr={lr!r} is not allowed; it must be positive")
     if not alpha >= 0:
         raise ValueError(f"alpha={alpha!r} is not allowed; it must be >= 0")
-    params = _params(model)
+    params = parameters(model)
     norm0 = weight_norm(model)
     losses, norms = [], []
     reason = ""
@@ -150,34 +151,13 @@ def max_stable_lr(diverges: Callable[[float], bool], lo: float, hi: float, *, rt
     """
     if not 0 < lo < hi:
         raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
-    if not rtol > 0:
-        raise ValueError(f"rtol={rtol!r} is not allowed; it must be positive")
-    trials: list[tuple[float, bool]] = []
-
-    def test(step: float) -> bool:
-        d = bool(diverges(step))
-        trials.append((step, d))
-        return d
-
-    for _ in range(max_expand):
-        if test(hi):
-            break
-        lo, hi = hi, 2.0 * hi
-    else:
-        raise RuntimeError(f"no divergence up to step {hi:g}")
-    for _ in range(max_expand):
-        if not test(lo):
-            break
-        hi, lo = lo, 0.5 * lo
-    else:
-        raise RuntimeError(f"divergence down to step {lo:g}")
-    while hi / lo > 1.0 + rtol:
-        mid = math.sqrt(lo * hi)
-        if test(mid):
-            hi = mid
-        else:
-            lo = mid
-    return Bisection(lr=lo, hi=hi, trials=trials)
+    try:
+        b = numerics.bisect(lambda step: not diverges(step), lo, hi, rtol=rtol, geometric=True, expand=max_expand)
+    except RuntimeError as e:  # the bracket could not be widened: say it in this module's words
+        where = str(e).rsplit(" ", 1)[-1]
+        raise RuntimeError(f"no divergence up to step {where}" if "holds" in str(e)
+                           else f"divergence down to step {where}") from None
+    return Bisection(lr=b.lo, hi=b.hi, trials=[(step, not stable) for step, stable in b.trials])
 
 
 def max_stable_lr_gd(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, alpha: float,
@@ -209,7 +189,7 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor):
-        self.params = _params(model)
+        self.params = parameters(model)
         self.size = sum(p.numel() for p in self.params)
         loss = loss_fn(model(x), y)
         self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
@@ -220,8 +200,8 @@ class HessianOperator:
         for p in self.params:
             vs.append(torch.as_tensor(v[i:i + p.numel()], dtype=p.dtype, device=p.device).view_as(p))
             i += p.numel()
-        dot = sum((g * u).sum() for g, u in zip(self.grads, vs, strict=True))
-        hv = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
+        dot = cast(torch.Tensor, sum((g * u).sum() for g, u in zip(self.grads, vs, strict=True)))
+        hv: Sequence[torch.Tensor] = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
         self.calls += 1
         hv = [h if h is not None else torch.zeros_like(p) for h, p in zip(hv, self.params, strict=True)]
         return np.concatenate([h.detach().double().cpu().ravel().numpy() for h in hv])
@@ -308,163 +288,3 @@ def sharpness_trace(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch
                            callback=cb)
     return SharpnessTrace(lr=lr, alpha=alpha, steps=np.asarray(rec_steps), sharpness=np.asarray(rec_sharp),
                           run=run)
-
-
-# ------------------------------------------------------------------------------------------------
-# App. E experiment cells: one (network, α) per cell, cached, in parallel processes
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ThresholdConfig:
-    """One cell of Fig. 6: the largest non-divergent learning rate of full-batch gradient descent
-    with weight decay ``alpha`` on ``network``, trained on the first ``train_size`` images.
-
-    ``downsample`` average-pools the images by that factor (2: Fashion-MNIST at 14×14, a quarter of
-    the cost); ``hidden`` / ``widths`` override the network's default widths.  The bisection runs
-    ``steps`` steps per trial and stops at ``hi / lr ≤ 1 + rtol``; ``norm_factor`` is the
-    divergence criterion's weight-norm growth.  λ₀ is estimated with ``lanczos_iters`` Lanczos steps.
-    ``device``: ``"cpu"`` or ``"cuda"`` (paper scale).
-    ``trace_lr_factor > 0`` instead runs one gradient-descent run at ``trace_lr_factor · 2/(α + λ₀)``
-    for ``steps`` steps and records its sharpness every ``trace_every`` steps.
-    """
-
-    network: str = "mlp"
-    alpha: float = 1.0
-    dataset: str = "fashion_mnist"
-    train_size: int = 256
-    downsample: int = 1
-    pad_to: int | None = None
-    hidden: tuple[int, ...] | None = None
-    widths: tuple[int, ...] | None = None
-    activation: str = "relu"
-    pool: str = "avg"
-    init_seed: int = 0
-    steps: int = 200
-    rtol: float = 0.01
-    norm_factor: float = 10.0
-    lanczos_iters: int = 20
-    trace_lr_factor: float = 0.0
-    trace_every: int = 10
-    device: str = "cpu"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    def key(self) -> str:
-        """SHA-256 of the configuration, the code (:func:`instab.train.code_version`) and the
-        floating-point environment (:func:`instab.determinism.environment_key`): the cell's cache key."""
-        from instab.determinism import environment_key
-        from instab.train import code_version
-
-        blob = json.dumps(["stability", self.to_dict(), code_version(), environment_key()], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    def validate(self) -> ThresholdConfig:
-        from instab import checks, models
-
-        models.validate_model_name(self.network)
-        checks.positive("alpha", self.alpha)
-        checks.positive("train_size", self.train_size, integer=True)
-        checks.one_of("downsample", self.downsample, [1, 2, 4])
-        checks.positive("steps", self.steps, integer=True)
-        checks.in_range("rtol", self.rtol, 1e-4, 1.0)
-        checks.in_range("norm_factor", self.norm_factor, 1.0 + 1e-9, 1e6)
-        checks.positive("lanczos_iters", self.lanczos_iters, integer=True)
-        checks.in_range("trace_lr_factor", self.trace_lr_factor, 0.0, 100.0)
-        checks.positive("trace_every", self.trace_every, integer=True)
-        checks.one_of("device", self.device, ["cpu", "cuda"])
-        return self
-
-
-def problem(config: ThresholdConfig) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The cell's network (seeded initialisation) and full training batch (x, y)."""
-    from instab import data, models
-
-    d = data.load(config.dataset, train_size=config.train_size, test_size=1, pad_to=config.pad_to)
-    x, y = d.x_train, d.y_train
-    if config.downsample > 1:
-        x = torch.nn.functional.avg_pool2d(x, config.downsample)
-    model = models.build_model(config.network, in_channels=d.in_channels, num_classes=d.num_classes,
-                               activation=config.activation, input_size=int(x.shape[-1]), pool=config.pool,
-                               widths=config.widths, hidden=config.hidden, seed=config.init_seed)
-    return model.to(config.device), x.to(config.device), y.to(config.device)
-
-
-def run_threshold_cell(config: ThresholdConfig) -> dict:
-    """Run one cell (in this process, one thread): λ₀ at initialisation, then either the bisection for
-    the largest non-divergent step (bracket ``[0.5 · 2/(α+λ₀), 1.05 · 2/α]``, widened if needed) or,
-    if ``trace_lr_factor > 0``, the sharpness trace.  Returns plain numbers."""
-    from instab import determinism
-    from instab.bounds import multilayer_lr_bound
-    from instab.train import cross_entropy
-
-    determinism.configure(threads=1)
-    config.validate()
-    model, x, y = problem(config)
-    crit = Divergence(config.norm_factor)
-    lam0 = top_hessian_eigenvalue(model, cross_entropy, x, y, iters=config.lanczos_iters)
-    prediction = float(multilayer_lr_bound(config.alpha, lam0))
-    out = dict(config=config.to_dict(), parameters=sum(p.numel() for p in _params(model)), lambda0=lam0,
-               prediction=prediction,
-               bound=float(multilayer_lr_bound(config.alpha)), resolution=crit.resolution(config.steps))
-    if config.trace_lr_factor > 0:
-        lr = config.trace_lr_factor * prediction
-        tr = sharpness_trace(model, cross_entropy, x, y, lr=lr, alpha=config.alpha, steps=config.steps,
-                             every=config.trace_every, iters=config.lanczos_iters, criterion=crit)
-        out.update(lr=lr, steps=tr.steps.tolist(), sharpness=tr.sharpness.tolist(), loss=tr.run.loss.tolist(),
-                   weight_norm=tr.run.weight_norm.tolist(), diverged=tr.run.diverged, reason=tr.run.reason)
-        return out
-    b = max_stable_lr_gd(model, cross_entropy, x, y, alpha=config.alpha, steps=config.steps,
-                         lo=0.5 * prediction, hi=1.05 * out["bound"], rtol=config.rtol, criterion=crit)
-    out.update(lr=b.lr, hi=b.hi, trials=[list(t) for t in b.trials])
-    return out
-
-
-def _cached_cell(config: ThresholdConfig, folder: Path) -> dict:
-    from instab.train import load_object, save_object
-
-    path = folder / f"{config.key()}.stability"
-    out = load_object(path)
-    if isinstance(out, dict) and out.get("config") == config.to_dict():
-        return out
-    out = run_threshold_cell(config)
-    save_object(path, out)
-    return out
-
-
-def run_threshold_grid(configs: Sequence[ThresholdConfig], *, cache: str | Path | None = None,
-                       workers: int | None = None, progress: bool = True) -> list[dict]:
-    """Run the cells, each in its own process with one thread (``workers`` processes, default the
-    number of cores), through a cache keyed by the configuration's SHA-256 in
-    :func:`instab.grid.default_cache` (atomic, checksummed files: a rerun reads finished cells).
-    Results are in the order of ``configs``."""
-    from instab import grid
-    from instab.executors import make_executor
-
-    configs = [c.validate() for c in configs]
-    folder = Path(cache) if cache is not None else grid.default_cache()
-    folder.mkdir(parents=True, exist_ok=True)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(configs), desc="(network, α) cells")
-    workers = min(workers or os.cpu_count() or 1, len(configs))
-    results: list[dict | None] = [None] * len(configs)
-    try:
-        if workers <= 1:
-            for i, c in enumerate(configs):
-                results[i] = _cached_cell(c, folder)
-                if bar is not None:
-                    bar.update(1)
-        else:
-            with make_executor("local", max_workers=workers) as ex:
-                futures = {ex.submit(_cached_cell, c, folder): i for i, c in enumerate(configs)}
-                for f in cf.as_completed(futures):
-                    results[futures[f]] = f.result()
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return [r for r in results if r is not None]

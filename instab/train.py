@@ -22,26 +22,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import hashlib
-import io
 import math
-import os
-import socket
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instab import determinism
+from instab import determinism, store
 from instab.checks import positive as _positive
 from instab.data import DATASETS, Loader, load
 from instab.metrics import rel_l1
@@ -49,24 +44,8 @@ from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, build_model, validate_m
 from instab.optim import PerturbedSGD, check_form, check_k
 
 #: Bump when a change to the training code changes results: cached cells keyed on it recompute.
-#: (Cache keys also include :func:`code_version`, so an edit to ``instab`` recomputes them anyway.)
+#: (Cache keys also include the source of every module the training runs, :func:`instab.store.code_hash`.)
 ENGINE_VERSION = 1
-
-
-@functools.cache
-def code_version() -> str:
-    """SHA-256 of every ``instab`` source file (the build driver excepted) and of torch's version.
-
-    Part of every cached cell's key: a cell computed by other code, or another torch, is never
-    read back as if it were current.
-    """
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256(torch.__version__.encode())
-    for f in sorted(root.rglob("*.py")):
-        if f.name != "book.py":
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
          "All variants start from one initial state and take their steps on the same batches in lockstep.")
@@ -169,11 +148,25 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """SHA-256 of the canonical configuration, the engine and code versions and the floating-point
+        """SHA-256 of the canonical configuration, the engine version, the source of the modules the
+        training runs (:func:`instab.store.code_hash`), the library versions and the floating-point
         environment (:func:`instab.determinism.environment_key`): the grid's cache key."""
-        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": code_version(),
+        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": store.code_hash(__name__),
+                            "libraries": store.library_versions(),
                             "fp_environment": determinism.environment_key()}.items()))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def data_key(self) -> tuple[Any, ...]:
+        """What decides the data this run loads (the grid checks each data set once)."""
+        return (self.dataset, self.train_size, self.test_size, self.pad_to)
+
+    def check_data(self) -> RunConfig:
+        """Raise before any training if the data set is not on disk (and cannot be fetched)."""
+        return self.validate(check_data=True)
+
+    def compute(self, checkpoint: str | Path | None = None, **kwargs: Any) -> History:
+        """Train this run (the grid's cell interface, :func:`instab.grid.run_cell`)."""
+        return train(self, checkpoint=checkpoint, **kwargs)
 
     def validate(self, *, check_data: bool = False) -> RunConfig:
         """Raise ``ValueError`` naming the first bad field (before any training)."""
@@ -333,45 +326,6 @@ def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     return total
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-_MAGIC = b"INSTAB1\n"
-
-
-def save_object(path: str | Path, obj: Any) -> None:
-    """Pickle ``obj`` to ``path`` atomically, with a SHA-256 of the payload for integrity."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    payload = buf.getvalue()
-    _atomic_write(Path(path), _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-
-
-def load_object(path: str | Path) -> Any | None:
-    """Load what :func:`save_object` wrote, or ``None`` if the file is missing, truncated or corrupted."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
-    head = len(_MAGIC) + 65
-    if not raw.startswith(_MAGIC) or len(raw) < head:
-        return None
-    digest, payload = raw[len(_MAGIC):head - 1], raw[head:]
-    if hashlib.sha256(payload).hexdigest().encode() != digest:
-        return None
-    try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - an unreadable file is recomputed
-        return None
-
-
 def train(config: RunConfig, *, checkpoint: str | Path | None = None, progress: bool = False,
           on_epoch: Callable[[int, History], None] | None = None) -> History:
     """Train every variant of ``config`` in lockstep and return the :class:`History`.
@@ -405,11 +359,11 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     loader = Loader(data.x_train, data.y_train, config.batch_size, seed=config.batch_seed,
                     augment=config.augment, augment_seed=config.augment_seed)
     steps_per_epoch = len(loader)
-    epochs = config.epochs if config.epochs is not None else math.ceil(config.max_steps / steps_per_epoch)
+    epochs = config.epochs if config.epochs is not None else math.ceil(cast(int, config.max_steps) / steps_per_epoch)
     total_steps = epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps,
                                                                                   epochs * steps_per_epoch)
     record_at = (_log_steps(total_steps) if config.rel_l1_every == "log"
-                 else set(range(0, total_steps + 1, config.rel_l1_every)) if config.rel_l1_every else set())
+                 else set(range(0, total_steps + 1, cast(int, config.rel_l1_every))) if config.rel_l1_every else set())
 
     base = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
                        activation=config.activation, beta=config.beta, input_size=data.input_size,
@@ -430,7 +384,7 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     start_epoch, step = 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None:
-        state = load_object(ckpt_path)
+        state = store.load_object(ckpt_path)
         if state is not None and state.get("key") == config.key():
             for m, o, ms, os_ in zip(models, opts, state["models"], state["opts"], strict=True):
                 m.load_state_dict(ms)
@@ -483,7 +437,7 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         if ckpt_path is not None:
-            save_object(ckpt_path, {"key": config.key(), "epoch": epoch + 1, "step": step, "history": hist,
+            store.save_object(ckpt_path, {"key": config.key(), "epoch": epoch + 1, "step": step, "history": hist,
                                     "models": [_cpu_state(m.state_dict()) for m in models],
                                     "opts": [_cpu_state(o.state_dict()) for o in opts]})
         if bar is not None:

@@ -39,3 +39,13 @@ def test_build_roots_keep_the_native_build_apart():
 def test_bad_environment_is_named():
     with pytest.raises(SystemExit):
         book.main(["robust", "--env", "fast"])
+
+
+def test_a_chapter_key_covers_the_modules_it_imports_and_not_the_driver():
+    from instab import store
+
+    for name in book.chapters():
+        mods = store.module_closure(book.chapter_modules((book.ROOT / "book" / f"{name}.md").read_text()))
+        assert "instab.report" in mods and "instab.book" not in mods
+    pde = store.module_closure(book.chapter_modules((book.ROOT / "book" / "heat.md").read_text()))
+    assert not any(m in pde for m in ("instab.train", "instab.optim", "instab.models"))  # no torch training

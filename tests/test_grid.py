@@ -13,7 +13,8 @@ import pytest
 
 import instab.grid as G
 from instab.grid import accuracy_table, cell_paths, k_seed_grid, run_cell, run_grid
-from instab.train import RunConfig, dumps, ks, load_object
+from instab.store import load_object
+from instab.train import RunConfig, dumps, ks
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = RunConfig(model="cnn", dataset="fashion_mnist", widths=(4, 8), train_size=256, test_size=128,
@@ -22,14 +23,16 @@ TINY = RunConfig(model="cnn", dataset="fashion_mnist", widths=(4, 8), train_size
 
 @pytest.fixture
 def count_training(monkeypatch):
+    import instab.train as T
+
     calls = []
-    real = G.train
+    real = T.train
 
     def counting(config, **kw):
         calls.append(config.key())
         return real(config, **kw)
 
-    monkeypatch.setattr(G, "train", counting)
+    monkeypatch.setattr(T, "train", counting)  # RunConfig.compute, the grid's cell interface, calls it
     return calls
 
 

@@ -7,7 +7,7 @@ from instab.pde import heat
 
 def test_amplifier_matches_a_single_sine_mode_exactly():
     """A Dirichlet sine mode is an eigenvector of scheme (2): one step multiplies it by A(ω)."""
-    x = heat.grid(30.0, 1.0)
+    x = heat.spatial_grid(30.0, 1.0)
     n = x.size - 2
     for j in (1, 7, n):
         for r in (0.1, 0.4, 0.8):
@@ -35,13 +35,13 @@ def test_dirichlet_threshold_tends_to_cfl():
 
 
 def test_simulation_decays_below_and_blows_up_above_cfl():
-    u0 = heat.triangle(heat.grid())
+    u0 = heat.triangle(heat.spatial_grid())
     assert heat.simulate(u0, 0.4, 300).sup[-1] < 0.3 * u0.max()
     assert heat.simulate(u0, 0.8, 300).sup[-1] > 1e50
 
 
 def test_one_ulp_difference():
-    u0 = heat.triangle(heat.grid())
+    u0 = heat.triangle(heat.spatial_grid())
     d_stable = heat.one_ulp_difference(u0, 0.4, 300)
     d_unstable = heat.one_ulp_difference(u0, 0.8, 300)
     assert d_stable[0] == d_unstable[0] == np.spacing(1.0)
@@ -51,6 +51,6 @@ def test_one_ulp_difference():
 
 @pytest.mark.parametrize("bad", [dict(r=0.0), dict(r=-1.0), dict(n_steps=-1)])
 def test_bad_input_is_named(bad):
-    args = dict(u0=heat.triangle(heat.grid()), r=0.4, n_steps=3) | bad
+    args = dict(u0=heat.triangle(heat.spatial_grid()), r=0.4, n_steps=3) | bad
     with pytest.raises(ValueError, match=list(bad)[0]):
         heat.simulate(**args)

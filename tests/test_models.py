@@ -75,3 +75,20 @@ def test_bad_arguments_name_the_value(kwargs, word):
         build_model(kwargs.pop("name"), **kwargs)
     if word in ("alexnet", "tanh"):
         assert "choose one of" in str(err.value)
+
+
+def test_resnet_state_dict_keys_per_stage_load_a_reference_checkpoint():
+    """The reference CIFAR ResNets' keys (conv1, bn1, layer1..3, linear) map onto ours one to one."""
+    import torch
+
+    from instab.models import build_model
+
+    net = build_model("resnet20", in_channels=3, num_classes=10, seed=0)
+    keys = list(net.state_dict())
+    assert keys[:2] == ["conv1.weight", "bn1.weight"] and keys[-2:] == ["linear.weight", "linear.bias"]
+    assert {k.split(".")[0] for k in keys} == {"conv1", "bn1", "layer1", "layer2", "layer3", "linear"}
+    assert "layer2.0.shortcut.0.weight" in keys and "layer3.2.conv2.weight" in keys
+    other = build_model("resnet20", in_channels=3, num_classes=10, seed=1)
+    reference = {k: v.clone() for k, v in other.state_dict().items()}  # a checkpoint with those keys
+    net.load_state_dict(reference)  # strict: every key matches
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in reference.items())

@@ -89,7 +89,7 @@ def test_scheme_reduces_to_the_sigma_map():
     m = net.sigma_map()
     K0 = net.initial_kernel(2)
     for dt in (0.5 * m.convergence_threshold(), 0.7 * m.blowup_threshold()):
-        run = nl.train(net, K0, dt, 25)
+        run = nl.simulate(net, K0, dt, 25)
         orb = m.orbit(net.sigma(K0), dt, 25)
         np.testing.assert_allclose(run.sigma[:15], orb[:15], rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(run.perp[10] / run.perp[0], abs(1 - net.alpha * dt) ** 10, rtol=1e-9)
@@ -140,9 +140,9 @@ def test_lyapunov_and_classification():
 def test_training_blows_up_above_two_over_alpha():
     net = small_net(dtype=np.float32)
     K0 = net.initial_kernel(0)
-    up = nl.train(net, K0, 1.2 * net.sigma_map().blowup_threshold(), 300, stop_above=1e30)
+    up = nl.simulate(net, K0, 1.2 * net.sigma_map().blowup_threshold(), 300, stop_above=1e30)
     assert up.blew_up_at is not None and up.loss[-1] == np.inf
-    down = nl.train(net, K0, 0.5 * net.sigma_map().convergence_threshold(-1), 100, k=3)
+    down = nl.simulate(net, K0, 0.5 * net.sigma_map().convergence_threshold(-1), 100, k=3)
     assert down.blew_up_at is None and down.change[-1] < 1e-6
     assert np.nanmax(down.rel_l1) < 1e-4
 
@@ -162,11 +162,11 @@ def test_measured_thresholds_on_a_small_problem():
 def test_growth_summary():
     rl = np.r_[0.0, 1e-8, 1e-8 * np.exp(0.5 * np.arange(1, 40)), np.full(40, 1.5)]
     rl = np.minimum(rl, 1.5)
-    g = nl.growth(rl)
+    g = nl.error_growth(rl)
     assert g.first == 1e-8 and g.peak == 1.5 and g.plateau == 1.5
     assert g.rate == pytest.approx(0.5, rel=1e-6)
     assert g.decades == pytest.approx(np.log10(1.5e8))
-    assert nl.growth(np.zeros(10)).decades == 0.0
+    assert nl.error_growth(np.zeros(10)).decades == 0.0
 
 
 def test_table3_bounds_for_the_checkerboard():
@@ -194,4 +194,4 @@ def test_bad_train_input_is_named(bad):
     net = small_net()
     args = dict(net=net, K0=net.initial_kernel(0), dt=0.01, n_iter=3) | bad
     with pytest.raises(ValueError, match=list(bad)[0]):
-        nl.train(**args)
+        nl.simulate(**args)

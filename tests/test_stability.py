@@ -147,19 +147,3 @@ def test_hessian_leaves_batchnorm_statistics_untouched():
     stability.top_hessian_eigenvalue(model, F.cross_entropy, x, y, iters=5)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-
-
-def test_threshold_cell_tends_to_2_over_alpha_and_is_cached(tmp_path):
-    cfg = stability.ThresholdConfig(network="mlp", alpha=100.0, dataset="synthetic", train_size=32,
-                                    hidden=(8,), steps=100, rtol=0.01)
-    [r] = stability.run_threshold_grid([cfg], cache=tmp_path, workers=1, progress=False)
-    assert r["bound"] == pytest.approx(0.02)
-    assert r["prediction"] == pytest.approx(2 / (100 + r["lambda0"]))
-    assert 0.95 * r["prediction"] <= r["lr"] <= 0.02 * (1 + 0.01 + 2 * r["resolution"])
-    assert len(list(tmp_path.glob("*.stability"))) == 1
-    [again] = stability.run_threshold_grid([cfg], cache=tmp_path, workers=1, progress=False)
-    assert again == r
-    with pytest.raises(ValueError, match="downsample"):
-        stability.ThresholdConfig(downsample=3).validate()
-    with pytest.raises(ValueError, match="model"):
-        stability.ThresholdConfig(network="nope").validate()

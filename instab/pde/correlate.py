@@ -14,17 +14,18 @@ The image's FFT is computed once; each call costs one forward and one inverse re
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 from scipy import fft as sfft
 
 
 class Correlator:
     """Valid cross-correlations ``Σ_z small(z) image(x + z)`` against one fixed image."""
 
-    def __init__(self, image: np.ndarray, dtype: type | None = None) -> None:
+    def __init__(self, image: np.ndarray, dtype: DTypeLike | None = None) -> None:
         image = np.asarray(image)
         if image.ndim != 2:
             raise ValueError(f"image must be 2-D, got shape {image.shape}")
-        self.dtype = np.dtype(dtype or image.dtype)
+        self.dtype: np.dtype = np.dtype(dtype or image.dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype={self.dtype} is not allowed; choose float32 or float64")
         self.image = image.astype(self.dtype)

@@ -6,13 +6,17 @@ Forward Euler in time, the three-point Laplacian in space, homogeneous Dirichlet
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from instab import numerics
 
-def grid(length: float = 30.0, dx: float = 1.0) -> np.ndarray:
+
+def spatial_grid(length: float = 30.0, dx: float = 1.0) -> np.ndarray:
     """Points 0, Δx, ..., L of the interval [0, L] (boundaries included)."""
     if length <= 0 or dx <= 0:
         raise ValueError(f"length and dx must be positive, got length={length}, dx={dx}")
@@ -67,11 +71,12 @@ def simulate(u0: ArrayLike, r: float, n_steps: int, snapshot_steps: ArrayLike = 
         raise ValueError(f"r = dt/dx^2 must be positive, got {r}")
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    u = np.array(u0, dtype=dtype)
+    u: np.ndarray = np.array(u0, dtype=dtype)
     if u.ndim != 1 or u.size < 3:
         raise ValueError(f"u0 must be a 1-D array of at least 3 points, got shape {u.shape}")
     u[0] = u[-1] = 0
-    wanted = sorted({int(s) for s in snapshot_steps if 0 <= int(s) <= n_steps})
+    # snapshot_steps must be iterable here (a sequence or 1-D array of step numbers)
+    wanted = sorted({int(s) for s in cast(Iterable[Any], snapshot_steps) if 0 <= int(s) <= n_steps})
     keep = set(wanted)
     snaps, sup = [], np.empty(n_steps + 1)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -92,7 +97,7 @@ def one_ulp_difference(u0: ArrayLike, r: float, n_steps: int, index: int | None 
     ``index`` is the perturbed point (default: the middle); the perturbation is
     ``numpy.nextafter(u0[index], +inf)`` — the smallest representable change.
     """
-    u = np.array(u0, dtype=dtype)
+    u: np.ndarray = np.array(u0, dtype=dtype)
     u[0] = u[-1] = 0
     v = u.copy()
     i = u.size // 2 if index is None else index
@@ -123,9 +128,7 @@ def empirical_cfl(n_points: int, lo: float = 0.05, hi: float = 2.0,
                   rel_tol: float = 1e-4, n_steps: int = 20000) -> float:
     """Bisection, by simulation, for the largest r = Δt/Δx² at which (2) still attenuates a random
     initial condition on an ``n_points`` grid — the measured counterpart of the CFL bound."""
-    if not is_attenuating(lo, n_points, n_steps) or is_attenuating(hi, n_points, n_steps):
-        raise ValueError(f"the bracket [{lo}, {hi}] does not contain the stability threshold")
-    while hi - lo > rel_tol * lo:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if is_attenuating(mid, n_points, n_steps) else (lo, mid)
-    return 0.5 * (lo + hi)
+    try:
+        return numerics.bisect(lambda r: is_attenuating(r, n_points, n_steps), lo, hi, rtol=rel_tol).mid
+    except ValueError:
+        raise ValueError(f"the bracket [{lo}, {hi}] does not contain the stability threshold") from None

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from instab import paths
+
 IMAGE_KINDS = ("checkerboard", "random", "fashion")
-DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
 
 
 def checkerboard(size: int = 256, square: int = 1) -> np.ndarray:
@@ -40,7 +41,7 @@ def fashion(size: int = 256, index: int = 0, root: str | Path | None = None) -> 
     """
     from scipy import ndimage
 
-    path = Path(root or DATA_ROOT) / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path = Path(root or paths.data_root()) / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run `make setup` (or python -m instab.datasets prepare)")
     raw = np.fromfile(path, dtype=np.uint8)

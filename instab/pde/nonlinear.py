@@ -37,11 +37,12 @@ from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from instab import numerics
+from instab.numerics import FORMS, rel_l1  # noqa: F401 - FORMS: the forms a run accepts
 from instab.pde.correlate import Correlator
 from instab.pde.images import checkerboard
 
 POOLINGS = ("mean", "sum")
-FORMS = ("paper", "release")
 REGIMES = ("activated", "transitioning", "not activated")
 
 
@@ -76,21 +77,6 @@ def _checkerboard(n: int, dtype: type = np.float64) -> np.ndarray:
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"image_size={n!r} is not allowed; it must be a positive integer")
     return checkerboard(n).astype(dtype)
-
-
-def rel_l1(theta: ArrayLike, theta_prime: ArrayLike) -> float:
-    """RelL1 of §4.2: ``(2/N) Σ |θᵢ − θ'ᵢ| / (|θᵢ| + |θ'ᵢ|)``, terms with θᵢ = θ'ᵢ = 0 count 0,
-    NaN if any input is not finite.  Computed in float64."""
-    a = np.asarray(theta, dtype=np.float64).ravel()
-    b = np.asarray(theta_prime, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"rel_l1: shapes differ, {a.shape} and {b.shape}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return float("nan")
-    den = np.abs(a) + np.abs(b)
-    num = np.abs(a - b)
-    terms = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    return float(2.0 * terms.sum() / a.size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +137,7 @@ class NonlinearCNN:
         """``g = P_x r(v(x))`` — the pooled Swish of the response, the sigmoid's argument."""
         return self._c * swish(v, self.beta).sum(dtype=self.dtype)
 
-    def cross_entropy(self, g: float) -> float:
+    def cross_entropy(self, g: float | np.floating) -> float:
         """``ℓ(y, s(g))`` as a softplus: ``y·log(1+e^{−g}) + (1−y)·log(1+e^{g})`` (never NaN)."""
         return float(np.logaddexp(0.0, -float(g)) if self.y == 1 else np.logaddexp(0.0, float(g)))
 
@@ -179,15 +165,7 @@ class NonlinearCNN:
              v: np.ndarray | None = None) -> np.ndarray:
         """One forward-Euler step of (8): ``K − Δt ∇L``; with k ≠ 1, the perturbed update of §4.1,
         ``K − (Δt/k)(k ∇L)`` (form "paper") or ``K − (Δt·k)(∇L/k)`` (form "release")."""
-        grad = self.gradient(K, v)
-        t = self.dtype
-        if k == 1:
-            return K - t(dt) * grad
-        if form == "paper":
-            return K - (t(dt) / t(k)) * (t(k) * grad)
-        if form == "release":
-            return K - (t(dt) * t(k)) * (grad / t(k))
-        raise ValueError(f"form={form!r} is not allowed; choose one of {list(FORMS)}")
+        return numerics.perturbed_step(K, dt, self.gradient(K, v), k, form, dtype=self.dtype)
 
     def regime_shares(self, v: np.ndarray, width: float = 1.0) -> np.ndarray:
         """Table 3's regimes: the shares of positions x with ``β(K*I)(x) > width`` (activated,
@@ -218,7 +196,7 @@ class NonlinearCNN:
 
 
 @dataclass
-class Run:
+class NonlinearRun:
     """A run of (8).  Per iteration n = 0..n_iter: ``loss[n]``, ``sigma[n]`` (= ⟨Kⁿ, C⟩),
     ``perp[n]`` (‖K⊥ⁿ‖, the part of Kⁿ orthogonal to C), ``change[n]`` (‖Kⁿ − Kⁿ⁻¹‖/‖Kⁿ‖, NaN at
     n = 0), ``shares[n]`` (Table 3 regimes), and for a pair ``rel_l1[n]`` between the unperturbed
@@ -236,8 +214,8 @@ class Run:
     blew_up_at: int | None
 
 
-def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int | None = None,
-          form: str = "paper", regime_width: float = 1.0, stop_above: float = np.inf) -> Run:
+def simulate(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int | None = None,
+          form: str = "paper", regime_width: float = 1.0, stop_above: float = np.inf) -> NonlinearRun:
     """Run (8) for ``n_iter`` steps from K0 with step Δt.  With ``k`` (an odd integer > 1), a
     perturbed run of §4.1 goes in lockstep and RelL1 between the two is recorded every iteration.
 
@@ -248,10 +226,10 @@ def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int |
         raise ValueError(f"dt={dt!r} is not allowed; it must be positive")
     if not isinstance(n_iter, int) or n_iter < 0:
         raise ValueError(f"n_iter={n_iter!r} is not allowed; it must be a non-negative integer")
-    if k is not None and (not isinstance(k, int) or k < 2):
-        raise ValueError(f"k={k!r} is not allowed; it must be an integer > 1")
-    if form not in FORMS:
-        raise ValueError(f"form={form!r} is not allowed; choose one of {list(FORMS)}")
+    if k is not None and numerics.is_power_of_two(numerics.check_k(k)):
+        raise ValueError(f"k={k!r} is not allowed; a perturbed run needs k > 1 not a power of two "
+                         "(k = 1, 2, 4, ... change nothing)")
+    numerics.check_form(form)
     loss = np.full(n_iter + 1, np.inf)
     sig = np.full(n_iter + 1, np.nan)
     perp = np.full(n_iter + 1, np.nan)
@@ -259,7 +237,7 @@ def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int |
     C = _checkerboard(net.kernel_size) / net.kernel_size
     shares = np.full((n_iter + 1, 3), np.nan)
     rl = None if k is None else np.full(n_iter + 1, np.nan)
-    K = np.array(K0, dtype=net.dtype)
+    K: np.ndarray = np.array(K0, dtype=net.dtype)
     Kp = None if k is None else K.copy()
     blew_up = None
     prev = K.astype(np.float64)
@@ -275,6 +253,7 @@ def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int |
             prev = K64
             shares[n] = net.regime_shares(v, regime_width)
             if rl is not None:
+                assert Kp is not None  # rl and Kp are both None exactly when k is None
                 rl[n] = rel_l1(K, Kp)
             if not loss[n] <= stop_above or not np.all(np.isfinite(K)):
                 blew_up = n
@@ -284,16 +263,17 @@ def train(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int, *, k: int |
                 break
             K_next = net.step(K, dt, 1, v=v)
             if Kp is not None:
+                assert k is not None  # Kp is None exactly when k is None
                 Kp = net.step(Kp, dt, k, form)
             K = K_next
-    return Run(dt=float(dt), loss=loss, sigma=sig, perp=perp, change=change, shares=shares, rel_l1=rl,
+    return NonlinearRun(dt=float(dt), loss=loss, sigma=sig, perp=perp, change=change, shares=shares, rel_l1=rl,
                kernel=K, blew_up_at=blew_up)
 
 
 def final_change(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int) -> tuple[float, float]:
     """Run (8) for ``n_iter`` steps (no recording); return ``(‖Kⁿ − Kⁿ⁻¹‖/‖Kⁿ‖, ‖Kⁿ‖/‖K⁰‖)`` — the
     last relative change (0 at a fixed point) and the growth of the kernel (inf on overflow)."""
-    K = np.array(K0, dtype=net.dtype)
+    K: np.ndarray = np.array(K0, dtype=net.dtype)
     prev = K
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(n_iter):
@@ -305,26 +285,12 @@ def final_change(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int) -> t
         return change, norm / float(np.linalg.norm(np.asarray(K0, dtype=np.float64)))
 
 
-def bisect(holds, lo: float, hi: float, rtol: float) -> tuple[float, int]:
-    """The Δt where ``holds(Δt)`` turns from True (at lo) to False (at hi), to relative width rtol.
-    Returns the midpoint of the final bracket and the number of evaluations."""
-    if not lo < hi:
-        raise ValueError(f"bisect: need lo < hi, got [{lo}, {hi}]")
-    if not holds(lo) or holds(hi):
-        raise ValueError(f"bisect: the property must hold at lo={lo} and fail at hi={hi}")
-    calls = 2
-    while hi - lo > rtol * lo:
-        mid = 0.5 * (lo + hi)
-        calls += 1
-        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
-    return 0.5 * (lo + hi), calls
-
-
 def measured_blowup_threshold(net: NonlinearCNN, K0: np.ndarray, lo: float, hi: float, n_iter: int,
                               rtol: float = 1e-3) -> tuple[float, int]:
     """Bisect the full scheme for the largest Δt at which ``‖Kⁿ‖ ≤ ‖K⁰‖`` after n_iter steps
     (beyond it the kernel grows without bound)."""
-    return bisect(lambda dt: final_change(net, K0, dt, n_iter)[1] <= 1.0, lo, hi, rtol)
+    b = numerics.bisect(lambda dt: final_change(net, K0, dt, n_iter)[1] <= 1.0, lo, hi, rtol=rtol)
+    return b.mid, len(b.trials)
 
 
 def measured_convergence_threshold(net: NonlinearCNN, K0: np.ndarray, lo: float, hi: float,
@@ -332,7 +298,8 @@ def measured_convergence_threshold(net: NonlinearCNN, K0: np.ndarray, lo: float,
     """Bisect the full scheme for the largest Δt at which the kernel has converged after n_iter
     steps: ``‖Kⁿ − Kⁿ⁻¹‖ ≤ tol ‖Kⁿ‖``.  Slow convergence just below the threshold (|F'(σ*)| → 1)
     biases the result low by about ``ln(1/tol) / (2 n_iter)`` relative."""
-    return bisect(lambda dt: final_change(net, K0, dt, n_iter)[0] <= tol, lo, hi, rtol)
+    b = numerics.bisect(lambda dt: final_change(net, K0, dt, n_iter)[0] <= tol, lo, hi, rtol=rtol)
+    return b.mid, len(b.trials)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,7 +485,7 @@ class Growth:
         return float(np.log10(self.peak / self.first)) if self.first > 0 else 0.0
 
 
-def growth(rl: np.ndarray) -> Growth:
+def error_growth(rl: np.ndarray) -> Growth:
     """Summarise a RelL1 curve (entries after a blow-up are NaN and ignored)."""
     rl = np.asarray(rl, dtype=float)
     finite = rl[np.isfinite(rl)]

@@ -57,7 +57,7 @@ def damping(dt: float, momentum: float) -> float:
     return 2.0 * (1.0 - momentum) / (dt * (1.0 + momentum))
 
 
-def _slope(y: list[float]) -> float:
+def _slope(y: list[float] | np.ndarray) -> float:
     """Least-squares slope of y against 0, 1, 2, ..."""
     y = np.asarray(y)
     x = np.arange(y.size, dtype=np.float64) - (y.size - 1) / 2.0
@@ -65,7 +65,7 @@ def _slope(y: list[float]) -> float:
 
 
 @dataclass
-class Run:
+class OneLayerRun:
     """A simulation of the scheme: network loss (6) and ‖K‖ at every iteration (inf once overflowed)."""
 
     loss: np.ndarray
@@ -155,7 +155,7 @@ class LinearisedCNN:
         return float(total) if np.isfinite(total) else float("inf")
 
     def run(self, kernel0: np.ndarray, alpha: float, dt: float, n_steps: int, momentum: float | None = None,
-            y: float = 1.0) -> Run:
+            y: float = 1.0) -> OneLayerRun:
         """Iterate scheme (10) (``momentum=None``) or (51)–(52) from K⁰ (with K⁻¹ = K⁰), recording the
         network loss (6) and ‖K‖ each step; once K overflows, the rest of the record is inf."""
         k = np.asarray(kernel0, dtype=self.dtype).copy()
@@ -178,7 +178,7 @@ class LinearisedCNN:
                 loss[n] = self.network_loss(k, alpha, y)
                 if not np.isfinite(loss[n]):
                     break
-        return Run(loss=loss, norm=norm, kernel=k)
+        return OneLayerRun(loss=loss, norm=norm, kernel=k)
 
     # -- stability by simulation --------------------------------------------------------------------
 

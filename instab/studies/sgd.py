@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ from instab.data import batch_order
 from instab.grid import default_cache, fixed_lr_sweep, k_seed_grid, run_grid
 from instab.models import build_model
 from instab.optim import perturbed_update
-from instab.train import History, RunConfig, Variant, gradient, load_data, load_object, train
+from instab.store import load_object
+from instab.train import History, RunConfig, Variant, gradient, load_data, train
 
 __all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification", "threshold_lr",
            "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
@@ -145,7 +146,7 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
             raise ValueError(f"sweeps[{name!r}]: learning rates and lr_times_steps must be positive")
         cells = fixed_lr_sweep(base, lrs, c)
         # ~200 RelL1 samples per run, evenly spaced, so windows at its start and end are well sampled
-        swept[name] = [cell.replace(rel_l1_every=max(1, cell.max_steps // 200)).validate() for cell in cells]
+        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200)).validate() for cell in cells]
         lrs_of[name] = lrs
     ctrl = _config(common, controls, "controls",
                    variants=(Variant(1), Variant(1, threads=common.get("threads", 1)), Variant(2), Variant(3),
@@ -163,13 +164,14 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
     return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds], held, member_ks)
 
 
-def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None,
+def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None, executor: Any = None,
              progress: bool = True) -> dict[RunConfig, History]:
-    """Run every configuration of the plan as one grid (cached; the costliest cells first so the
-    process pool stays busy).  Returns {configuration: history}."""
+    """Run every configuration of the plan as one grid on ``executor`` (an engine spec or object,
+    :func:`instab.grid.run_grid`; cached; the costliest cells first so the process pool stays
+    busy).  Returns {configuration: history}."""
     configs = list(dict.fromkeys(p.configs()))
     order = sorted(configs, key=_cost, reverse=True)
-    histories = run_grid(order, cache=cache, workers=workers, progress=progress, desc="runs")
+    histories = run_grid(order, cache=cache, workers=workers, executor=executor, progress=progress, desc="runs")
     return dict(zip(order, histories, strict=True))
 
 
@@ -299,7 +301,7 @@ def trained_state(config: RunConfig, cache: str | Path | None = None) -> tuple[n
     state = load_object(ckpt)
     if state is None or state.get("epoch") != c.epochs:
         train(c, checkpoint=ckpt)
-        state = load_object(ckpt)
+        state = cast(dict[str, Any], load_object(ckpt))  # train() has just written it
     data = load_data(c)
     model = build_model(c.model, in_channels=data.in_channels, num_classes=data.num_classes,
                         activation=c.activation, beta=c.beta, input_size=data.input_size, pool=c.pool,

@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from instab import sgd_study
 from instab.report import paper
+from instab.studies import sgd as sgd_study
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_KEYS = ("common", "tables", "k_values", "seeds", "growth", "sweeps", "sweep_lrs", "lr_times_steps",
