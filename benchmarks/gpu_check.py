@@ -63,9 +63,15 @@ def main(argv=None) -> dict:
     h = train(paper)
     epoch_s = time.perf_counter() - t0
     out["epoch_seconds"] = epoch_s
+    out["model"] = model
     print(f"[1] {model}, {n_train} images of shape 3x32x32, batch 128, one epoch incl. test pass: "
           f"{epoch_s:.1f} s ({h.steps[-1]} steps, {epoch_s / h.steps[-1] * 1e3:.1f} ms/step); "
           f"200 epochs would take {epoch_s * 200 / 3600:.2f} h per run", flush=True)
+    # the paper's grids at this epoch time (the dry run, python -m instab.book plan, does every chapter)
+    grid_h = epoch_s * 200 * 36 / 3600
+    out["grid_gpu_hours"] = grid_h
+    print(f"    projected: one 6 k × 6 seed grid of 200-epoch runs = {grid_h:.1f} GPU-hours on this GPU; "
+          f"the five §4 grids (Tables 1, 4, 5) about {5 * grid_h:.0f} GPU-hours", flush=True)
 
     # 2. reproducibility and the k = 3 perturbation on the GPU
     check = paper.replace(variants=ks(1, 3), epochs=2, train_size=min(n_train, 6400),

@@ -11,6 +11,14 @@ Usage::
     python -m instab.book execute [--params ...] [--chapter NAME ...] [--force] [--env NAME]
     python -m instab.book render  [--params ...]
     python -m instab.book robust  [--params ci] [--env NAME ...] [--jobs N]
+    python -m instab.book plan    [--params paper] [--chapter NAME ...]
+
+``plan`` is the dry run: for every chapter with a study module that can plan (``sgd``,
+``multilayer``) it builds and validates every cell from the chapter's parameters, checks the
+device, the engine and the data, and prints the number of cells, runs, model-epochs and the
+estimated GPU-hours — training nothing.  A chapter whose parameters ask for a CUDA device is
+skipped by ``build``/``execute`` on a machine without one, with one line saying why and its plan;
+the book is rendered with a page that says so.
 
 A chapter is re-executed only when its source, its parameter file, the ``instab`` package, the
 scale or the floating-point environment changed (a SHA-256 over those); the driver says which
@@ -144,6 +152,50 @@ def build_root(env: str = "native") -> Path:
     return BUILD if env == "native" else ROBUST / env
 
 
+def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
+    """The chapter's parameters at ``scale``: its ``parameters`` cell's values, overridden by the
+    scale's parameter file (what papermill will run it with)."""
+    import jupytext
+
+    nb = jupytext.read(root / "book" / f"{chapter}.md")
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    values: dict = {}
+    if cell is not None:
+        exec(compile(cell.source, f"book/{chapter}.md (parameters)", "exec"), {}, values)  # noqa: S102
+    pf = params_file(chapter, scale, root)
+    if pf is not None:
+        values.update(yaml.safe_load(pf.read_text()) or {})
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+def gpu_needed(params: dict) -> bool:
+    """Does a chapter with these parameters ask for a CUDA device (``device`` or ``common.device``)?"""
+    devices = [params.get("device"), (params.get("common") or {}).get("device")]
+    return any(str(d).startswith("cuda") for d in devices if d)
+
+
+def dry_run(chapter: str, scale: str) -> str | None:
+    """The chapter's dry run as text (``None`` if its study module has no ``dry_run``)."""
+    import importlib
+
+    try:
+        study = importlib.import_module(f"instab.studies.{chapter}")
+    except ModuleNotFoundError:
+        return None
+    if not hasattr(study, "dry_run"):
+        return None
+    plan = study.dry_run(chapter_parameters(chapter, scale))
+    lines = [f"{chapter} ({scale}): dry run, nothing trained"]
+    lines += [f"  {r['what']:58s} {r['cells']:4d} cells {r['runs']:6d} runs {r['model_epochs']:10.0f} "
+              f"model-epochs {r['gpu_hours']:9.1f} GPU-h" for r in plan["rows"]]
+    t = plan["total"]
+    lines.append(f"  {'total':58s} {'':10s} {t['runs']:6d} runs {t['model_epochs']:10.0f} model-epochs "
+                 f"{t['gpu_hours']:9.1f} GPU-h")
+    lines.append(f"  GPU time per epoch: {t['epoch_seconds_source']}")
+    lines += [f"  {c}" for c in plan["checks"]]
+    return "\n".join(lines)
+
+
 def out_dir(chapter: str, scale: str, env: str = "native") -> Path:
     return build_root(env) / "executed" / scale / chapter
 
@@ -177,6 +229,23 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     import papermill
 
     out = out_dir(chapter, scale, env)
+    skipped = out / "SKIPPED.md"
+    skipped.unlink(missing_ok=True)
+    if gpu_needed(chapter_parameters(chapter, scale)):
+        import torch
+
+        if not torch.cuda.is_available():
+            plan = dry_run(chapter, scale) or ""
+            out.mkdir(parents=True, exist_ok=True)
+            for stale in (out / f"{chapter}.ipynb", out / "results.json", out / ".content-hash"):
+                stale.unlink(missing_ok=True)
+            skipped.write_text(f"This chapter was **not executed at the {scale} scale** on the machine that built "
+                               f"this book: its parameters ask for a CUDA GPU and there is none.  Run it where a GPU "
+                               f"is: `python -m instab.book build --params {scale} --chapter {chapter}` (engines: "
+                               f"README, \"Running the paper scale\").  Its dry run:\n\n```text\n{plan}\n```\n")
+            say(f"skipped {chapter} ({scale}): its parameters ask for a CUDA GPU and this machine has none; "
+                f"dry run below\n{plan}")
+            return False
     digest = content_hash(chapter, scale)
     stamp = out / ".content-hash"
     executed = out / f"{chapter}.ipynb"
@@ -272,12 +341,18 @@ def render(scale: str, root: Path = ROOT) -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, site / name)
     results = []
-    missing = []
+    missing: list[str] = []
+    not_run: list[str] = []
     for f in toc_files(root):
         md = root / f"{f}.md"
         name = Path(f).name
         if is_notebook(md):
             nb = out_dir(name, scale) / f"{name}.ipynb"
+            if not nb.exists() and (nb.parent / "SKIPPED.md").exists():
+                title = md.read_text().split("\n# ", 1)[-1].split("\n", 1)[0]
+                (site / f"{f}.md").write_text(f"# {title}\n\n" + (nb.parent / "SKIPPED.md").read_text())
+                not_run.append(name)
+                continue
             if not nb.exists():
                 raise SystemExit(f"error: chapter {name!r} has not been executed at scale {scale!r}; "
                                  f"run: python -m instab.book execute --params {scale} --chapter {name}")
@@ -293,6 +368,10 @@ def render(scale: str, root: Path = ROOT) -> Path:
         shutil.copy(extra, site / "book" / extra.name)
     stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
                       for m in missing)
+    stopped += "".join(f"\n**Chapter `{m}` was not executed at this scale** (it needs a GPU; its page gives its dry "
+                       f"run).\n" for m in not_run)
+    ran = [Path(r).parent.name for r in results]
+    stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
     (site / "book" / "_scorecard.md").write_text(
         f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
@@ -360,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     from instab.determinism import ENVIRONMENTS, check_environment
 
     ap = argparse.ArgumentParser(prog="python -m instab.book", description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=["build", "execute", "render", "robust", "list"])
+    ap.add_argument("action", choices=["build", "execute", "render", "robust", "plan", "list"])
     ap.add_argument("--params", default="default", help=f"scale: one of {', '.join(SCALES)}")
     ap.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
@@ -388,6 +467,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     for c in todo:  # fail before any work if a parameter file is missing
         params_file(c, a.params)
+    if a.action == "plan":
+        plans = [p for p in (dry_run(c, a.params) for c in todo) if p]
+        print("\n\n".join(plans) if plans else f"no chapter among {todo} has a dry run")
+        return
     if a.action == "robust":
         robust(a.params, envs or [e for e in ENVIRONMENTS if e != "native"], a.jobs, force=a.force)
         return

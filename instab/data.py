@@ -274,3 +274,16 @@ class Loader:
             if draws is not None:
                 xb = apply_augmentation(xb, draws[0][i], None if draws[1] is None else draws[1][i])
             yield xb, self.y[i]
+
+
+def missing_files(name: str, root: str | Path | None = None) -> list[Path]:
+    """The files of data set ``name`` that are not on disk under ``root`` (default
+    :func:`default_root`); ``[]`` when it is all there (``synthetic`` needs none).  Loads nothing."""
+    base = Path(root) if root is not None else default_root()
+    if name == "fashion_mnist":
+        files = [base / "FashionMNIST" / "raw" / f for train in (True, False) for f in _FASHION[train]]
+    elif name == "cifar10":
+        files = [base / _CIFAR_DIR / f for train in (True, False) for f in _CIFAR_FILES[train]]
+    else:
+        files = []
+    return [f for f in files if not f.is_file()]

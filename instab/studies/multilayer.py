@@ -137,3 +137,84 @@ def run_threshold_cell(config: ThresholdConfig) -> dict:
                          lo=0.5 * prediction, hi=1.05 * out["bound"], rtol=config.rtol, criterion=crit)
     out.update(lr=b.lr, hi=b.hi, trials=[list(t) for t in b.trials])
     return out
+
+
+# ------------------------------------------------------------------------------- the chapter's plan
+@dataclass
+class Plan:
+    """The multilayer chapter's cells, built and validated from its parameters: one
+    :class:`ThresholdConfig` per (network, α), and the sharpness traces."""
+
+    cells: list[ThresholdConfig]
+    traces: list[ThresholdConfig]
+    shared: dict[str, Any]
+    widths: dict[str, Any]
+
+    def config(self, network: str, alpha: float, **overrides: Any) -> ThresholdConfig:
+        """One more cell (e.g. at α = 10 λ₀, known only once λ₀ is measured)."""
+        w = self.widths.get(network)
+        shape = {"hidden" if network == "mlp" else "widths": tuple(w) if w else None}
+        return ThresholdConfig(**{**self.shared, "network": network, "alpha": float(alpha), **shape,
+                                  **overrides}).validate()
+
+
+def plan(*, networks: list[str], widths: dict[str, Any], alphas: list[float], dataset: str, train_size: int,
+         downsample: int, pad_to: int | None, steps: int, rtol: float, norm_factor: float, lanczos_iters: int,
+         trace_network: str, trace_alphas: list[float], trace_lr_factor: float, trace_steps: int,
+         trace_every: int, device: str, **_: Any) -> Plan:
+    """Validate the chapter's parameters (``ValueError`` naming the bad one, before any work) and
+    build its cells.  Parameters the plan does not use (``workers``, ``executor``) are ignored."""
+    from instab import checks, models
+
+    checks.each("networks", networks, lambda _, n: models.validate_model_name(n))
+    for n in networks:
+        if widths.get(n) is not None:
+            checks.each(f"widths[{n!r}]", widths[n], checks.positive, integer=True)
+    checks.each("alphas", alphas, checks.positive)
+    if len(alphas) < 2 or list(alphas) != sorted(alphas):
+        raise ValueError(f"alphas={alphas!r} is not allowed; it must be increasing, with at least two values")
+    checks.one_of("dataset", dataset, ["fashion_mnist", "cifar10"])
+    checks.positive("train_size", train_size, integer=True)
+    checks.one_of("downsample", downsample, [1, 2, 4])
+    checks.positive("steps", steps, integer=True)
+    checks.in_range("rtol", rtol, 1e-4, 0.1)
+    checks.in_range("norm_factor", norm_factor, 1.5, 1e6)
+    checks.positive("lanczos_iters", lanczos_iters, integer=True)
+    checks.one_of("trace_network", trace_network, networks)
+    checks.each("trace_alphas", trace_alphas, checks.positive)
+    checks.in_range("trace_lr_factor", trace_lr_factor, 1.0, 100.0)
+    checks.in_range("trace_every", trace_every, 1, trace_steps)
+    shared = dict(dataset=dataset, train_size=train_size, downsample=downsample, pad_to=pad_to, steps=steps,
+                  rtol=rtol, norm_factor=norm_factor, lanczos_iters=lanczos_iters, device=device)
+    p = Plan([], [], shared, dict(widths))
+    p.cells = [p.config(n, a) for n in networks for a in alphas]
+    p.traces = [p.config(trace_network, a, steps=trace_steps, trace_lr_factor=trace_lr_factor,
+                         trace_every=trace_every) for a in trace_alphas]
+    return p
+
+
+def dry_run(params: dict[str, Any]) -> dict[str, Any]:
+    """Build and validate the chapter's cells, check device, engine and data, and estimate the cost
+    — training nothing.  A cell's bisection runs about log(hi/lo)/log(1 + rtol) ≈ 12 trials of
+    ``steps`` full-batch steps on ``train_size`` images (and λ₀'s Lanczos steps); a trace runs once.
+    The α = 10 λ₀ cells and the last trace depend on measured λ₀ and are counted as one more cell
+    per network and one more trace."""
+    from instab import cost
+
+    p = plan(**params)
+    trials = 12
+
+    def hours(c: ThresholdConfig, runs: float) -> float:
+        image_epochs = runs * c.steps * c.train_size / cost.IMAGES.get(c.dataset, 50_000)
+        return image_epochs * cost.model_epoch_seconds(c.network, c.dataset) / 3600
+
+    cells = p.cells + [p.config(n, 1.0) for n in params["networks"]]
+    traces = p.traces + [p.traces[0]] if p.traces else []
+    rows = [{"what": "bisection cells (network, α), incl. α = 10 λ₀", "cells": len(cells), "runs": len(cells) * trials,
+             "model_epochs": sum(trials * c.steps * c.train_size / cost.IMAGES.get(c.dataset, 50_000) for c in cells),
+             "gpu_hours": sum(hours(c, trials) for c in cells)},
+            {"what": "sharpness traces", "cells": len(traces), "runs": len(traces),
+             "model_epochs": sum(c.steps * c.train_size / cost.IMAGES.get(c.dataset, 50_000) for c in traces),
+             "gpu_hours": sum(hours(c, 1) for c in traces)}]
+    checks = cost.environment_checks(params["device"], {params["dataset"]}, params.get("executor"))
+    return {"rows": rows, "total": cost.summary(rows), "checks": checks}

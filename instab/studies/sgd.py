@@ -494,3 +494,40 @@ def disagreement_over_k(histories: Sequence[History]) -> dict[str, Any]:
     mean, lo, hi = mean_interval(per_seed)
     seeds = pairwise_disagreement([h.predictions[h.variants[0]] for h in histories])
     return {"per_seed": per_seed, "mean": mean, "low": lo, "high": hi, "over_seeds": seeds}
+
+
+# ------------------------------------------------------------------------------------------ dry run
+def dry_run(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Build and validate every configuration of the chapter's parameters, check the device, the
+    engine and the data, and estimate the cost — training nothing.  Returns ``{"rows", "total",
+    "checks"}``; each row is one experiment with its runs (a run: one variant of one cell), its
+    model-epochs and GPU-hours (:mod:`instab.cost`)."""
+    from instab import cost
+
+    keys = ("common", "tables", "k_values", "seeds", "growth", "sweeps", "sweep_lrs", "lr_times_steps",
+            "controls", "perturbations", "members", "restraint")
+    device = params["common"].get("device", "cpu")
+    on_cpu = {k: params[k] for k in keys}
+    on_cpu["common"] = {**params["common"], "device": "cpu"}  # validate without needing CUDA here
+    p = plan(**on_cpu)
+
+    def row(what: str, cells: list[RunConfig], twice: bool = False) -> dict[str, Any]:
+        runs = model_epochs = hours = 0.0
+        for c in cells:
+            n = c.train_size or cost.IMAGES.get(c.dataset, 50_000)
+            epochs = c.max_steps / math.ceil(n / c.batch_size) if c.max_steps else float(c.epochs or 1)
+            m = len(c.variants) * epochs * (2 if twice else 1)
+            runs += len(c.variants) * (2 if twice else 1)
+            model_epochs += m
+            hours += m * cost.model_epoch_seconds(c.model, c.dataset, n) / 3600
+        return {"what": what, "cells": len(cells), "runs": int(runs), "model_epochs": model_epochs, "gpu_hours": hours}
+
+    rows = [row(f"table {name} ({cells[0].model}, {cells[0].dataset})", cells) for name, cells in p.tables.items()]
+    rows += [row(f"growth {name}", [c]) for name, c in p.growth.items()]
+    rows += [row(f"sweep {name}", cells) for name, cells in p.sweeps.items()]
+    if p.restraint is not None:
+        rows.append(row("restraint (constant lr)", [p.restraint]))
+    rows += [row("perturbations side by side", [p.perturbations]), row("controls (trained twice)", [p.controls], True)]
+    datasets = {c.dataset for c in p.configs()}
+    checks = cost.environment_checks(device, datasets, params.get("executor"))
+    return {"rows": rows, "total": cost.summary(rows), "checks": checks}

@@ -1,0 +1,32 @@
+"""The paper scale's dry run: every cell built and validated, the cost estimated, nothing trained."""
+
+from instab import book
+
+
+def test_dry_run_of_the_paper_scale_builds_every_cell_and_trains_nothing(capsys, monkeypatch):
+    import instab.train as T
+
+    monkeypatch.setattr(T, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    book.main(["plan", "--params", "paper"])
+    out = capsys.readouterr().out
+    assert "sgd (paper): dry run, nothing trained" in out and "multilayer (paper): dry run" in out
+    assert "table relu (resnet56, cifar10)" in out and "36 runs" in out and "7200 model-epochs" in out
+    assert "GPU-h" in out and "device cuda:" in out and "data cifar10:" in out
+
+
+def test_parameters_are_the_cell_overridden_by_the_scale():
+    default, paper = book.chapter_parameters("sgd", "default"), book.chapter_parameters("sgd", "paper")
+    assert default["common"]["device"] == "cpu" and paper["common"]["device"] == "cuda"
+    assert book.gpu_needed(paper) and not book.gpu_needed(default)
+    assert not book.gpu_needed(book.chapter_parameters("heat", "paper"))
+
+
+def test_a_gpu_chapter_is_skipped_without_a_gpu_with_its_plan(tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(book, "out_dir", lambda c, scale, env="native": tmp_path / c)
+    assert book.execute("multilayer", "paper") is False
+    page = (tmp_path / "multilayer" / "SKIPPED.md").read_text()
+    assert "not executed at the paper scale" in page and "dry run" in page
+    assert "skipped multilayer (paper)" in capsys.readouterr().out
