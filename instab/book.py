@@ -152,6 +152,31 @@ def build_root(env: str = "native") -> Path:
     return BUILD if env == "native" else ROBUST / env
 
 
+def parameter_names(chapter: str, root: Path = ROOT) -> list[str]:
+    """The names the chapter's ``parameters`` cell defines (what a parameter file may set)."""
+    import jupytext
+
+    nb = jupytext.read(root / "book" / f"{chapter}.md")
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    values: dict = {}
+    if cell is not None:
+        exec(compile(cell.source, f"book/{chapter}.md (parameters)", "exec"), {}, values)  # noqa: S102
+    return [k for k in values if not k.startswith("_")]
+
+
+def check_parameter_file(chapter: str, scale: str, root: Path = ROOT) -> None:
+    """Fail (``SystemExit`` naming the key and the chapter's parameters) if the scale's parameter
+    file sets a name the chapter does not have: papermill would only warn and run the default."""
+    pf = params_file(chapter, scale, root)
+    if pf is None:
+        return
+    names = parameter_names(chapter, root)
+    unknown = [k for k in (yaml.safe_load(pf.read_text()) or {}) if k not in names]
+    if unknown:
+        raise SystemExit(f"error: {pf.relative_to(root)} sets {', '.join(map(repr, unknown))}, which chapter "
+                         f"{chapter!r} does not have; its parameters are: {', '.join(names)}")
+
+
 def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
     """The chapter's parameters at ``scale``: its ``parameters`` cell's values, overridden by the
     scale's parameter file (what papermill will run it with)."""
@@ -465,8 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.action == "list":
         print("\n".join(known))
         return
-    for c in todo:  # fail before any work if a parameter file is missing
-        params_file(c, a.params)
+    for c in todo:  # fail before any work if a parameter file is missing or sets an unknown name
+        check_parameter_file(c, a.params)
     if a.action == "plan":
         plans = [p for p in (dry_run(c, a.params) for c in todo) if p]
         print("\n\n".join(plans) if plans else f"no chapter among {todo} has a dry run")

@@ -30,3 +30,16 @@ def test_a_gpu_chapter_is_skipped_without_a_gpu_with_its_plan(tmp_path, monkeypa
     page = (tmp_path / "multilayer" / "SKIPPED.md").read_text()
     assert "not executed at the paper scale" in page and "dry run" in page
     assert "skipped multilayer (paper)" in capsys.readouterr().out
+
+
+def test_an_unknown_name_in_a_parameter_file_is_rejected_before_any_work(tmp_path, monkeypatch):
+    import shutil
+
+    import pytest
+
+    for d in ("book/params/ci",):
+        (tmp_path / d).mkdir(parents=True)
+    shutil.copy(book.ROOT / "book" / "heat.md", tmp_path / "book" / "heat.md")
+    (tmp_path / "book/params/ci/heat.yml").write_text("n_stepz: 10\n")
+    with pytest.raises(SystemExit, match="'n_stepz'.*r_values"):
+        book.check_parameter_file("heat", "ci", root=tmp_path)
