@@ -95,7 +95,8 @@ class RunConfig:
     ``lr_decay_every`` epochs (``lr_decay_every=0``: constant).  ``max_steps`` stops training after
     that many iterations (for the fixed-lr runs with lr × iterations constant); ``epochs`` then
     defaults to enough epochs.  ``rel_l1_every``: record RelL1 every so many iterations
-    (``0``: only per epoch; ``"log"``: ~20 points per decade of iterations).  ``foreach``: the
+    (``0``: only per epoch; ``"log"``: ~20 points per decade of iterations).  ``keep_final``: keep
+    the reference variant's final weights and optimizer state in ``History.final_state``.  ``foreach``: the
     optimizer's multi-tensor path (the faster one on CPU too; same arithmetic as the single-tensor
     path).
     """
@@ -130,6 +131,7 @@ class RunConfig:
     device: str = "cpu"
     rel_l1_every: int | str = 0
     foreach: bool | None = True
+    keep_final: bool = False
 
     def __post_init__(self) -> None:
         # normalise lists given from YAML / papermill into tuples so configs hash and compare
@@ -244,6 +246,7 @@ class History:
     iter_step: list[int] = field(default_factory=list)
     iter_rel_l1: dict[str, list[float]] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    final_state: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -446,6 +449,8 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
             on_epoch(epoch + 1, hist)
     if bar is not None:
         bar.close()
+    if config.keep_final:  # the reference's final weights and optimizer state (momentum buffers)
+        hist.final_state = {"model": _cpu_state(models[0].state_dict()), "optimizer": _cpu_state(opts[0].state_dict())}
     return hist
 
 

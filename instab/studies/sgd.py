@@ -33,11 +33,10 @@ import torch
 from torch import nn
 
 from instab.data import batch_order
-from instab.grid import default_cache, fixed_lr_sweep, k_seed_grid, run_grid
+from instab.grid import fixed_lr_sweep, k_seed_grid, run_grid
 from instab.models import build_model
 from instab.optim import perturbed_update
-from instab.store import load_object
-from instab.train import History, RunConfig, Variant, gradient, load_data, train
+from instab.train import History, RunConfig, Variant, gradient, load_data
 
 __all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification", "threshold_lr",
            "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
@@ -135,6 +134,7 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
     for name, over in tables.items():
         base = _config(common, over, f"tables[{name!r}]", rel_l1_every="log")
         grids[name] = k_seed_grid(base, ks, [int(s) for s in seeds])
+        grids[name][0] = grids[name][0].replace(keep_final=True)  # Table 1 right: the trained network
     curves = {name: _config(common, over, f"growth[{name!r}]", variants=ensemble,
                             rel_l1_every="log") for name, over in growth.items()}
     swept, lrs_of = {}, {}
@@ -146,7 +146,9 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
             raise ValueError(f"sweeps[{name!r}]: learning rates and lr_times_steps must be positive")
         cells = fixed_lr_sweep(base, lrs, c)
         # ~200 RelL1 samples per run, evenly spaced, so windows at its start and end are well sampled
-        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200)).validate() for cell in cells]
+        # ~200 RelL1 samples per run; the final weights kept for the sharpness at the end of the run
+        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200), keep_final=True).validate()
+                       for cell in cells]
         lrs_of[name] = lrs
     ctrl = _config(common, controls, "controls",
                    variants=(Variant(1), Variant(1, threads=common.get("threads", 1)), Variant(2), Variant(3),
@@ -292,24 +294,48 @@ def threshold_lr(lrs: Sequence[float], amplified: Sequence[bool]) -> dict[str, A
 
 
 # ---------------------------------------------------------------------------------- Table 1 right
-def trained_state(config: RunConfig, cache: str | Path | None = None) -> tuple[nn.Module, list[torch.Tensor]]:
-    """Train the first variant of ``config`` (cached as a checkpoint) and return the trained network
-    and the optimizer's final momentum buffers (the direction v of the last update)."""
-    c = config.replace(variants=config.variants[:1], rel_l1_every=0)
-    path = Path(cache) if cache is not None else default_cache()
-    ckpt = path / f"{c.key()}.state"
-    state = load_object(ckpt)
-    if state is None or state.get("epoch") != c.epochs:
-        train(c, checkpoint=ckpt)
-        state = cast(dict[str, Any], load_object(ckpt))  # train() has just written it
-    data = load_data(c)
-    model = build_model(c.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                        activation=c.activation, beta=c.beta, input_size=data.input_size, pool=c.pool,
-                        shortcut=c.shortcut, widths=c.widths, hidden=c.hidden, seed=c.init_seed)
-    model.load_state_dict(state["models"][0])
-    opt = state["opts"][0]["state"]
-    bufs = [opt[i]["momentum_buffer"] for i in sorted(opt)]
-    return model, bufs
+def trained_state(h: History) -> tuple[nn.Module, list[torch.Tensor]]:
+    """The trained reference network of a run that kept its final state (``keep_final``) and the
+    optimizer's final momentum buffers (the direction v of the last update)."""
+    if not h.final_state:
+        raise ValueError("trained_state needs a run trained with keep_final=True")
+    model = network(_config_of(h))
+    model.load_state_dict(h.final_state["model"])
+    opt = h.final_state["optimizer"]["state"]
+    return model, [opt[i]["momentum_buffer"] for i in sorted(opt)]
+
+
+def _config_of(h: History) -> RunConfig:
+    return RunConfig(**{**h.config, "variants": tuple(Variant(**v) for v in h.config["variants"])})
+
+
+def network(config: RunConfig) -> nn.Module:
+    """The run's network at its seeded initialisation (on the CPU)."""
+    data = load_data(config)
+    return build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                       activation=config.activation, beta=config.beta, input_size=data.input_size, pool=config.pool,
+                       shortcut=config.shortcut, widths=config.widths, hidden=config.hidden, seed=config.init_seed)
+
+
+def sharpness(h: History, *, iters: int = 20) -> float:
+    """λ_max, the top eigenvalue of the Hessian of the mean training loss (over the run's whole
+    training subset, without weight decay) at the run's final reference weights (Lanczos on
+    Hessian-vector products, :func:`instab.stability.top_hessian_eigenvalue`)."""
+    from instab.stability import top_hessian_eigenvalue
+    from instab.train import cross_entropy
+
+    model, _ = trained_state(h)
+    data = load_data(_config_of(h))
+    model.train()
+    return float(top_hessian_eigenvalue(model, cross_entropy, data.x_train, data.y_train, iters=iters))
+
+
+def momentum_lr_limit(curvature: float, *, momentum: float, weight_decay: float) -> float:
+    """The largest stable learning rate of heavy-ball SGD (PyTorch's: v ← μv + g + αθ, θ ← θ − ηv)
+    on a quadratic of curvature λ: η < 2(1 + μ)/(λ + α).  With μ = 0 this is App. E's (64),
+    Δt < 2/(α + λ₀); the factor 1 + μ is the momentum's (the eigenvalues of the 2 × 2 iteration
+    matrix stay in the unit disc iff 0 < η(λ + α) < 2(1 + μ))."""
+    return 2.0 * (1.0 + momentum) / (curvature + weight_decay)
 
 
 def floating_point_error(v: Sequence[torch.Tensor], lr: float, k: int = 3,
