@@ -363,7 +363,7 @@ def render(scale: str, root: Path = ROOT) -> Path:
     if site.exists():
         shutil.rmtree(site)
     (site / "book").mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
         shutil.copy(root / name, site / name)
     results = []
     missing: list[str] = []
