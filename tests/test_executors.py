@@ -317,7 +317,7 @@ def test_shutdown_with_cancel_stops_the_jobs(tmp_path):
         engine.shutdown(wait=True, cancel_futures=True)
     assert time.monotonic() - start < 10
     assert queued.cancelled() and isinstance(running.exception(timeout=1), cf.CancelledError)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # submitit polls the job's process: slow on a loaded machine
     while job.state == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert job.state != "RUNNING"
