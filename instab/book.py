@@ -355,6 +355,44 @@ def failures(chapters_: list[str], scale: str, env: str = "native") -> str:
     return "\n".join(lines)
 
 
+#: Cells whose code a reader need not scroll past (the rendered page collapses it; the output stays).
+HIDDEN_INPUT_TAGS = ("parameters", "injected-parameters", "setup")
+
+
+def _carriage_returns(text: str) -> str:
+    """What a terminal shows of ``text``: on each line, only what follows its last carriage return."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def for_reader(notebook_json: str) -> str:
+    """An executed notebook as the rendered page shows it — presentation only, every output kept:
+    the code of parameter and set-up cells (tags in :data:`HIDDEN_INPUT_TAGS`) collapsed, and
+    consecutive stream outputs merged with carriage returns applied, so a progress bar shows its
+    last state once instead of one box per update."""
+    import json
+
+    nb = json.loads(notebook_json)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if any(t in tags for t in HIDDEN_INPUT_TAGS) and "hide-input" not in tags:
+            tags.append("hide-input")
+        merged: list[dict] = []
+        for out in cell.get("outputs", []):
+            prev = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                    and prev.get("name") == out.get("name")):
+                prev["text"] = "".join(prev["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = _carriage_returns("".join(out["text"]))
+        cell["outputs"] = merged
+    return json.dumps(nb, indent=1)
+
+
 def render(scale: str, root: Path = ROOT) -> Path:
     """Stage the executed notebooks with the book's pages and run ``jupyter-book build``."""
     from instab.report import scorecard
@@ -381,7 +419,7 @@ def render(scale: str, root: Path = ROOT) -> Path:
             if not nb.exists():
                 raise SystemExit(f"error: chapter {name!r} has not been executed at scale {scale!r}; "
                                  f"run: python -m instab.book execute --params {scale} --chapter {name}")
-            shutil.copy(nb, site / f"{f}.ipynb")
+            (site / f"{f}.ipynb").write_text(for_reader(nb.read_text()))
             res = nb.parent / "results.json"
             if res.exists():
                 results.append(res)

@@ -49,3 +49,16 @@ def test_a_chapter_key_covers_the_modules_it_imports_and_not_the_driver():
         assert "instab.report" in mods and "instab.book" not in mods
     pde = store.module_closure(book.chapter_modules((book.ROOT / "book" / "heat.md").read_text()))
     assert not any(m in pde for m in ("instab.train", "instab.optim", "instab.models"))  # no torch training
+
+
+def test_the_reader_sees_one_progress_bar_and_no_parameter_code():
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [], "source": "x = 1"},
+                    {"cell_type": "code", "metadata": {}, "source": "run()", "outputs": [
+                        {"output_type": "stream", "name": "stderr", "text": "\rcells:   0%| 0/2"},
+                        {"output_type": "stream", "name": "stderr", "text": "\rcells:  50%| 1/2"},
+                        {"output_type": "stream", "name": "stderr", "text": "\rcells: 100%| 2/2\n"},
+                        {"output_type": "stream", "name": "stdout", "text": "done\n"}]}]}
+    out = json.loads(book.for_reader(json.dumps(nb)))
+    assert "hide-input" in out["cells"][0]["metadata"]["tags"]
+    streams = out["cells"][1]["outputs"]
+    assert [(o["name"], o["text"]) for o in streams] == [("stderr", "cells: 100%| 2/2\n"), ("stdout", "done\n")]
