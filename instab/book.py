@@ -211,11 +211,11 @@ def dry_run(chapter: str, scale: str) -> str | None:
         return None
     plan = study.dry_run(chapter_parameters(chapter, scale))
     lines = [f"{chapter} ({scale}): dry run, nothing trained"]
-    lines += [f"  {r['what']:58s} {r['cells']:4d} cells {r['runs']:6d} runs {r['model_epochs']:10.0f} "
-              f"model-epochs {r['gpu_hours']:9.1f} GPU-h" for r in plan["rows"]]
+    lines.append(f"  {'':56s} {'cells':>5s} {'runs':>5s} {'model-epochs':>12s} {'GPU-hours':>9s}")
+    lines += [f"  {r['what'][:56]:56s} {r['cells']:5d} {r['runs']:5d} {r['model_epochs']:12.0f} {r['gpu_hours']:9.1f}"
+              for r in plan["rows"]]
     t = plan["total"]
-    lines.append(f"  {'total':58s} {'':10s} {t['runs']:6d} runs {t['model_epochs']:10.0f} model-epochs "
-                 f"{t['gpu_hours']:9.1f} GPU-h")
+    lines.append(f"  {'total':56s} {'':5s} {t['runs']:5d} {t['model_epochs']:12.0f} {t['gpu_hours']:9.1f}")
     lines.append(f"  GPU time per epoch: {t['epoch_seconds_source']}")
     lines += [f"  {c}" for c in plan["checks"]]
     return "\n".join(lines)

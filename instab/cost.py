@@ -33,7 +33,7 @@ def epoch_seconds() -> tuple[float, str]:
         data = json.loads(path.read_text())
         if data.get("epoch_seconds") and data.get("device") not in (None, "cpu") and data.get("model") == "resnet56":
             return float(data["epoch_seconds"]), f"measured by gpu_check.py on {data['device']}"
-    return ESTIMATED_EPOCH_SECONDS, "an estimate (README), not a measurement: run benchmarks/gpu_check.py on your GPU"
+    return ESTIMATED_EPOCH_SECONDS, "an estimate (README), not a measurement; benchmarks/gpu_check.py measures it"
 
 
 def model_epoch_seconds(model: str, dataset: str, images: int | None = None) -> float:
@@ -69,6 +69,7 @@ def environment_checks(device: str, datasets: set[str], executor: str | None) ->
         missing = missing_files(name)
         where = default_root()
         lines.append(f"data {name}: on disk under {where}" if not missing else
-                     f"data {name}: NOT on disk ({len(missing)} files missing under {where}); torchvision downloads "
-                     f"it there on first use (needs internet), or copy it there ($INSTAB_DATA moves the folder)")
+                     f"data {name}: NOT on disk ({len(missing)} files missing under {where});\n"
+                     f"    torchvision downloads it there on first use (needs internet), or copy it there\n"
+                     f"    ($INSTAB_DATA moves the folder)")
     return lines
