@@ -389,7 +389,7 @@ def for_reader(notebook_json: str) -> str:
         for out in merged:
             if out.get("output_type") == "stream":
                 out["text"] = _carriage_returns("".join(out["text"]))
-        cell["outputs"] = merged
+        cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
     return json.dumps(nb, indent=1)
 
 

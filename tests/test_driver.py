@@ -57,7 +57,8 @@ def test_the_reader_sees_one_progress_bar_and_no_parameter_code():
                         {"output_type": "stream", "name": "stderr", "text": "\rcells:   0%| 0/2"},
                         {"output_type": "stream", "name": "stderr", "text": "\rcells:  50%| 1/2"},
                         {"output_type": "stream", "name": "stderr", "text": "\rcells: 100%| 2/2\n"},
-                        {"output_type": "stream", "name": "stdout", "text": "done\n"}]}]}
+                        {"output_type": "stream", "name": "stdout", "text": "done\n"},
+                        {"output_type": "stream", "name": "stderr", "text": "\n"}]}]}
     out = json.loads(book.for_reader(json.dumps(nb)))
     assert "hide-input" in out["cells"][0]["metadata"]["tags"]
     streams = out["cells"][1]["outputs"]
