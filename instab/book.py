@@ -152,8 +152,8 @@ def build_root(env: str = "native") -> Path:
     return BUILD if env == "native" else ROBUST / env
 
 
-def parameter_names(chapter: str, root: Path = ROOT) -> list[str]:
-    """The names the chapter's ``parameters`` cell defines (what a parameter file may set)."""
+def _parameters_cell(chapter: str, root: Path = ROOT) -> dict:
+    """The values the chapter's ``parameters`` cell assigns (its defaults)."""
     import jupytext
 
     nb = jupytext.read(root / "book" / f"{chapter}.md")
@@ -161,7 +161,12 @@ def parameter_names(chapter: str, root: Path = ROOT) -> list[str]:
     values: dict = {}
     if cell is not None:
         exec(compile(cell.source, f"book/{chapter}.md (parameters)", "exec"), {}, values)  # noqa: S102
-    return [k for k in values if not k.startswith("_")]
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+def parameter_names(chapter: str, root: Path = ROOT) -> list[str]:
+    """The names the chapter's ``parameters`` cell defines (what a parameter file may set)."""
+    return list(_parameters_cell(chapter, root))
 
 
 def check_parameter_file(chapter: str, scale: str, root: Path = ROOT) -> None:
@@ -180,17 +185,11 @@ def check_parameter_file(chapter: str, scale: str, root: Path = ROOT) -> None:
 def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
     """The chapter's parameters at ``scale``: its ``parameters`` cell's values, overridden by the
     scale's parameter file (what papermill will run it with)."""
-    import jupytext
-
-    nb = jupytext.read(root / "book" / f"{chapter}.md")
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    values: dict = {}
-    if cell is not None:
-        exec(compile(cell.source, f"book/{chapter}.md (parameters)", "exec"), {}, values)  # noqa: S102
+    values = _parameters_cell(chapter, root)
     pf = params_file(chapter, scale, root)
     if pf is not None:
         values.update(yaml.safe_load(pf.read_text()) or {})
-    return {k: v for k, v in values.items() if not k.startswith("_")}
+    return values
 
 
 def gpu_needed(params: dict) -> bool:
