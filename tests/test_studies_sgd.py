@@ -60,14 +60,6 @@ def test_amplification_tells_accumulation_from_amplification():
     assert math.isnan(sgd_study.amplification(steps, np.full_like(steps, np.nan)))
 
 
-def test_threshold_lr():
-    t = sgd_study.threshold_lr([0.3, 0.1, 0.03, 0.01], [True, True, False, False])
-    assert t["monotone"] and t["threshold"] == pytest.approx(math.sqrt(0.1 * 0.03))
-    kinked = sgd_study.threshold_lr([0.3, 0.1, 0.03, 0.01], [True, False, False, True])
-    assert not kinked["monotone"] and math.isnan(kinked["threshold"])
-    assert math.isnan(sgd_study.threshold_lr([0.1, 0.01], [False, False])["threshold"])
-
-
 def test_floating_point_error_is_one_rounding():
     g = torch.Generator().manual_seed(0)
     v = [torch.randn(1000, generator=g), torch.randn(10, 10, generator=g)]

@@ -7,7 +7,8 @@
 - :func:`spread` — STD over k (floating point) against STD over seeds (batch selection), their
   ratio, robust spreads and a bootstrap interval (paper Table 1 left, Table 4, Table 5).
 - :func:`growth` — how far and how fast RelL1(k=1, k=3) grows, and whether it levels off (Fig. 2 left).
-- :func:`amplification` / :func:`threshold_lr` — attenuated or amplified at a fixed lr (Fig. 2 right).
+- :func:`amplification` / :func:`sweep_status` / :func:`threshold_decision` — attenuated or amplified at a
+  fixed lr, over the ensemble, and whether one threshold separates them (Fig. 2 right).
 - :func:`floating_point_error` / :func:`batch_fluctuation` — the two relative gradient errors of
   Table 1 (right).
 - :func:`pairwise_disagreement` — share of test images two runs classify differently, with a
@@ -38,7 +39,7 @@ from instab.models import build_model
 from instab.optim import perturbed_update
 from instab.train import History, RunConfig, Variant, gradient, load_data
 
-__all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification", "threshold_lr",
+__all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification",
            "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
            "unanimous", "members", "sweep_status", "threshold_decision", "restraint", "unrelated_rel_l1",
            "disagreement_over_k",
@@ -278,19 +279,6 @@ def amplification(steps: np.ndarray, rel: np.ndarray, *, window: float = 0.1) ->
     if lo <= 0:
         lo = float(np.min(rel[rel > 0])) if np.any(rel > 0) else math.nan
     return float(np.median(tail)) / lo
-
-
-def threshold_lr(lrs: Sequence[float], amplified: Sequence[bool]) -> dict[str, Any]:
-    """The stability threshold of a fixed-lr sweep: ``monotone`` is True when every amplified lr is
-    larger than every attenuated one; ``threshold`` is then the geometric mean of the largest
-    attenuated and the smallest amplified lr (NaN when the sweep has no lr on one side)."""
-    pairs = sorted(zip((float(x) for x in lrs), (bool(a) for a in amplified), strict=True))
-    amp = [lr for lr, a in pairs if a]
-    att = [lr for lr, a in pairs if not a]
-    monotone = not amp or not att or max(att) < min(amp)
-    thr = math.sqrt(max(att) * min(amp)) if amp and att and monotone else math.nan
-    return {"monotone": monotone, "threshold": thr, "largest_attenuated": max(att) if att else math.nan,
-            "smallest_amplified": min(amp) if amp else math.nan}
 
 
 # ---------------------------------------------------------------------------------- Table 1 right
