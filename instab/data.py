@@ -64,8 +64,9 @@ class Data:
     def input_size(self) -> int:
         return int(self.x_train.shape[-1])
 
-    def to(self, device: str | torch.device) -> Data:
-        return Data(self.name, self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> Data:
+        """The same data on ``device``, images as ``dtype`` (``None``: unchanged; labels stay int64)."""
+        return Data(self.name, self.x_train.to(device, dtype), self.y_train.to(device), self.x_test.to(device, dtype),
                     self.y_test.to(device), self.num_classes)
 
     def __repr__(self) -> str:

@@ -47,6 +47,11 @@ from instab.optim import PerturbedSGD, check_form, check_k
 #: (Cache keys also include the source of every module the training runs, :func:`instab.store.code_hash`.)
 ENGINE_VERSION = 1
 
+#: Floating-point types a run can train in (``RunConfig.dtype``).
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: How the lockstep variants are computed (``RunConfig.engine``).
+ENGINES = ("loop", "stacked")
+
 NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
          "All variants start from one initial state and take their steps on the same batches in lockstep.")
 
@@ -58,9 +63,13 @@ class Variant:
 
     k, form:
         The PerturbedSGD perturbation (k = 1: plain SGD).
-    init_ulp:
-        Move one initial weight (element 0 of the first parameter tensor) by this many ulps with
-        ``nextafter`` (0: none).
+    init_ulp, init_index:
+        Move one initial weight by ``init_ulp`` ulps with ``nextafter`` (0: none).  ``init_index`` is
+        its flat index into all parameters, concatenated in ``named_parameters()`` order; ``None``
+        picks :func:`default_init_index`, a weight of the last layer, whose input (a hidden feature)
+        varies with the image — as Summers & Dinneen perturb one weight.  (Element 0 of an MLP's
+        first layer multiplies a corner pixel that is 0 in every Fashion-MNIST image: a one-ulp change
+        there only meets weight decay and is rounded away.)
     threads:
         Thread count for this variant's steps (``None``: the run's ``threads``).
     """
@@ -68,6 +77,7 @@ class Variant:
     k: int = 1
     form: str = "paper"
     init_ulp: int = 0
+    init_index: int | None = None
     threads: int | None = None
 
     @property
@@ -76,7 +86,7 @@ class Variant:
         if self.form != "paper":
             parts.append(self.form)
         if self.init_ulp:
-            parts.append(f"init{self.init_ulp:+d}ulp")
+            parts.append(f"init{self.init_ulp:+d}ulp" + ("" if self.init_index is None else f"@{self.init_index}"))
         if self.threads is not None:
             parts.append(f"threads={self.threads}")
         return ",".join(parts)
@@ -98,7 +108,15 @@ class RunConfig:
     (``0``: only per epoch; ``"log"``: ~20 points per decade of iterations).  ``keep_final``: keep
     the reference variant's final weights and optimizer state in ``History.final_state``.  ``foreach``: the
     optimizer's multi-tensor path (the faster one on CPU too; same arithmetic as the single-tensor
-    path).
+    path).  ``acc_every``: also record every variant's test accuracy every so many iterations
+    (``History.iter_acc``; 0: only per epoch).  ``eval_every``: the test pass after every so many
+    epochs and after the last (``History.test_epoch``; a grid that needs only the final accuracy
+    sets it to ``epochs``).  ``dtype``: ``"float32"`` (the paper's) or
+    ``"float64"`` for the weights, the optimizer and the data.  ``engine``: ``"loop"`` trains the
+    variants one after another on each batch; ``"stacked"`` (MLPs only) trains them as one
+    computation on parameters stacked along a leading axis (:mod:`instab.batched`) — the same
+    algorithm, faster for many small runs, but other bits than ``"loop"`` (another summation
+    order in the matrix products), so the engine is part of the cache key like any other field.
     """
 
     model: str = "cnn"
@@ -132,6 +150,10 @@ class RunConfig:
     rel_l1_every: int | str = 0
     foreach: bool | None = True
     keep_final: bool = False
+    acc_every: int = 0
+    eval_every: int = 1
+    dtype: str = "float32"
+    engine: str = "loop"
 
     def __post_init__(self) -> None:
         # normalise lists given from YAML / papermill into tuples so configs hash and compare
@@ -211,11 +233,26 @@ class RunConfig:
                 raise ValueError(f"init_ulp={v.init_ulp!r} is not allowed; it must be an integer")
             if v.threads is not None:
                 _positive("threads", v.threads, integer=True)
+            if v.init_index is not None and (isinstance(v.init_index, bool) or not isinstance(v.init_index, int)
+                                             or v.init_index < 0):
+                raise ValueError(f"init_index={v.init_index!r} is not allowed; an integer >= 0 or None")
         if len({v.name for v in self.variants}) != len(self.variants):
             raise ValueError(f"variants={[v.name for v in self.variants]} is not allowed; they must differ")
         every = self.rel_l1_every
         if not (every == "log" or (isinstance(every, int) and not isinstance(every, bool) and every >= 0)):
             raise ValueError(f"rel_l1_every={self.rel_l1_every!r} is not allowed; an integer >= 0 or 'log'")
+        _positive("eval_every", self.eval_every, integer=True)
+        if isinstance(self.acc_every, bool) or not isinstance(self.acc_every, int) or self.acc_every < 0:
+            raise ValueError(f"acc_every={self.acc_every!r} is not allowed; it must be an integer >= 0")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not allowed; choose one of {list(DTYPES)}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine={self.engine!r} is not allowed; choose one of {list(ENGINES)}")
+        if self.engine == "stacked":
+            from instab.batched import unsupported
+            reason = unsupported(self)
+            if reason:
+                raise ValueError(f"engine='stacked' is not allowed here: {reason}; use engine='loop'")
         if not (self.device == "cpu" or str(self.device).startswith("cuda")):
             raise ValueError(f"device={self.device!r} is not allowed; choose 'cpu' or 'cuda[:n]'")
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
@@ -230,7 +267,8 @@ class RunConfig:
 # --------------------------------------------------------------------------------------- history
 @dataclass
 class History:
-    """What a run records.  Per-epoch lists have one entry per completed epoch; ``rel_l1`` and
+    """What a run records.  Per-epoch lists have one entry per completed epoch, except ``test_acc``:
+    one per tested epoch (``test_epoch``; every epoch unless ``eval_every`` > 1); ``rel_l1`` and
     ``iter_rel_l1`` are against the reference (the first variant) and 0 for it."""
 
     config: dict[str, Any]
@@ -242,9 +280,12 @@ class History:
     lr: list[float] = field(default_factory=list)
     train_loss: dict[str, list[float]] = field(default_factory=dict)
     test_acc: dict[str, list[float]] = field(default_factory=dict)
+    test_epoch: list[int] = field(default_factory=list)
     rel_l1: dict[str, list[float]] = field(default_factory=dict)
     iter_step: list[int] = field(default_factory=list)
     iter_rel_l1: dict[str, list[float]] = field(default_factory=dict)
+    iter_acc_step: list[int] = field(default_factory=list)
+    iter_acc: dict[str, list[float]] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     final_state: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -298,15 +339,39 @@ def _log_steps(total: int, per_decade: int = 20) -> set[int]:
     return {int(s) for s in grid} | {total}
 
 
-def perturb_init(model: nn.Module, ulps: int) -> None:
-    """Move element 0 of the first parameter tensor by ``ulps`` units in the last place."""
+def default_init_index(model: nn.Module) -> int:
+    """The weight :func:`perturb_init` moves by default: the middle entry of the last weight matrix
+    (the classifier's), as a flat index into all parameters in ``named_parameters()`` order.  Its
+    input is a hidden feature, which varies from image to image, so its gradient is never just
+    weight decay."""
+    offset, index = 0, None
+    for p in model.parameters():
+        if p.dim() >= 2:
+            index = offset + p.numel() // 2
+        offset += p.numel()
+    if index is None:
+        raise ValueError("default_init_index: the model has no weight matrix")
+    return index
+
+
+def perturb_init(model: nn.Module, ulps: int, index: int | None = None) -> int:
+    """Move one parameter entry by ``ulps`` units in the last place (``nextafter``) and return its
+    flat index (into all parameters, ``named_parameters()`` order; ``None``: :func:`default_init_index`)."""
+    if index is None:
+        index = default_init_index(model)
     if ulps == 0:
-        return
+        return index
+    offset = 0
     with torch.no_grad():
-        p = next(model.parameters()).view(-1)
-        target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=p.dtype, device=p.device)
-        for _ in range(abs(ulps)):
-            p[0] = torch.nextafter(p[0], target)
+        for p in model.parameters():
+            if index < offset + p.numel():
+                flat = p.view(-1)
+                target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=p.dtype, device=p.device)
+                for _ in range(abs(ulps)):
+                    flat[index - offset] = torch.nextafter(flat[index - offset], target)
+                return index
+            offset += p.numel()
+    raise ValueError(f"init_index={index} is not allowed; the model has {offset} parameters")
 
 
 @torch.no_grad()
@@ -358,7 +423,7 @@ def train(config: RunConfig, *, checkpoint: str | Path | None = None, progress: 
 def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | Path | None, progress: bool,
            on_epoch: Callable[[int, History], None] | None) -> History:
     device = torch.device(config.device)
-    data = data.to(device)
+    data = data.to(device, DTYPES[config.dtype])
     loader = Loader(data.x_train, data.y_train, config.batch_size, seed=config.batch_seed,
                     augment=config.augment, augment_seed=config.augment_seed)
     steps_per_epoch = len(loader)
@@ -371,18 +436,21 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     base = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
                        activation=config.activation, beta=config.beta, input_size=data.input_size,
                        pool=config.pool, shortcut=config.shortcut, widths=config.widths, hidden=config.hidden,
-                       seed=config.init_seed).to(device)
+                       seed=config.init_seed).to(device=device, dtype=DTYPES[config.dtype])
+    if config.engine == "stacked":
+        from instab.batched import train_stacked
+        return train_stacked(config, base, data, loader, settings, checkpoint, progress, on_epoch,
+                             epochs=epochs, total_steps=total_steps, record_at=record_at)
     models, opts = [], []
     for v in config.variants:
         m = copy.deepcopy(base)
-        perturb_init(m, v.init_ulp)
+        perturb_init(m, v.init_ulp, v.init_index)
         models.append(m)
         opts.append(_optimizer(m, config, v))
     names = [v.name for v in config.variants]
     threads = [v.threads or config.threads for v in config.variants]
-    hist = History(config=config.to_dict(), variants=names, settings=settings,
-                   train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
-                   rel_l1={n: [] for n in names}, iter_rel_l1={n: [] for n in names})
+    hist = new_history(config, names, settings)
+    acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
     hist.settings["variant_threads"] = dict(zip(names, threads, strict=True))
     start_epoch, step = 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
@@ -424,6 +492,10 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
             step += 1
             if step in record_at:
                 _record_iter(hist, models, names, step)
+            if step in acc_at:
+                hist.iter_acc_step.append(step)
+                for n, m in zip(names, models, strict=True):
+                    hist.iter_acc[n].append(float((predict(m, data.x_test) == data.y_test).double().mean()))
             if step >= total_steps:
                 break
         if torch.get_num_threads() != config.threads:
@@ -431,12 +503,16 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
         hist.epoch.append(epoch + 1)
         hist.steps.append(step)
         hist.lr.append(lr)
+        tested = is_tested(config, epoch + 1, epochs, step, total_steps)
+        if tested:
+            hist.test_epoch.append(epoch + 1)
         for i, (n, m) in enumerate(zip(names, models, strict=True)):
             hist.train_loss[n].append(float(loss_sums[i]) / max(n_batches, 1))
-            pred = predict(m, data.x_test)
-            hist.test_acc[n].append(float((pred == data.y_test).double().mean()))
             hist.rel_l1[n].append(rel_l1(models[0], m) if i else 0.0)
-            hist.predictions[n] = pred.to(torch.int16).cpu().numpy()
+            if tested:
+                pred = predict(m, data.x_test)
+                hist.test_acc[n].append(float((pred == data.y_test).double().mean()))
+                hist.predictions[n] = pred.to(torch.int16).cpu().numpy()
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         if ckpt_path is not None:
@@ -452,6 +528,20 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     if config.keep_final:  # the reference's final weights and optimizer state (momentum buffers)
         hist.final_state = {"model": _cpu_state(models[0].state_dict()), "optimizer": _cpu_state(opts[0].state_dict())}
     return hist
+
+
+def is_tested(config: RunConfig, epoch: int, epochs: int, step: int, total_steps: int) -> bool:
+    """Whether the test pass runs after ``epoch`` (counted from 1): every ``eval_every``-th and the last."""
+    return epoch % config.eval_every == 0 or epoch == epochs or step >= total_steps
+
+
+def new_history(config: RunConfig, names: Sequence[str], settings: dict[str, Any]) -> History:
+    """An empty :class:`History` for ``config``'s variants (both engines)."""
+    names = list(names)
+    return History(config=config.to_dict(), variants=names, settings=settings,
+                   train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
+                   rel_l1={n: [] for n in names}, iter_rel_l1={n: [] for n in names},
+                   iter_acc={n: [] for n in names})
 
 
 def _optimizer(m: nn.Module, config: RunConfig, v: Variant) -> PerturbedSGD:

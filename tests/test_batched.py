@@ -1,0 +1,108 @@
+"""The stacked engine (``engine="stacked"``): the same algorithm as the loop engine, and the
+controls hold — k = 2, 4 equal k = 1 bit for bit, two runs are equal, a killed run resumes bitwise."""
+
+import pytest
+import torch
+
+from instab.batched import StackedMLP, unsupported
+from instab.studies.sgd import trained_state
+from instab.train import RunConfig, Variant, dumps, ks, train
+
+MLP = RunConfig(model="mlp", hidden=(16, 8), activation="swish", dataset="fashion_mnist", train_size=256,
+                test_size=128, batch_size=64, epochs=3, lr=0.1, momentum=0.9, weight_decay=5e-4,
+                lr_decay_every=2, engine="stacked")
+
+
+def test_k2_and_k4_equal_k1_and_k3_k5_differ():
+    h = train(MLP.replace(variants=ks(1, 2, 3, 4, 5), rel_l1_every=1))
+    for k in ("k=2", "k=4"):
+        assert h.iter_rel_l1[k] == [0.0] * len(h.iter_step)
+        assert h.train_loss[k] == h.train_loss["k=1"]
+        assert (h.predictions[k] == h.predictions["k=1"]).all()
+    for k in ("k=3", "k=5"):
+        assert h.iter_rel_l1[k][0] == 0.0 and h.iter_rel_l1[k][-1] > 0.0
+    assert h.settings["engine"] == "stacked"
+
+
+def test_a_variant_does_not_depend_on_its_place_in_the_stack():
+    a = train(MLP.replace(variants=ks(1, 3, 5)))
+    b = train(MLP.replace(variants=ks(1, 5, 3, 7)))
+    for k in ("k=3", "k=5"):
+        assert a.train_loss[k] == b.train_loss[k] and a.rel_l1[k] == b.rel_l1[k]
+
+
+def test_two_runs_are_bitwise_equal_and_release_form_mixes():
+    config = MLP.replace(variants=(Variant(1), Variant(3), Variant(3, form="release"), Variant(1, init_ulp=1)))
+    h = train(config)
+    assert dumps(h) == dumps(train(config))
+    assert all(h.rel_l1[v][-1] > 0 for v in h.variants[1:])
+
+
+def test_same_algorithm_as_the_loop_engine():
+    """Other summation order, same algorithm: after a few steps the engines' k = 1 runs agree to
+    float32 rounding, far closer than two runs one ulp apart end up after the whole run."""
+    config = MLP.replace(variants=ks(1), epochs=None, max_steps=3)
+    stacked, loop = train(config.replace(keep_final=True)), train(config.replace(engine="loop", keep_final=True))
+    for name, t in stacked.final_state["model"].items():
+        torch.testing.assert_close(t, loop.final_state["model"][name], rtol=1e-5, atol=1e-6)
+    assert stacked.train_loss["k=1"] == pytest.approx(loop.train_loss["k=1"], rel=1e-5)
+
+
+def test_kill_and_resume_is_bitwise_equal(tmp_path):
+    config = MLP.replace(variants=ks(1, 3))
+    full = train(config)
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, _):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die)
+    resumed = train(config, checkpoint=tmp_path / "c.pkl")
+    assert resumed.epoch == [1, 2, 3] and dumps(resumed) == dumps(full)
+
+
+def test_final_state_loads_into_the_network():
+    h = train(MLP.replace(variants=ks(1, 3), keep_final=True))
+    model, v = trained_state(h)
+    assert [t.shape for t in v] == [p.shape for p in model.parameters()]
+    x = torch.zeros(2, 1, 28, 28)
+    assert model(x).shape == (2, 10)
+
+
+def test_float64_starts_at_the_last_bit_of_a_double():
+    h = train(MLP.replace(variants=ks(1, 3), dtype="float64", rel_l1_every=1, epochs=1))
+    r = h.iter_rel_l1["k=3"]
+    assert 0 < r[1] < 1e-14 and r[-1] > r[1]
+
+
+def test_eval_every_and_acc_every():
+    h = train(MLP.replace(variants=ks(1, 3), eval_every=2, acc_every=3))
+    assert h.test_epoch == [2, 3] and len(h.test_acc["k=3"]) == 2
+    assert h.iter_acc_step == [3, 6, 9, 12] and len(h.iter_acc["k=1"]) == 4
+    loop = train(MLP.replace(variants=ks(1, 3), eval_every=2, acc_every=3, engine="loop"))
+    assert loop.test_epoch == [2, 3] and loop.iter_acc_step == [3, 6, 9, 12]
+
+
+@pytest.mark.parametrize("changes, word", [
+    (dict(model="cnn"), "MLPs only"),
+    (dict(variants=(Variant(1), Variant(1, threads=2))), "thread count"),
+    (dict(engine="vmap"), "engine='vmap'"),
+    (dict(dtype="float16"), "dtype='float16'"),
+])
+def test_unsupported_configurations_raise_before_training(changes, word):
+    with pytest.raises(ValueError, match=word):
+        MLP.replace(**changes).validate()
+
+
+def test_stacked_forward_matches_each_network():
+    from instab.models import build_model
+    nets = [build_model("mlp", in_channels=1, num_classes=10, input_size=28, hidden=(16, 8), seed=s) for s in (0, 1)]
+    x = torch.randn(5, 1, 28, 28)
+    out = StackedMLP(nets).forward(x)
+    for i, n in enumerate(nets):
+        torch.testing.assert_close(out[i], n(x), rtol=1e-5, atol=1e-6)
+    assert unsupported(MLP) is None
