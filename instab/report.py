@@ -139,6 +139,17 @@ class Results:
                    verdict=verdict if decision is not None else "inconclusive", interval=interval)
         return decision
 
+    def judge(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
+              holds: bool | None, sane: bool) -> str:
+        """Record a claim whose verdict the data decide (no outcome is expected in advance): the
+        paper's statement ``reproduced`` if ``holds``, ``refuted`` if it fails, ``inconclusive`` if
+        the interval cannot say.  The claim fails only if the measurement is not ``sane`` (e.g. not
+        finite); ``make robust`` fails if the verdict changes with the floating-point environment.
+        Returns the verdict."""
+        verdict = {True: "reproduced", False: "refuted", None: "inconclusive"}[holds]
+        self.claim(name, ours, paper, criterion=criterion, ok=bool(sane), verdict=verdict, interval=interval)
+        return verdict
+
     def value(self, name: str, value: Any) -> None:
         """Record a number that is reported but not itself a pass/fail claim."""
         self.values[name] = _plain(value)

@@ -207,10 +207,10 @@ class HessianOperator:
         return np.concatenate([h.detach().double().cpu().ravel().numpy() for h in hv])
 
 
-def lanczos_extremes(matvec: Callable[[np.ndarray], np.ndarray], size: int, *, iters: int = 30,
-                     seed: int = 0) -> tuple[float, float]:
-    """(largest, smallest) Ritz value after ``iters`` Lanczos steps with full reorthogonalisation,
-    from a seeded Gaussian start vector (deterministic)."""
+def _lanczos(matvec: Callable[[np.ndarray], np.ndarray], size: int, iters: int,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lanczos with full reorthogonalisation from a seeded Gaussian start: the tridiagonal matrix T
+    and the Lanczos basis (rows)."""
     rng = np.random.default_rng(seed)
     q = rng.standard_normal(size)
     q /= np.linalg.norm(q)
@@ -230,8 +230,40 @@ def lanczos_extremes(matvec: Callable[[np.ndarray], np.ndarray], size: int, *, i
         b_off.append(b)
         basis.append(w / b)
     T = np.diag(a_diag) + np.diag(b_off[:len(a_diag) - 1], 1) + np.diag(b_off[:len(a_diag) - 1], -1)
-    ritz = np.linalg.eigvalsh(T)
+    return T, np.stack(basis[:len(a_diag)])
+
+
+def lanczos_extremes(matvec: Callable[[np.ndarray], np.ndarray], size: int, *, iters: int = 30,
+                     seed: int = 0) -> tuple[float, float]:
+    """(largest, smallest) Ritz value after ``iters`` Lanczos steps with full reorthogonalisation,
+    from a seeded Gaussian start vector (deterministic)."""
+    ritz = np.linalg.eigvalsh(_lanczos(matvec, size, iters, seed)[0])
     return float(ritz[-1]), float(ritz[0])
+
+
+@dataclass
+class RitzPair:
+    """The top Ritz value θ of a Lanczos run and the residual ‖A y − θ y‖ of its unit Ritz vector y:
+    A has an eigenvalue within ``residual`` of θ (for symmetric A)."""
+
+    value: float
+    residual: float
+    iters: int
+
+    @property
+    def relative_residual(self) -> float:
+        return self.residual / abs(self.value) if self.value else math.inf
+
+
+def lanczos_top(matvec: Callable[[np.ndarray], np.ndarray], size: int, *, iters: int = 30,
+                seed: int = 0) -> RitzPair:
+    """The largest Ritz value with its residual, checked with one more product ``matvec(y)``."""
+    T, basis = _lanczos(matvec, size, iters, seed)
+    top = float(np.linalg.eigvalsh(T)[-1])  # the value lanczos_extremes gives
+    y = basis.T @ np.linalg.eigh(T)[1][:, -1]
+    y /= np.linalg.norm(y)
+    residual = float(np.linalg.norm(matvec(y) - top * y))
+    return RitzPair(top, residual, len(T))
 
 
 def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *,
@@ -248,6 +280,18 @@ def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y
     top, _ = lanczos_extremes(op, op.size, iters=iters, seed=seed)
     model.load_state_dict(buffers, strict=False)
     return top
+
+
+def top_hessian_eigenpair(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *,
+                          iters: int = 30, seed: int = 0) -> RitzPair:
+    """:func:`top_hessian_eigenvalue` with its residual check (:func:`lanczos_top`): the Hessian
+    has an eigenvalue within ``residual`` of ``value``."""
+    names = dict(model.named_parameters())
+    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in names})
+    op = HessianOperator(model, loss_fn, x, y)
+    pair = lanczos_top(op, op.size, iters=iters, seed=seed)
+    model.load_state_dict(buffers, strict=False)
+    return pair
 
 
 # ------------------------------------------------------------------------------------------------

@@ -64,12 +64,12 @@ class Variant:
     k, form:
         The PerturbedSGD perturbation (k = 1: plain SGD).
     init_ulp, init_index:
-        Move one initial weight by ``init_ulp`` ulps with ``nextafter`` (0: none).  ``init_index`` is
-        its flat index into all parameters, concatenated in ``named_parameters()`` order; ``None``
-        picks :func:`default_init_index`, a weight of the last layer, whose input (a hidden feature)
-        varies with the image — as Summers & Dinneen perturb one weight.  (Element 0 of an MLP's
-        first layer multiplies a corner pixel that is 0 in every Fashion-MNIST image: a one-ulp change
-        there only meets weight decay and is rounded away.)
+        Move one initial weight by ``init_ulp`` ulps with ``nextafter`` (0: none), as Summers &
+        Dinneen perturb one weight: the entry ``init_index`` (modulo its size; ``None``: the middle)
+        of the last weight matrix, whose input — a hidden feature — varies with the image
+        (:func:`perturb_init`).  (Element 0 of an MLP's first layer, which an earlier version moved,
+        multiplies a corner pixel that is 0 in every Fashion-MNIST image: a one-ulp change there
+        only meets weight decay and is rounded away.)
     threads:
         Thread count for this variant's steps (``None``: the run's ``threads``).
     """
@@ -339,39 +339,24 @@ def _log_steps(total: int, per_decade: int = 20) -> set[int]:
     return {int(s) for s in grid} | {total}
 
 
-def default_init_index(model: nn.Module) -> int:
-    """The weight :func:`perturb_init` moves by default: the middle entry of the last weight matrix
-    (the classifier's), as a flat index into all parameters in ``named_parameters()`` order.  Its
-    input is a hidden feature, which varies from image to image, so its gradient is never just
-    weight decay."""
-    offset, index = 0, None
-    for p in model.parameters():
-        if p.dim() >= 2:
-            index = offset + p.numel() // 2
-        offset += p.numel()
-    if index is None:
-        raise ValueError("default_init_index: the model has no weight matrix")
-    return index
-
-
 def perturb_init(model: nn.Module, ulps: int, index: int | None = None) -> int:
-    """Move one parameter entry by ``ulps`` units in the last place (``nextafter``) and return its
-    flat index (into all parameters, ``named_parameters()`` order; ``None``: :func:`default_init_index`)."""
-    if index is None:
-        index = default_init_index(model)
-    if ulps == 0:
-        return index
-    offset = 0
+    """Move one entry of the last weight matrix (the classifier's) by ``ulps`` units in the last
+    place (``nextafter``) and return its flat index in that matrix.
+
+    ``index`` is taken modulo the matrix's size (so an ensemble can name entries without knowing the
+    network); ``None``: its middle entry.  The input of such a weight is a hidden feature, which
+    varies from image to image, so its gradient is never just weight decay.
+    """
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    if not weights:
+        raise ValueError("perturb_init: the model has no weight matrix")
+    flat = weights[-1].data.view(-1)
+    i = flat.numel() // 2 if index is None else int(index) % flat.numel()
+    target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=flat.dtype, device=flat.device)
     with torch.no_grad():
-        for p in model.parameters():
-            if index < offset + p.numel():
-                flat = p.view(-1)
-                target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=p.dtype, device=p.device)
-                for _ in range(abs(ulps)):
-                    flat[index - offset] = torch.nextafter(flat[index - offset], target)
-                return index
-            offset += p.numel()
-    raise ValueError(f"init_index={index} is not allowed; the model has {offset} parameters")
+        for _ in range(abs(ulps)):
+            flat[i] = torch.nextafter(flat[i], target)
+    return i
 
 
 @torch.no_grad()

@@ -29,6 +29,17 @@ def test_decide_maps_the_ensemble_decision_to_ok_and_verdict():
     assert got == {"holds": ("reproduced", True), "undecided": ("inconclusive", True), "fails": ("refuted", False)}
 
 
+def test_judge_lets_the_data_pick_the_verdict_and_fails_only_an_insane_measurement():
+    r = Results("x")
+    assert r.judge("in", 1.0, [0.8, 1.2], criterion="c", holds=True, sane=True) == "reproduced"
+    assert r.judge("out", 9.0, [8.0, 10.0], criterion="c", holds=False, sane=True) == "refuted"
+    assert r.judge("open", 1.0, [0.1, 9.0], criterion="c", holds=None, sane=True) == "inconclusive"
+    r.judge("nan", float("nan"), None, criterion="c", holds=False, sane=False)
+    got = {c.name: (c.verdict, c.ok) for c in r.claims}
+    assert got == {"in": ("reproduced", True), "out": ("refuted", True), "open": ("inconclusive", True),
+                   "nan": ("refuted", False)}
+
+
 def test_finish_records_the_environment_and_fails_on_a_failed_claim(tmp_path):
     r = Results("x", params={"n": 1})
     r.claim("good", 1.0, ok=True, verdict="reproduced")

@@ -147,3 +147,23 @@ def test_hessian_leaves_batchnorm_statistics_untouched():
     stability.top_hessian_eigenvalue(model, F.cross_entropy, x, y, iters=5)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_lanczos_top_residual_bounds_the_error():
+    """A symmetric matrix with a known spectrum: the top Ritz value is within its residual of the
+    top eigenvalue; too few iterations show a large residual (the check can fail)."""
+    import numpy as np
+
+    from instab.stability import lanczos_extremes, lanczos_top
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    eig = np.linspace(-1.0, 1.0, 200)
+    eig[-1] = 5.0
+    a = (q * eig) @ q.T
+    good = lanczos_top(lambda v: a @ v, 200, iters=40)
+    assert abs(good.value - 5.0) <= good.residual + 1e-9 and good.relative_residual < 1e-6
+    assert good.value == lanczos_extremes(lambda v: a @ v, 200, iters=40)[0]
+    eig[-2] = 4.99  # a near-degenerate top pair converges slowly: 3 steps are not enough
+    a = (q * eig) @ q.T
+    poor = lanczos_top(lambda v: a @ v, 200, iters=3)
+    assert poor.relative_residual > 1e-3

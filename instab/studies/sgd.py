@@ -37,13 +37,13 @@ from instab.data import batch_order
 from instab.grid import fixed_lr_sweep, k_seed_grid, run_grid
 from instab.models import build_model
 from instab.optim import perturbed_update
+from instab.stability import RitzPair
 from instab.train import History, RunConfig, Variant, gradient, load_data
 
 __all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification",
            "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
            "unanimous", "members", "sweep_status", "threshold_decision", "restraint", "unrelated_rel_l1",
-           "disagreement_over_k",
-           "mean_interval"]
+           "disagreement_over_k", "mean_interval", "network_name", "sources", "sharpness", "table5_row"]
 
 _EXTRA_KEYS = ("lrs", "lr_times_steps")  # sweep entries may carry their own lr list and lr × steps
 
@@ -76,6 +76,9 @@ class Plan:
     seeds: list[int]
     restraint: RunConfig | None = None
     members: list[int] = dataclasses.field(default_factory=lambda: [3])
+    float64: list[RunConfig] = dataclasses.field(default_factory=list)
+    float64_ks: list[int] = dataclasses.field(default_factory=list)
+    float64_seeds: list[int] = dataclasses.field(default_factory=list)
 
     def configs(self) -> list[RunConfig]:
         """Every configuration of the grid (the controls run apart: they are trained twice)."""
@@ -83,14 +86,18 @@ class Plan:
         out += list(self.growth.values())
         out += [c for cells in self.sweeps.values() for c in cells]
         out += [self.restraint] if self.restraint is not None else []
-        return out + [self.perturbations]
+        return out + self.float64 + [self.perturbations]
 
     def describe(self) -> str:
         lines = []
         for name, cells in self.tables.items():
             c = cells[0]
-            lines.append(f"table {name}: {c.model} {c.activation} on {c.dataset}, {len(self.ks)} k × "
-                         f"{len(self.seeds)} seeds, {c.epochs} epochs ({len(cells)} cells)")
+            lines.append(f"table {name}: {network_name(c)} on {c.dataset}, {len(self.ks)} k × "
+                         f"{len(self.seeds)} seeds, {c.epochs} epochs ({len(cells)} cells, {c.engine} engine)")
+        if self.float64:
+            c = self.float64[0]
+            lines.append(f"float64: {network_name(c)} on {c.dataset}, {len(self.float64_ks)} k × "
+                         f"{len(self.float64_seeds)} seeds, {c.epochs} epochs ({c.engine} engine)")
         for name, c in self.growth.items():
             lines.append(f"growth {name}: {c.model} {c.activation} on {c.dataset}, {c.epochs} epochs, "
                          f"k = 1 and {self.members}")
@@ -108,15 +115,19 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
          seeds: Sequence[int], growth: Mapping[str, Mapping[str, Any]],
          sweeps: Mapping[str, Mapping[str, Any]], sweep_lrs: Sequence[float], lr_times_steps: float,
          controls: Mapping[str, Any], perturbations: Mapping[str, Any],
-         members: Sequence[int] = (3,), restraint: Mapping[str, Any] | None = None) -> Plan:
+         members: Sequence[int] = (3,), restraint: Mapping[str, Any] | None = None,
+         float64: Mapping[str, Any] | None = None) -> Plan:
     """Build and validate every configuration from the chapter's parameters.
 
     ``common`` holds the :class:`RunConfig` fields shared by all runs; every other entry overrides
     them.  ``tables`` are the k × seed grids (Table 1 left: ``"relu"``, Table 4: ``"swish"``, further
     names: Table 5 rows), ``growth`` the Fig. 2 (left) runs of k = 1, 3 with per-iteration RelL1,
     ``sweeps`` the Fig. 2 (right) runs (an entry may set its own ``lrs`` and ``lr_times_steps``),
-    ``restraint`` one constant-lr run long enough for RelL1 to reach its plateau.  The growth,
-    sweep and restraint runs train k = 1 and every k of ``members`` (the ensemble) in lockstep.
+    ``restraint`` one constant-lr run long enough for RelL1 to reach its plateau, ``float64`` a
+    k × seed grid of the table it names (``table``) in float64 (its own ``k_values``, ``seeds`` and
+    RunConfig overrides, e.g. a longer schedule).  The growth, sweep and restraint runs train k = 1
+    and every k of ``members`` (the ensemble) in lockstep; the grids of MLPs run on the stacked
+    engine (:mod:`instab.batched`) unless an ``engine`` is given, and test only after the last epoch.
     Raises ``ValueError`` naming the bad parameter before any training.
     """
     member_ks = [int(k) for k in members]
@@ -133,9 +144,25 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
         raise ValueError("k_values and seeds need at least two values each (STDs)")
     grids = {}
     for name, over in tables.items():
-        base = _config(common, over, f"tables[{name!r}]", rel_l1_every="log")
+        base = _grid_base(_config(common, over, f"tables[{name!r}]", rel_l1_every="log"), {**common, **over})
         grids[name] = k_seed_grid(base, ks, [int(s) for s in seeds])
         grids[name][0] = grids[name][0].replace(keep_final=True)  # Table 1 right: the trained network
+    f64: list[RunConfig] = []
+    f64_ks: list[int] = []
+    f64_seeds: list[int] = []
+    if float64 is not None:
+        table = float64.get("table")
+        if table not in tables:
+            raise ValueError(f"float64: table={table!r} is not allowed; choose one of {list(tables)}")
+        f64_ks = [int(k) for k in float64.get("k_values", ks)]
+        f64_seeds = [int(x) for x in float64.get("seeds", seeds)]
+        if 1 not in f64_ks or len(f64_ks) < 2 or len(f64_seeds) < 2:
+            raise ValueError(f"float64: k_values={f64_ks!r} / seeds={f64_seeds!r} are not allowed; "
+                             "k_values must hold 1, and both need two values or more")
+        over = {**tables[table], **{k: v for k, v in float64.items() if k not in ("table", "k_values", "seeds")}}
+        base = _grid_base(_config(common, over, "float64", rel_l1_every="log", dtype="float64"),
+                          {**common, **over})
+        f64 = k_seed_grid(base, f64_ks, f64_seeds)
     curves = {name: _config(common, over, f"growth[{name!r}]", variants=ensemble,
                             rel_l1_every="log") for name, over in growth.items()}
     swept, lrs_of = {}, {}
@@ -148,23 +175,77 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
         cells = fixed_lr_sweep(base, lrs, c)
         # ~200 RelL1 samples per run, evenly spaced, so windows at its start and end are well sampled
         # ~200 RelL1 samples per run; the final weights kept for the sharpness at the end of the run
-        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200), keep_final=True).validate()
+        # ~20 test passes per run for Fig. 5's accuracy curves
+        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200), keep_final=True,
+                                    acc_every=max(1, cast(int, cell.max_steps) // 20)).validate()
                        for cell in cells]
         lrs_of[name] = lrs
     ctrl = _config(common, controls, "controls",
                    variants=(Variant(1), Variant(1, threads=common.get("threads", 1)), Variant(2), Variant(3),
                              Variant(4)), rel_l1_every=1)
     threads = int(common.get("threads", 1))
+    # each re-injected source with the ensemble's k; the initial weight moved at as many entries
+    inits = [None, *(int(i) for i in np.random.default_rng(0).integers(0, 2**16, len(member_ks) - 1))]
     pert = _config(common, perturbations, "perturbations", rel_l1_every="log",
-                   variants=(Variant(1), Variant(3), *(Variant(k, form="release") for k in member_ks),
-                             Variant(1, init_ulp=1), Variant(1, threads=2 if threads == 1 else 1)))
+                   variants=(Variant(1), *(Variant(k) for k in member_ks),
+                             *(Variant(k, form="release") for k in member_ks),
+                             *(Variant(1, init_ulp=1, init_index=i) for i in inits),
+                             Variant(1, threads=2 if threads == 1 else 1)))
     held = None
     if restraint is not None:
         held = _config(common, restraint, "restraint", variants=ensemble, rel_l1_every=1)
         if held.lr_decay_every != 0 or held.max_steps is not None:
             raise ValueError(f"restraint: lr_decay_every={held.lr_decay_every!r} is not allowed; the restraint "
                              "run keeps its learning rate constant (lr_decay_every: 0, no max_steps)")
-    return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds], held, member_ks)
+    return Plan(grids, curves, swept, lrs_of, ctrl, pert, ks, [int(s) for s in seeds], held, member_ks,
+                f64, f64_ks, f64_seeds)
+
+
+def _grid_base(base: RunConfig, given: Mapping[str, Any]) -> RunConfig:
+    """A grid's configuration: the stacked engine for an MLP (unless ``engine`` is given), and the
+    test pass after the last epoch only (the grids need the final accuracy and predictions)."""
+    from instab.batched import unsupported
+
+    if "engine" not in given and unsupported(base.replace(engine="stacked")) is None:
+        base = base.replace(engine="stacked")
+    if "eval_every" not in given and base.epochs is not None:
+        base = base.replace(eval_every=base.epochs)
+    return base.validate()
+
+
+def network_name(c: RunConfig) -> str:
+    """A short name of a run's network, e.g. ``MLP 64-32, Swish`` or ``cnn (8, 16), ReLU, avg-pool``."""
+    act = {"relu": "ReLU", "swish": "Swish"}.get(c.activation, c.activation)
+    if c.model == "mlp":
+        return f"MLP {'-'.join(map(str, c.hidden or (128, 64)))}, {act}"
+    widths = f" {'-'.join(map(str, c.widths))}" if c.widths else ""
+    pool = f", {c.pool}-pool" if c.model in ("cnn", "cnn_bn", "vgg16_bn") else ""
+    return f"{c.model}{widths}, {act}{pool}"
+
+
+def table5_row(name: str, config: RunConfig, sp: Mapping[str, Any],
+               disagreement: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One row of Table 5 from a k × seed grid: the network, the data set, mean accuracy, STD over k
+    (floating point), STD over seeds (batch selection), their ratio and its 95% bootstrap interval
+    (:func:`spread`), and the share of test images the k runs label differently, if given."""
+    row = {"name": name, "network": network_name(config), "dataset": config.dataset, "mean": sp["mean"],
+           "fp_std": sp["fp_std"], "sgd_std": sp["sgd_std"], "ratio": sp["ratio"],
+           "ratio_ci95": [float(x) for x in sp["ratio_interval"]], "dtype": config.dtype}
+    if disagreement is not None:
+        row["disagreement"] = disagreement["mean"]
+        row["disagreement_ci95"] = [disagreement["low"], disagreement["high"]]
+    return row
+
+
+def sources(h: History) -> dict[str, list[str]]:
+    """The perturbation run's variants by source: ``"k (paper form)"``, ``"k (release form)"``,
+    ``"initial weight"``, ``"thread count"`` (k = 1, the reference, left out)."""
+    out: dict[str, list[str]] = {}
+    for name, v in zip(h.variants[1:], h.config["variants"][1:], strict=True):
+        source = ("initial weight" if v["init_ulp"] else "thread count" if v["threads"] is not None
+                  else "k (release form)" if v["form"] == "release" else "k (paper form)")
+        out.setdefault(source, []).append(name)
+    return out
 
 
 def run_plan(p: Plan, *, workers: int | None = None, cache: str | Path | None = None, executor: Any = None,
@@ -305,17 +386,17 @@ def network(config: RunConfig) -> nn.Module:
                        shortcut=config.shortcut, widths=config.widths, hidden=config.hidden, seed=config.init_seed)
 
 
-def sharpness(h: History, *, iters: int = 20) -> float:
+def sharpness(h: History, *, iters: int = 20) -> RitzPair:
     """λ_max, the top eigenvalue of the Hessian of the mean training loss (over the run's whole
-    training subset, without weight decay) at the run's final reference weights (Lanczos on
-    Hessian-vector products, :func:`instab.stability.top_hessian_eigenvalue`)."""
-    from instab.stability import top_hessian_eigenvalue
+    training subset, without weight decay) at the run's final reference weights, with its residual
+    (Lanczos on Hessian-vector products, :func:`instab.stability.top_hessian_eigenpair`)."""
+    from instab.stability import top_hessian_eigenpair
     from instab.train import cross_entropy
 
     model, _ = trained_state(h)
     data = load_data(_config_of(h))
     model.train()
-    return float(top_hessian_eigenvalue(model, cross_entropy, data.x_train, data.y_train, iters=iters))
+    return top_hessian_eigenpair(model, cross_entropy, data.x_train, data.y_train, iters=iters)
 
 
 def momentum_lr_limit(curvature: float, *, momentum: float, weight_decay: float) -> float:
@@ -519,9 +600,9 @@ def dry_run(params: Mapping[str, Any]) -> dict[str, Any]:
     from instab import cost
 
     keys = ("common", "tables", "k_values", "seeds", "growth", "sweeps", "sweep_lrs", "lr_times_steps",
-            "controls", "perturbations", "members", "restraint")
+            "controls", "perturbations", "members", "restraint", "float64")
     device = params["common"].get("device", "cpu")
-    on_cpu = {k: params[k] for k in keys}
+    on_cpu = {k: params[k] for k in keys if k in params}
     on_cpu["common"] = {**params["common"], "device": "cpu"}  # validate without needing CUDA here
     p = plan(**on_cpu)
 
@@ -537,6 +618,8 @@ def dry_run(params: Mapping[str, Any]) -> dict[str, Any]:
         return {"what": what, "cells": len(cells), "runs": int(runs), "model_epochs": model_epochs, "gpu_hours": hours}
 
     rows = [row(f"table {name} ({cells[0].model}, {cells[0].dataset})", cells) for name, cells in p.tables.items()]
+    if p.float64:
+        rows.append(row(f"float64 ({p.float64[0].model}, {p.float64[0].dataset})", p.float64))
     rows += [row(f"growth {name}", [c]) for name, c in p.growth.items()]
     rows += [row(f"sweep {name}", cells) for name, cells in p.sweeps.items()]
     if p.restraint is not None:
