@@ -15,7 +15,7 @@ from instab.studies import sgd as sgd_study
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_KEYS = ("common", "tables", "k_values", "seeds", "growth", "sweeps", "sweep_lrs", "lr_times_steps",
-             "controls", "perturbations", "members", "restraint")
+             "controls", "perturbations", "members", "restraint", "float64")
 
 
 def test_spread_reproduces_the_papers_table1_stds():
@@ -119,12 +119,50 @@ def test_paper_plan_holds_the_papers_settings():
     ("growth", {"x": {"modle": "mlp"}}, "modle"),
     ("members", [3, 4], "members.*powers of two"),
     ("restraint", {"model": "mlp", "lr_decay_every": 5}, "restraint: lr_decay_every=5"),
+    ("float64", {"table": "gelu"}, "float64: table='gelu'"),
+    ("float64", {"table": "relu", "k_values": [3, 5]}, "float64: k_values"),
+    ("float64", {"table": "relu", "epochs": 0}, "epochs=0"),
 ])
 def test_bad_parameters_fail_with_their_name(where, change, message):
     p = _params("ci")
     p[where] = change if where != "common" else {**p["common"], **change}
     with pytest.raises(ValueError, match=message):
         sgd_study.plan(**{k: p[k] for k in PLAN_KEYS})
+
+
+def test_ci_plan_runs_mlp_grids_stacked_and_the_float64_grid():
+    p = _params("ci")
+    plan = sgd_study.plan(**{k: p[k] for k in PLAN_KEYS})
+    for cells in plan.tables.values():
+        assert {(c.engine, c.eval_every, c.dtype) for c in cells} == {("stacked", cells[0].epochs, "float32")}
+    f64 = plan.float64
+    assert len(f64) == len(p["float64"]["seeds"]) and {c.dtype for c in f64} == {"float64"}
+    assert f64[0].epochs == p["float64"]["epochs"] and f64[0].activation == plan.tables["relu"][0].activation
+    assert plan.float64_ks == p["float64"]["k_values"] and all(c in plan.configs() for c in f64)
+    names = [v.name for v in plan.perturbations.variants]
+    assert names[0] == "k=1" and "k=1,threads=2" in names
+    assert sum(v.init_ulp == 1 for v in plan.perturbations.variants) == len(p["members"])
+    assert sgd_study.network_name(plan.tables["relu"][0]) == "MLP 64-32, ReLU"
+    assert all(c.acc_every > 0 for cells in plan.sweeps.values() for c in cells)
+
+
+def test_sources_group_the_perturbations():
+    from instab.train import RunConfig, Variant, train
+    variants = (Variant(1), Variant(3), Variant(3, form="release"), Variant(1, init_ulp=1),
+                Variant(1, init_ulp=1, init_index=7), Variant(1, threads=2))
+    h = train(RunConfig(model="mlp", hidden=(8,), train_size=128, test_size=64, batch_size=64, variants=variants))
+    assert sgd_study.sources(h) == {"k (paper form)": ["k=3"], "k (release form)": ["k=3,release"],
+                                    "initial weight": ["k=1,init+1ulp", "k=1,init+1ulp@7"],
+                                    "thread count": ["k=1,threads=2"]}
+
+
+def test_table5_row_carries_the_interval():
+    t = np.array([[80.0, 81.0, 82.0], [80.5, 81.5, 81.0], [79.5, 80.0, 82.5]])
+    sp = sgd_study.spread(t)
+    from instab.train import RunConfig
+    row = sgd_study.table5_row("x", RunConfig(model="mlp", hidden=(32, 32), activation="swish"), sp)
+    assert row["network"] == "MLP 32-32, Swish" and row["ratio"] == sp["ratio"]
+    assert row["ratio_ci95"][0] <= row["ratio"] <= row["ratio_ci95"][1]
 
 
 def test_ensemble_decisions():
