@@ -2,6 +2,7 @@
 #   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html
 #   make test                               set up, unit tests, ci-scale book, nbval re-execution
 #   make robust                             the ci book under other floating-point environments
+#   make lock   [UPGRADE=1]                 recompile requirements/lock.txt (and the files made from it)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PARAMS ?= default
@@ -10,24 +11,49 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.instab-installed
+# Every dependency pinned with its hashes, for Python 3.11 on Linux x86_64 (make lock writes it)
+LOCK := requirements/lock.txt
+LOCK_PYTHON ?= python3.11
+LOCK_VENV := .venv-lock
+PIP_TOOLS := pip-tools==7.6.2
 DATA ?= data
 # The FFT loops of the PDE chapters allocate and free ~MB arrays every step; keeping them in the
 # heap instead of mmap/munmap'ing each one saves a large share of system time (results unchanged).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 
-.PHONY: setup book test unit nbval robust lint clean
+.PHONY: setup lock book test unit nbval robust lint clean
 
 setup: $(STAMP)
 	@echo "==> [setup] data: Fashion-MNIST under $(DATA)/FashionMNIST/raw"
 	@$(PY) -m instab.datasets prepare --root $(DATA)
 
-$(STAMP): pyproject.toml
-	@echo "==> [setup] virtual environment $(VENV) with the pinned dependencies (torch is large: a few minutes)"
+$(STAMP): $(LOCK) pyproject.toml
+	@echo "==> [setup] virtual environment $(VENV) from $(LOCK), every file's hash checked (torch is large: a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --disable-pip-version-check -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[book,test,cluster]' 2>&1 | grep -v '^WARNING: Location'
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar on --require-hashes -r $(LOCK) 2>&1 \
+	    | { grep -v '^WARNING: Location' || true; }
+	@$(PY) -m pip install --disable-pip-version-check -q --no-deps -e . 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@$(PY) -c "import torch, torchvision, jupyter_book, papermill, nbval, distributed, submitit, mypy; print('    torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	@touch $(STAMP)
+
+# The lock: pyproject.toml's dependencies and extras book, test and cluster, resolved by pip-tools
+# under $(LOCK_PYTHON) against PyPI whatever pip's configuration says (its hashes are PyPI's
+# files), then environment.yml, .binder/requirements.txt and .binder/runtime.txt written from it.
+# Pins already in the lock are kept unless pyproject.toml rules them out; UPGRADE=1 re-resolves all.
+lock:
+	@$(LOCK_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
+	    "error: the lock is for Python 3.11; set LOCK_PYTHON=<a python3.11>")'
+	@echo "==> [lock] $(LOCK) from pyproject.toml with $(PIP_TOOLS) (pip-compile --generate-hashes)"
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) && \
+	    PIP_CONFIG_FILE=/dev/null $(LOCK_VENV)/bin/python -m pip install -q '$(PIP_TOOLS)'; }
+	@mkdir -p $(dir $(LOCK))
+	@env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+	    CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile \
+	    --quiet --generate-hashes --allow-unsafe --strip-extras --extra book --extra test --extra cluster \
+	    --index-url https://pypi.org/simple --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+	    --output-file $(LOCK) pyproject.toml
+	@$(LOCK_PYTHON) -m instab.lockfile write
 
 book: setup
 	@echo "==> [book] execute and render the chapters at scale '$(PARAMS)'"

@@ -23,6 +23,7 @@ Modules, one concept each (dependencies point down this list only):
 - :mod:`instab.studies`     — the chapters' experiments, one module per chapter (``studies.sgd``: §4;
   ``studies.multilayer``: App. E).
 - :mod:`instab.book`        — the build driver behind ``make book``.
+- :mod:`instab.lockfile`    — the lock file (``requirements/lock.txt``) and the files made from it.
 
 Torch-dependent modules (optim, models, data, train, grid) are imported on use, so the PDE
 chapters do not pay for importing torch.

@@ -7,8 +7,8 @@ Flow (see README)::
 
 Usage::
 
-    python -m instab.book build   [--params default|ci|paper] [--chapter NAME ...] [--force] [--jobs N]
-    python -m instab.book execute [--params ...] [--chapter NAME ...] [--force] [--env NAME]
+    python -m instab.book build   [--params default|ci|paper] [--chapter NAME ...] [--force] [--jobs N] [--timeout S]
+    python -m instab.book execute [--params ...] [--chapter NAME ...] [--force] [--env NAME] [--timeout S]
     python -m instab.book render  [--params ...]
     python -m instab.book robust  [--params ci] [--env NAME ...] [--jobs N]
     python -m instab.book plan    [--params paper] [--chapter NAME ...]
@@ -21,10 +21,15 @@ skipped by ``build``/``execute`` on a machine without one, with one line saying 
 the book is rendered with a page that says so.
 
 A chapter is re-executed only when its source, its parameter file, the ``instab`` package, the
-scale or the floating-point environment changed (a SHA-256 over those); the driver says which
-chapters it skipped.  A failing chapter does not stop the others: every chapter is executed, the
-book is rendered with the failing chapters' notebooks and red scorecard rows, and the command then
-exits non-zero naming each failing chapter and claim.
+scale, the lock file (``requirements/lock.txt``) or the floating-point environment changed (a
+SHA-256 over those); the driver says which chapters it skipped.  A failing chapter does not stop
+the others: every chapter is executed, the book is rendered with the failing chapters' notebooks
+and red scorecard rows, and the command then exits non-zero naming each failing chapter and claim.
+
+While a chapter runs, the driver prints a line as each code cell starts and the chapter's own
+output (progress bars at most every few seconds).  Each scale gives a chapter an execution
+timeout (:data:`EXECUTION_TIMEOUTS`; ``--timeout SECONDS`` or ``$INSTAB_EXECUTION_TIMEOUT``
+overrides it, 0 for none): a chapter that runs past it fails, named, like any failing chapter.
 
 ``robust`` executes the book under each non-native floating-point environment
 (:data:`instab.determinism.ENVIRONMENTS`) into ``_build/robust/<env>/`` (its own executed
@@ -35,17 +40,22 @@ and fails if any claim fails or changes its verdict in any environment.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import logging
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import yaml
 
-from instab import paths
+from instab import lockfile, paths
 
 ROOT = paths.ROOT
 BUILD = paths.build_root()
@@ -54,6 +64,13 @@ ROBUST = BUILD / "robust"
 SCALES = ("default", "ci", "paper")
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: How long one chapter may run at each scale, in seconds (None: no limit).  Well above what a
+#: chapter takes on a 2-core CPU (longest recorded: linear 45 s at ci; sgd 351 s at default with 22
+#: of its 54 grid cells cached, so about 10 minutes without), so only a hang or a runaway run trips
+#: it; the paper scale's GPU grids run for hours.  ``$INSTAB_EXECUTION_TIMEOUT`` (``--timeout``)
+#: overrides it.
+EXECUTION_TIMEOUTS: dict[str, int | None] = {"default": 1800, "ci": 600, "paper": None}
+TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
 
 
 def say(msg: str) -> None:
@@ -126,14 +143,16 @@ def chapter_modules(source: str) -> list[str]:
 def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     """SHA-256 over everything an executed chapter depends on: its source, its parameter file,
     the scale, the source of the ``instab`` modules it imports (transitively,
-    :func:`instab.store.code_hash`), the paper's transcribed numbers, the library versions and the
-    floating-point environment.  The driver itself is not among them: chapters do not import it."""
+    :func:`instab.store.code_hash`), the paper's transcribed numbers, the library versions, the
+    lock file (:func:`instab.lockfile.digest` of :data:`instab.paths.LOCK`) and the floating-point
+    environment.  The driver itself is not among them: chapters do not import it."""
     from instab import store
     from instab.determinism import environment_key
 
     h = hashlib.sha256()
     h.update(scale.encode())
     h.update(environment_key().encode())  # another floating-point environment re-executes
+    h.update(lockfile.digest().encode())  # another locked environment re-executes
     md = root / "book" / f"{chapter}.md"
     h.update(store.code_hash(*chapter_modules(md.read_text())).encode())
     h.update(repr(sorted(store.library_versions().items())).encode())
@@ -228,6 +247,141 @@ class ChapterFailed(Exception):
     """A chapter's execution failed; the message names the chapter, the cell and the failed claims."""
 
 
+def execution_timeout(scale: str, environ: Mapping[str, str] | None = None) -> int | None:
+    """How long a chapter may run at ``scale``, in seconds (None: no limit): ``$INSTAB_EXECUTION_TIMEOUT``
+    when set (whole seconds; ``0`` or ``none``: no limit), else the scale's :data:`EXECUTION_TIMEOUTS`.
+
+    Raises ``SystemExit`` naming the value when it is not a number of seconds."""
+    env = os.environ if environ is None else environ
+    raw = env.get(TIMEOUT_VAR, "").strip()
+    if not raw:
+        return EXECUTION_TIMEOUTS[scale]
+    if raw.lower() == "none":
+        return None
+    seconds = int(raw) if raw.isdigit() else -1
+    if seconds < 0:
+        raise SystemExit(f"error: execution timeout {raw!r} ({TIMEOUT_VAR} or --timeout) is not a whole number of "
+                         f"seconds; give one, or 0 (or 'none') for no limit")
+    return seconds or None
+
+
+def cells_as_run(nb: Mapping, injected: bool) -> list[tuple[str, str]]:
+    """The cells papermill runs, as (cell type, first line of source): the notebook's cells, with
+    papermill's ``injected-parameters`` cell after the cell tagged ``parameters`` (at the top if
+    none is) when parameters are passed."""
+    cells = []
+    for c in nb["cells"]:
+        lines = [ln.strip() for ln in "".join(c.get("source", "")).splitlines() if ln.strip()]
+        cells.append((str(c.get("cell_type")), lines[0] if lines else ""))
+    if injected:
+        tagged = [i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", [])]
+        cells.insert(tagged[0] + 1 if tagged else 0, ("code", "# Parameters (injected by papermill)"))
+    return cells
+
+
+def _visible(line: str) -> str:
+    """What a terminal shows of a line redrawn with carriage returns: its last non-empty part."""
+    parts = [p for p in line.split("\r") if p]
+    return parts[-1] if parts else ""
+
+
+class _Stream:
+    """A file papermill writes one of the kernel's streams to (``stdout_file``/``stderr_file``)."""
+
+    def __init__(self, progress: ChapterProgress, name: str) -> None:
+        self.progress, self.name = progress, name
+
+    def write(self, text: str) -> int:
+        self.progress.output(text, self.name)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class ChapterProgress(logging.Handler):
+    """One chapter's execution as lines on the terminal, each prefixed with ``label``.
+
+    A line as each code cell starts (its number, the chapter's time so far, its first line), from
+    papermill's log (``log_output=True``: this handler), and the chapter's stdout and stderr line by
+    line (papermill's ``stdout_file``/``stderr_file``: :meth:`stream`).  A progress bar, redrawn with
+    carriage returns, shows its latest state at most once every ``every`` seconds, and its last
+    state when its line ends, so a log file stays readable.  :attr:`where` names the running cell.
+    """
+
+    CELL_START = re.compile(r"Executing Cell (\d+)-*$")
+
+    def __init__(self, label: str, cells: list[tuple[str, str]], every: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] = say) -> None:
+        super().__init__(logging.INFO)
+        self.label, self.cells, self.every, self.clock, self.write = label, cells, every, clock, write
+        self.code = [i for i, (kind, _) in enumerate(cells) if kind == "code"]
+        self.start = clock()
+        self.where = "before its first cell"
+        self._partial: dict[str, str] = {}  # per stream: output after its last newline
+        self._shown: dict[str, tuple[str, float]] = {}  # per stream: partial line last written, when
+
+    def stream(self, name: str) -> _Stream:
+        """A file for papermill's ``stdout_file`` or ``stderr_file``: what the kernel writes goes to :meth:`output`."""
+        return _Stream(self, name)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.funcName == "log_output_message":  # outputs come through stream() instead
+            return
+        if m := self.CELL_START.match(msg):
+            self.cell_started(int(m.group(1)) - 1)
+        elif record.levelno >= logging.WARNING:  # papermill's own warnings, e.g. an unknown parameter
+            self.write(f"{self.label}: papermill: {msg.strip()}")
+
+    def cell_started(self, index: int) -> None:
+        """Papermill started cell ``index`` (0-based among all cells): a line for a code cell."""
+        if index >= len(self.cells) or self.cells[index][0] != "code":
+            return
+        n = self.code.index(index) + 1
+        self.where = f"cell {n}/{len(self.code)}: {' '.join(self.cells[index][1].split())[:80]}"
+        self.write(f"{self.label}: {self.where} (at {self.clock() - self.start:.0f} s)")
+
+    def output(self, text: str, stream: str = "stdout") -> None:
+        """Output of the chapter on ``stream``: complete lines at once, the current partial line
+        (a progress bar) at most every :attr:`every` seconds."""
+        *lines, rest = (self._partial.get(stream, "") + text).split("\n")
+        shown, when = self._shown.get(stream, ("", -math.inf))
+        for line in map(_visible, lines):
+            if line.strip() and line != shown:
+                self.write(f"{self.label} | {line.rstrip()}")
+            shown, when = "", -math.inf
+        self._partial[stream] = rest = _visible(rest)
+        now = self.clock()
+        if rest.strip() and rest != shown and now - when >= self.every:
+            self.write(f"{self.label} | {rest.rstrip()}")
+            shown, when = rest, now
+        self._shown[stream] = (shown, when)
+
+    def finish(self) -> None:
+        """Write what is left of each stream's last partial line (if not written already)."""
+        for stream, rest in self._partial.items():
+            if rest.strip() and rest != self._shown.get(stream, ("", 0.0))[0]:
+                self.write(f"{self.label} | {rest.rstrip()}")
+        self._partial.clear()
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[ChapterProgress]:
+        """Receive papermill's log (INFO and up, not passed on to the root logger) while in the block."""
+        log = logging.getLogger("papermill")
+        level, propagate = log.level, log.propagate
+        log.addHandler(self)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        try:
+            yield self
+        finally:
+            log.removeHandler(self)
+            log.setLevel(level)
+            log.propagate = propagate
+            self.finish()
+
+
 def use_environment(env: str) -> None:
     """Select floating-point environment ``env`` for this process and the kernels it starts (before
     torch is imported), and point the grid cache at the environment's own folder."""
@@ -274,7 +428,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     stamp = out / ".content-hash"
     executed = out / f"{chapter}.ipynb"
     if not force and executed.exists() and stamp.exists() and stamp.read_text() == digest:
-        say(f"skipped {chapter} ({scale}): source, parameters, instab and environment unchanged")
+        say(f"skipped {chapter} ({scale}): source, parameters, instab, lock and environment unchanged")
         return False
     out.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
@@ -287,15 +441,40 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     jupytext.write(nb, src, fmt="ipynb")
     pf = params_file(chapter, scale)
     parameters = yaml.safe_load(pf.read_text()) if pf else {}
-    say(f"execute {chapter} ({scale}) with papermill" + (f", parameters from {pf.relative_to(ROOT)}" if pf else ""))
+    timeout = execution_timeout(scale)
+    say(f"execute {chapter} ({scale}) with papermill" + (f", parameters from {pf.relative_to(ROOT)}" if pf else "")
+        + (f", timeout {timeout} s" if timeout else ", no timeout"))
     t0 = time.perf_counter()
+    progress = ChapterProgress(f"{chapter} ({scale})", cells_as_run(nb, injected=bool(parameters)))
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(cell: object) -> int:
+        """Each cell may run for what is left of the chapter's timeout (nbclient's per-cell timeout)."""
+        assert deadline is not None
+        return max(1, math.ceil(deadline - time.monotonic()))
+
+    # At the timeout nbclient interrupts the kernel and fails the cell (with this error if the
+    # kernel records none), without waiting on a kernel that does not stop
+    timeout_error = {"ename": "ExecutionTimeout", "evalue": f"chapter {chapter!r} ({scale}) ran past its execution "
+                     f"timeout of {timeout} s", "traceback": []}
     try:
-        papermill.execute_notebook(str(src), str(executed), parameters=parameters or None, cwd=str(out),
-                                   kernel_name="python3", progress_bar=sys.stderr.isatty(),
-                                   request_save_on_cell_execute=False)
-    except papermill.PapermillExecutionError as e:
-        raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
-                            f"{e.ename}: {e.evalue}\n  see {executed.relative_to(ROOT)}") from None
+        with progress.attached():
+            papermill.execute_notebook(str(src), str(executed), parameters=parameters or None, cwd=str(out),
+                                       kernel_name="python3", progress_bar=False, log_output=True,
+                                       stdout_file=progress.stream("stdout"), stderr_file=progress.stream("stderr"),
+                                       request_save_on_cell_execute=False, execution_timeout=timeout,
+                                       timeout_func=remaining if deadline is not None else None,
+                                       interrupt_on_timeout=True, error_on_timeout=timeout_error)
+    except (papermill.PapermillExecutionError, TimeoutError) as e:
+        see = f"\n  see {executed.relative_to(ROOT)}"
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ChapterFailed(f"chapter {chapter!r} ({scale}) ran past its execution timeout of {timeout} s, in "
+                                f"{progress.where}; raise it with --timeout SECONDS or {TIMEOUT_VAR}=SECONDS (0: no "
+                                f"limit)" + see) from None
+        if isinstance(e, papermill.PapermillExecutionError):
+            raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
+                                f"{e.ename}: {e.evalue}" + see) from None
+        raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in {progress.where}: {e}" + see) from None
     stamp.write_text(digest)
     say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
     return True
@@ -306,7 +485,8 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
     failure is reported as it happens; a failure does not stop the other chapters).
 
     With ``jobs > 1`` each chapter runs in its own driver process (papermill changes the working
-    directory of the whole process, so two executions must not share one).
+    directory of the whole process, so two executions must not share one), whose progress lines
+    are printed as they come.
     """
     if jobs < 1:
         raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
@@ -325,10 +505,12 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
     def one(chapter: str) -> int:
         cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--chapter", chapter]
         cmd += ["--env", env] if env != "native" else []
-        proc = subprocess.run(cmd + (["--force"] if force else []), cwd=ROOT, capture_output=True, text=True)
-        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
-                 if ln.startswith(("[instab.book]", "error", "  see")) or "Error" in ln]
-        print("\n".join(lines), flush=True)
+        with subprocess.Popen(cmd + (["--force"] if force else []), cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+            assert proc.stdout is not None
+            for ln in proc.stdout:  # the driver's lines (each names its chapter) as they come
+                if ln.startswith(("[instab.book]", "error", "  see")) or "Error" in ln:
+                    print(ln.rstrip("\n"), flush=True)
         return proc.returncode
 
     say(f"executing {len(todo)} chapter(s), {jobs} at a time, each in its own process")
@@ -392,6 +574,49 @@ def for_reader(notebook_json: str) -> str:
     return json.dumps(nb, indent=1)
 
 
+#: The repository's web address for the book's launch (Binder) and repository buttons, when
+#: ``_config.yml`` names none and git's ``origin`` remote is not on GitHub or GitLab.
+REPOSITORY_VAR = "INSTAB_REPOSITORY_URL"
+
+
+def web_url(remote: str) -> str | None:
+    """A GitHub or GitLab remote (https, ssh or ``git@host:``) as ``https://host/owner/name``; else None."""
+    m = re.match(r"^(?:https://|ssh://git@|git@)(github\.com|gitlab\.com)[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$",
+                 remote.strip())
+    return f"https://{m.group(1)}/{m.group(2)}/{m.group(3)}" if m else None
+
+
+def repository_url(config: Mapping, environ: Mapping[str, str] | None = None, root: Path = ROOT) -> str | None:
+    """The repository the book's buttons point at: ``$INSTAB_REPOSITORY_URL``, else ``repository.url``
+    of ``_config.yml``, else git's ``origin`` remote when it is on GitHub or GitLab; else None."""
+    env = os.environ if environ is None else environ
+    url = env.get(REPOSITORY_VAR) or (config.get("repository") or {}).get("url")
+    if url:
+        return str(url).rstrip("/")
+    try:
+        remote = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"],
+                                capture_output=True, text=True).stdout
+    except FileNotFoundError:  # no git
+        return None
+    return web_url(remote)
+
+
+def book_config(config: Mapping, url: str | None) -> dict:
+    """``_config.yml`` as the book is built with it: ``repository.url`` set to ``url``; without a
+    URL, no launch buttons and no repository buttons (they need one)."""
+    import copy
+
+    cfg = copy.deepcopy(dict(config))
+    if url:
+        cfg["repository"] = {**(cfg.get("repository") or {}), "url": url}
+        return cfg
+    cfg.pop("launch_buttons", None)
+    (cfg.get("repository") or {}).pop("url", None)
+    cfg["html"] = {**(cfg.get("html") or {}),
+                   **{b: False for b in ("use_repository_button", "use_issues_button", "use_edit_page_button")}}
+    return cfg
+
+
 def render(scale: str, root: Path = ROOT) -> Path:
     """Stage the executed notebooks with the book's pages and run ``jupyter-book build``."""
     from instab.report import scorecard
@@ -400,8 +625,14 @@ def render(scale: str, root: Path = ROOT) -> Path:
     if site.exists():
         shutil.rmtree(site)
     (site / "book").mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml", "references.bib"):
+    for name in ("_toc.yml", "references.bib"):
         shutil.copy(root / name, site / name)
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    url = repository_url(config, root=root)
+    if url is None:
+        say(f"no repository URL (_config.yml's repository.url, ${REPOSITORY_VAR} or a GitHub/GitLab 'origin' "
+            f"remote): the book has no launch (Binder) or repository buttons")
+    (site / "_config.yml").write_text(yaml.safe_dump(book_config(config, url), sort_keys=False, allow_unicode=True))
     results = []
     missing: list[str] = []
     not_run: list[str] = []
@@ -507,6 +738,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
     ap.add_argument("--jobs", type=int, default=1,
                     help="chapters executed at once (each in its own kernel; default 1)")
+    per_scale = ", ".join(f"{k} {v or 'none'}" for k, v in EXECUTION_TIMEOUTS.items())
+    ap.add_argument("--timeout", metavar="SECONDS",
+                    help=f"how long one chapter may run, in seconds (0: no limit; default per scale: {per_scale}; "
+                         f"also ${TIMEOUT_VAR})")
     ap.add_argument("--env", action="append",
                     help=f"floating-point environment, one of {', '.join(ENVIRONMENTS)} (execute: one, default "
                          "native; robust: repeatable, default every non-native one)")
@@ -515,6 +750,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault(var, "1")
     if a.params not in SCALES:
         ap.error(f"--params {a.params!r} is not a scale; choose one of {', '.join(SCALES)}")
+    if a.timeout is not None:  # the chapters' processes (--jobs, robust) inherit it
+        os.environ[TIMEOUT_VAR] = a.timeout
+    execution_timeout(a.params)  # a bad value fails here, before any work
     try:
         envs = [check_environment(e) for e in a.env or []]
     except ValueError as e:

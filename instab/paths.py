@@ -1,4 +1,4 @@
-"""Where things are: the repository, the data, the grid cache and the build, in one place.
+"""Where things are: the repository, the lock file, the data, the grid cache and the build, in one place.
 
 Every location honours its environment variable, so a cluster's workers, a CI job or a reader
 can move it: ``$INSTAB_DATA`` (data sets, default ``<repository>/data``), ``$INSTAB_CACHE``
@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: The package's own folder.
 PACKAGE = ROOT / "instab"
+#: The locked environment: every dependency pinned with its hashes (``make lock`` writes it).
+LOCK = ROOT / "requirements" / "lock.txt"
 
 
 def data_root() -> Path:

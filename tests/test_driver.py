@@ -63,3 +63,114 @@ def test_the_reader_sees_one_progress_bar_and_no_parameter_code():
     assert "hide-input" in out["cells"][0]["metadata"]["tags"]
     streams = out["cells"][1]["outputs"]
     assert [(o["name"], o["text"]) for o in streams] == [("stderr", "cells: 100%| 2/2\n"), ("stdout", "done\n")]
+
+
+def test_the_lock_file_is_in_the_chapter_key(tmp_path, monkeypatch):
+    from instab import lockfile, paths
+
+    lock = tmp_path / "lock.txt"
+    monkeypatch.setattr(paths, "LOCK", lock)
+    lock.write_text("numpy==2.4.6 \\\n    --hash=sha256:aaaa\n")
+    first = book.content_hash("heat", "ci")
+    assert book.content_hash("heat", "ci") == first  # a key, not a timestamp
+    lock.write_text("numpy==2.4.7 \\\n    --hash=sha256:bbbb\n")
+    assert book.content_hash("heat", "ci") != first
+    lock.unlink()  # an installed copy of the package has no lock: a stable marker stands in
+    assert lockfile.digest() == lockfile.NO_LOCK
+    missing = book.content_hash("heat", "ci")
+    assert missing not in (first, book.content_hash("heat", "default")) and book.content_hash("heat", "ci") == missing
+
+
+def test_execution_timeout_per_scale_and_its_override():
+    assert book.execution_timeout("ci", {}) == 600
+    assert book.execution_timeout("default", {}) == 1800
+    assert book.execution_timeout("paper", {}) is None
+    assert all(book.execution_timeout(s, {}) == book.EXECUTION_TIMEOUTS[s] for s in book.SCALES)
+    var = book.TIMEOUT_VAR
+    assert book.execution_timeout("paper", {var: "120"}) == 120
+    assert book.execution_timeout("ci", {var: " 0 "}) is None and book.execution_timeout("ci", {var: "None"}) is None
+    assert book.execution_timeout("ci", {var: ""}) == 600  # set but empty: the scale's
+    for bad in ("-5", "1.5", "ten"):
+        with pytest.raises(SystemExit, match=var):
+            book.execution_timeout("ci", {var: bad})
+
+
+def test_a_bad_timeout_fails_before_any_work(monkeypatch):
+    monkeypatch.delenv(book.TIMEOUT_VAR, raising=False)
+    monkeypatch.setattr(book, "execute_all", lambda *a, **k: pytest.fail("executed with a bad timeout"))
+    with pytest.raises(SystemExit, match="not a whole number of seconds"):
+        book.main(["execute", "--params", "ci", "--chapter", "heat", "--timeout", "soon"])
+
+
+def test_papermill_injects_its_cell_after_the_parameters_cell():
+    nb = {"cells": [{"cell_type": "markdown", "source": "# Title"},
+                    {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "n = 1\nm = 2"},
+                    {"cell_type": "code", "metadata": {}, "source": ["\n", "run(n)\n", "plot()"]}]}
+    assert book.cells_as_run(nb, injected=False) == [("markdown", "# Title"), ("code", "n = 1"), ("code", "run(n)")]
+    assert book.cells_as_run(nb, injected=True)[2] == ("code", "# Parameters (injected by papermill)")
+
+
+def test_progress_shows_cells_lines_and_a_bar_at_most_every_so_often():
+    import logging
+
+    now = [0.0]
+    lines: list[str] = []
+    cells = [("markdown", "# Title"), ("code", "n = 1"), ("code", "runs = study.run(plan)      # all runs")]
+    progress = book.ChapterProgress("sgd (ci)", cells, every=10.0, clock=lambda: now[0], write=lines.append)
+    out, err = progress.stream("stdout"), progress.stream("stderr")
+
+    def log(msg: str, level: int = logging.INFO, func: str = "cell_start") -> None:
+        progress.handle(logging.LogRecord("papermill", level, __file__, 1, msg, None, None, func))
+
+    log("Executing Cell 1---------")  # markdown: no line
+    now[0] = 3.0
+    log("Executing Cell 3---------")
+    assert lines == ["sgd (ci): cell 2/2: runs = study.run(plan) # all runs (at 3 s)"]
+    assert progress.where == "cell 2/2: runs = study.run(plan) # all runs"
+    lines.clear()
+    err.write("\rruns:   0%| 0/54")  # a progress bar: its first state at once,
+    err.write("\rruns:   2%| 1/54")  # then at most every 10 s
+    now[0] = 14.0
+    err.write("\rruns:  50%| 27/54")
+    out.write("54 cells in 11 s\n")  # stdout: its own lines, at once
+    log("54 cells in 11 s\n", func="log_output_message")  # the same output, logged: not shown twice
+    err.write("\rruns: 100%| 54/54")
+    err.write("\n")  # the bar ends: its last state, once
+    log("Passed unknown parameter: nsteps", logging.WARNING, func="execute_notebook")
+    log("Ending Cell 3------")
+    assert lines == ["sgd (ci) | runs:   0%| 0/54", "sgd (ci) | runs:  50%| 27/54", "sgd (ci) | 54 cells in 11 s",
+                     "sgd (ci) | runs: 100%| 54/54", "sgd (ci): papermill: Passed unknown parameter: nsteps"]
+    lines.clear()
+    err.write("\rrest: 1/2")
+    err.write("\rrest: 2/2")
+    progress.finish()  # the chapter stopped mid-line: its last state is shown
+    assert lines == ["sgd (ci) | rest: 1/2", "sgd (ci) | rest: 2/2"]
+
+
+def test_the_book_points_its_buttons_at_the_repository():
+    assert book.web_url("git@github.com:someone/instab.git\n") == "https://github.com/someone/instab"
+    assert book.web_url("https://github.com/someone/instab") == "https://github.com/someone/instab"
+    assert book.web_url("https://gitlab.com/a/b.git") == "https://gitlab.com/a/b"
+    assert book.web_url("/srv/git/instab.git") is None and book.web_url("") is None
+    config = {"repository": {"path_to_book": "", "branch": "main"}, "launch_buttons": {"binderhub_url": "x"},
+              "html": {"use_repository_button": True}}
+    assert book.repository_url(config, {book.REPOSITORY_VAR: "https://github.com/a/b/"}) == "https://github.com/a/b"
+    assert book.repository_url({"repository": {"url": "https://github.com/c/d"}}, {}) == "https://github.com/c/d"
+    staged = book.book_config(config, "https://github.com/a/b")
+    assert staged["repository"] == {"path_to_book": "", "branch": "main", "url": "https://github.com/a/b"}
+    assert staged["launch_buttons"] == {"binderhub_url": "x"} and "url" not in config["repository"]
+    bare = book.book_config(config, None)  # no URL: no buttons that need one (jupyter-book would refuse)
+    assert "launch_buttons" not in bare and bare["html"]["use_repository_button"] is False
+
+
+def test_the_configured_launch_buttons_open_notebooks_binder_makes():
+    import yaml
+
+    config = yaml.safe_load((book.ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["binderhub_url"] and config["repository"]["path_to_book"] == ""
+    post_build = book.ROOT / ".binder" / "postBuild"
+    assert post_build.stat().st_mode & 0o111, ".binder/postBuild must be executable"
+    text = post_build.read_text()
+    # the staged pages are book/<chapter>.ipynb: postBuild writes them from book/<chapter>.md
+    assert "python -m instab.book list" in text and 'jupytext --to ipynb "book/${chapter}.md"' in text
+    assert all((book.ROOT / "book" / f"{c}.md").exists() for c in book.chapters())
