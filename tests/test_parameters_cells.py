@@ -18,11 +18,7 @@ def test_the_list_covers_every_chapter():
     assert sorted(CHAPTERS) == sorted(book.chapters())
 
 
-@pytest.mark.parametrize("chapter", [
-    pytest.param(c, marks=pytest.mark.xfail(
-        strict=True, reason="book/sgd.md's parameters cell assigns dict(...) calls over several lines, and "
-                            "a comment holds '='; papermill cannot parse those lines")) if c == "sgd" else c
-    for c in CHAPTERS])
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_papermill_reads_every_parameter_of_the_chapter(chapter, tmp_path, caplog):
     nb = jupytext.read(book.ROOT / "book" / f"{chapter}.md")  # as the driver converts it
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
