@@ -73,6 +73,15 @@ EXECUTION_TIMEOUTS: dict[str, int | None] = {"default": 1800, "ci": 600, "paper"
 TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
 
 
+def _shown(path: Path, root: Path | None = None) -> str:
+    """``path`` relative to the repository (or ``root``) when it lies inside it, else absolute
+    (``$INSTAB_BUILD`` may point outside the repository)."""
+    try:
+        return str(path.relative_to(root or ROOT))
+    except ValueError:
+        return str(path)
+
+
 def say(msg: str) -> None:
     print(f"[instab.book] {msg}", flush=True)
 
@@ -435,7 +444,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
     src = build_root(env) / "converted" / scale / f"{chapter}.ipynb"
     src.parent.mkdir(parents=True, exist_ok=True)
-    say(f"convert book/{chapter}.md -> {src.relative_to(ROOT)}")
+    say(f"convert book/{chapter}.md -> {_shown(src)}")
     nb = jupytext.read(ROOT / "book" / f"{chapter}.md")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     jupytext.write(nb, src, fmt="ipynb")
@@ -466,7 +475,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
                                        timeout_func=remaining if deadline is not None else None,
                                        interrupt_on_timeout=True, error_on_timeout=timeout_error)
     except (papermill.PapermillExecutionError, TimeoutError) as e:
-        see = f"\n  see {executed.relative_to(ROOT)}"
+        see = f"\n  see {_shown(executed)}"
         if deadline is not None and time.monotonic() >= deadline:
             raise ChapterFailed(f"chapter {chapter!r} ({scale}) ran past its execution timeout of {timeout} s, in "
                                 f"{progress.where}; raise it with --timeout SECONDS or {TIMEOUT_VAR}=SECONDS (0: no "
@@ -674,7 +683,7 @@ def render(scale: str, root: Path = ROOT) -> Path:
     if proc.returncode:
         raise SystemExit(f"error: jupyter-book build failed (exit {proc.returncode}): {' '.join(cmd)}")
     index = BUILD / "html" / "index.html"
-    say(f"book written to {index.relative_to(root)}")
+    say(f"book written to {_shown(index, root)}")
     return index
 
 
@@ -686,7 +695,7 @@ def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
 
     failed_envs = {}
     for env in ["native", *envs]:  # native: the reference (skipped when its build is current)
-        say(f"environment {env}: execute the {scale} book into {build_root(env).relative_to(ROOT)}/")
+        say(f"environment {env}: execute the {scale} book into {_shown(build_root(env))}/")
         cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--jobs", str(jobs)]
         cmd += ["--env", env] if env != "native" else []
         rc = subprocess.run(cmd + (["--force"] if force else []), cwd=ROOT).returncode

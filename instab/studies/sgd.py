@@ -152,7 +152,7 @@ def plan(*, common: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]], 
     f64_seeds: list[int] = []
     if float64 is not None:
         table = float64.get("table")
-        if table not in tables:
+        if not isinstance(table, str) or table not in tables:
             raise ValueError(f"float64: table={table!r} is not allowed; choose one of {list(tables)}")
         f64_ks = [int(k) for k in float64.get("k_values", ks)]
         f64_seeds = [int(x) for x in float64.get("seeds", seeds)]
