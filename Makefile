@@ -1,6 +1,6 @@
 # instab — two commands do everything on a fresh machine:
 #   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html
-#   make test                               set up, unit tests, ci-scale book, nbval re-execution
+#   make test                               set up, unit tests, ci-scale book and its checks (in a browser too), nbval
 #   make robust                             the ci book under other floating-point environments
 #   make lock   [UPGRADE=1]                 recompile requirements/lock.txt (and the files made from it)
 SHELL := /bin/bash
@@ -21,11 +21,21 @@ DATA ?= data
 # heap instead of mmap/munmap'ing each one saves a large share of system time (results unchanged).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 
-.PHONY: setup lock book test unit nbval robust lint clean
+.PHONY: setup browser lock book test unit nbval robust lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
 	@echo "==> [setup] data: Fashion-MNIST under $(DATA)/FashionMNIST/raw"
 	@$(PY) -m instab.datasets prepare --root $(DATA)
+
+# The browser test (tests/test_browser.py) opens the built book in Debian's chromium through
+# chromedriver; installed with apt-get (as root) when chromedriver is missing.
+APT_BROWSER := DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+browser:
+	@command -v chromedriver >/dev/null || { \
+	  echo "==> [setup] chromium and chromium-driver for the browser test (apt-get)"; \
+	  $(APT_BROWSER) || { apt-get update -qq && $(APT_BROWSER); } || { \
+	    echo "error: could not install chromium and chromium-driver: run as root, or install them" \
+	         "yourself (apt-get install chromium chromium-driver)" >&2; exit 1; }; }
 
 $(STAMP): $(LOCK) pyproject.toml
 	@echo "==> [setup] virtual environment $(VENV) from $(LOCK), every file's hash checked (torch is large: a few minutes)"

@@ -666,7 +666,7 @@ def render(scale: str, root: Path = ROOT) -> Path:
                 missing.append(name)
         else:
             shutil.copy(md, site / f"{f}.md")
-    for extra in (root / "book").glob("*.png"):
+    for extra in [*(root / "book").glob("*.png"), *(root / "book").glob("*.svg")]:
         shutil.copy(extra, site / "book" / extra.name)
     stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
                       for m in missing)

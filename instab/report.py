@@ -114,9 +114,10 @@ class Results:
     values: dict[str, Any] = field(default_factory=dict)
 
     def claim(self, name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool,
-              verdict: str, interval: Any = None) -> bool:
+              verdict: str, interval: Any = None) -> None:
         """Record a claim; ``ok`` is the chapter's test of it, ``verdict`` what it says about the
-        paper (:data:`VERDICTS`), ``interval`` an optional interval around ``ours``.  Returns ``ok``.
+        paper (:data:`VERDICTS`), ``interval`` an optional interval around ``ours``.  Returns
+        nothing, so that a cell ending with a claim shows no stray ``True`` on the page.
 
         ``fact`` is for statements true by construction; ``inconclusive`` must pass ``ok=True``
         (use :meth:`decide` for claims an ensemble decides)."""
@@ -126,7 +127,6 @@ class Results:
         if any(c.name == name for c in self.claims):
             raise ValueError(f"claim {name!r} is recorded twice")
         self.claims.append(Claim(name, _plain(ours), _plain(paper), criterion, bool(ok), verdict, _plain(interval)))
-        return bool(ok)
 
     def decide(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
                decision: bool | None, verdict: str) -> bool | None:
