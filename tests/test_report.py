@@ -71,3 +71,14 @@ def test_scorecard_counts_by_verdict_and_groups_rows(tmp_path):
     rows = [ln for ln in card.splitlines() if ln.startswith("| a ") or ln.startswith("| open")]
     assert [ln.split(" | ")[0] for ln in rows] == ["| a result", "| a miss", "| a fact", "| open"]  # verdict order
     assert "**NO**" in card and "✅" not in card
+
+
+def test_scorecard_links_a_claim_to_its_figure(tmp_path):
+    r = Results("sgd")
+    r.claim("Fig. 2 left ResNet-8: growth", 8.0, ok=True, verdict="reproduced")
+    r.claim("Table 1 right: error", 1e-7, ok=True, verdict="fact")
+    r.link({"Fig. 2 left": "fig-sgd-growth", "Fig. 2": "fig-sgd-threshold"})
+    r.finish(tmp_path / "results.json")
+    card = scorecard([tmp_path / "results.json"])
+    assert "| Fig. 2 left ResNet-8: growth ({numref}`fig-sgd-growth`) |" in card  # the longest prefix
+    assert "| Table 1 right: error |" in card
