@@ -44,13 +44,7 @@ def test_the_check_sees_a_long_line_and_skips_collapsed_cells(tmp_path: Path) ->
     assert [s.split(":")[0] for s in long_lines(md)] == ["code cell 1 line 1"]
 
 
-@pytest.mark.parametrize("chapter", [
-    # sgd.md is being rewritten elsewhere; its long lines go with that rewrite (strict: this
-    # marker must go once the chapter fits).
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="sgd.md not yet reformatted"))
-    if name == "sgd" else name
-    for name in CHAPTERS
-])
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_visible_code_lines_fit_the_page(chapter: str) -> None:
     bad = long_lines(book.ROOT / "book" / f"{chapter}.md")
     assert not bad, f"book/{chapter}.md: {len(bad)} code line(s) over {MAX_LINE} characters:\n  " + "\n  ".join(bad)
