@@ -48,3 +48,14 @@ def test_the_check_sees_a_long_line_and_skips_collapsed_cells(tmp_path: Path) ->
 def test_visible_code_lines_fit_the_page(chapter: str) -> None:
     bad = long_lines(book.ROOT / "book" / f"{chapter}.md")
     assert not bad, f"book/{chapter}.md: {len(bad)} code line(s) over {MAX_LINE} characters:\n  " + "\n  ".join(bad)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_code_cell_compiles(chapter: str) -> None:
+    """A syntax error fails here, in seconds, rather than minutes into the chapter's execution."""
+    import jupytext
+
+    nb = jupytext.read(book.ROOT / "book" / f"{chapter}.md")
+    for i, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        compile(source, f"book/{chapter}.md, code cell {i}", "exec")
