@@ -677,11 +677,17 @@ def render(scale: str, root: Path = ROOT) -> Path:
     (site / "book" / "_scorecard.md").write_text(
         f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(root),
+    # jupyter-book writes <path-output>/_build/html: the repository's own _build, or beside a build
+    # folder that $INSTAB_BUILD moved, from where the HTML goes to <build>/html
+    out = root if BUILD == root / "_build" else BUILD / "jupyter-book"
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(out),
            "-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, cwd=root, env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     if proc.returncode:
         raise SystemExit(f"error: jupyter-book build failed (exit {proc.returncode}): {' '.join(cmd)}")
+    if out != root:
+        shutil.rmtree(BUILD / "html", ignore_errors=True)
+        shutil.move(str(out / "_build" / "html"), str(BUILD / "html"))
     index = BUILD / "html" / "index.html"
     say(f"book written to {_shown(index, root)}")
     return index
