@@ -163,7 +163,7 @@ def train_stacked(config: RunConfig, base: nn.Module, data: Data, loader: Loader
                   *, epochs: int, total_steps: int, record_at: set[int]) -> History:
     """:func:`instab.train.train` for ``engine="stacked"`` (called by it, after validation and the
     determinism settings): the same history, checkpoints and resumption."""
-    from instab.train import is_tested, lr_at, new_history, perturb_init
+    from instab.train import end_epoch, is_tested, lr_at, new_history, perturb_init
 
     models = []
     for v in config.variants:
@@ -240,14 +240,9 @@ def train_stacked(config: RunConfig, base: nn.Module, data: Data, loader: Loader
                 hist.predictions[n] = pred[i].to(torch.int16).cpu().numpy()
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        if ckpt_path is not None:
-            store.save_object(ckpt_path, {"key": config.key(), "epoch": epoch + 1, "step": step, "history": hist,
-                                          "params": [p.detach().cpu().clone() for p in params],
-                                          "bufs": None if opt.bufs is None else [b.cpu().clone() for b in opt.bufs]})
-        if bar is not None:
-            bar.update(1)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, hist)
+        end_epoch(config, hist, epoch + 1, step, ckpt_path, bar, on_epoch,
+                  lambda: {"params": [p.detach().cpu().clone() for p in params],
+                           "bufs": None if opt.bufs is None else [b.cpu().clone() for b in opt.bufs]})
     if bar is not None:
         bar.close()
     if config.keep_final:

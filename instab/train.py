@@ -500,19 +500,26 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
                 hist.predictions[n] = pred.to(torch.int16).cpu().numpy()
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        if ckpt_path is not None:
-            store.save_object(ckpt_path, {"key": config.key(), "epoch": epoch + 1, "step": step, "history": hist,
-                                    "models": [_cpu_state(m.state_dict()) for m in models],
-                                    "opts": [_cpu_state(o.state_dict()) for o in opts]})
-        if bar is not None:
-            bar.update(1)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, hist)
+        end_epoch(config, hist, epoch + 1, step, ckpt_path, bar, on_epoch,
+                  lambda: {"models": [_cpu_state(m.state_dict()) for m in models],
+                           "opts": [_cpu_state(o.state_dict()) for o in opts]})
     if bar is not None:
         bar.close()
     if config.keep_final:  # the reference's final weights and optimizer state (momentum buffers)
         hist.final_state = {"model": _cpu_state(models[0].state_dict()), "optimizer": _cpu_state(opts[0].state_dict())}
     return hist
+
+
+def end_epoch(config: RunConfig, hist: History, epoch: int, step: int, checkpoint: Path | None, bar: Any,
+              on_epoch: Callable[[int, History], None] | None, state: Callable[[], dict[str, Any]]) -> None:
+    """After ``epoch`` (counted from 1), for both engines: the checkpoint with the engine's
+    ``state()`` (written atomically), the progress bar, the caller's ``on_epoch``."""
+    if checkpoint is not None:
+        store.save_object(checkpoint, {"key": config.key(), "epoch": epoch, "step": step, "history": hist, **state()})
+    if bar is not None:
+        bar.update(1)
+    if on_epoch is not None:
+        on_epoch(epoch, hist)
 
 
 def is_tested(config: RunConfig, epoch: int, epochs: int, step: int, total_steps: int) -> bool:
