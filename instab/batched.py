@@ -94,8 +94,9 @@ class StackedMLP:
 
 def loss_per_variant(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each variant's mean cross-entropy [V] (:func:`instab.train.cross_entropy` per variant)."""
-    picked = (torch.log_softmax(logits, dim=-1) * nn.functional.one_hot(y, logits.shape[-1]).to(logits.dtype)).sum(-1)
-    return -picked.mean(dim=1)
+    from instab.train import log_likelihood
+
+    return -log_likelihood(logits, y).mean(dim=1)
 
 
 class StackedSGD:
@@ -160,7 +161,7 @@ class StackedSGD:
 
 def train_stacked(config: RunConfig, base: nn.Module, data: Data, loader: Loader, settings: dict[str, Any],
                   checkpoint: str | Path | None, progress: bool, on_epoch: Callable[[int, History], None] | None,
-                  *, epochs: int, total_steps: int, record_at: set[int]) -> History:
+                  *, epochs: int, total_steps: int, record_at: set[int], acc_at: set[int]) -> History:
     """:func:`instab.train.train` for ``engine="stacked"`` (called by it, after validation and the
     determinism settings): the same history, checkpoints and resumption."""
     from instab.train import end_epoch, is_tested, lr_at, new_history, perturb_init
@@ -195,7 +196,6 @@ def train_stacked(config: RunConfig, base: nn.Module, data: Data, loader: Loader
 
     if start_epoch == 0 and step == 0 and 0 in record_at:
         record(0)
-    acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
     bar = None
     if progress:
         from tqdm import tqdm

@@ -65,10 +65,9 @@ SCALES = ("default", "ci", "paper")
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: How long one chapter may run at each scale, in seconds (None: no limit).  Well above what a
-#: chapter takes on a 2-core CPU (longest recorded: linear 45 s at ci; sgd 351 s at default with 22
-#: of its 54 grid cells cached, so about 10 minutes without), so only a hang or a runaway run trips
-#: it; the paper scale's GPU grids run for hours.  ``$INSTAB_EXECUTION_TIMEOUT`` (``--timeout``)
-#: overrides it.
+#: chapter takes on a 2-core CPU (longest recorded from an empty cache: sgd 138 s at ci, 621 s at
+#: default), so only a hang or a runaway run trips it; the paper scale's GPU grids run for hours.
+#: ``$INSTAB_EXECUTION_TIMEOUT`` (``--timeout``) overrides it.
 EXECUTION_TIMEOUTS: dict[str, int | None] = {"default": 1800, "ci": 600, "paper": None}
 TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
 
@@ -550,8 +549,8 @@ HIDDEN_INPUT_TAGS = ("parameters", "injected-parameters", "setup")
 
 
 def _carriage_returns(text: str) -> str:
-    """What a terminal shows of ``text``: on each line, only what follows its last carriage return."""
-    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    """What a terminal shows of ``text``: each line as :func:`_visible` reads it."""
+    return "\n".join(_visible(line) for line in text.split("\n"))
 
 
 def for_reader(notebook_json: str) -> str:

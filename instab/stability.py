@@ -18,9 +18,10 @@ This module measures the quantities the bound speaks of, for any ``nn.Module`` a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -274,11 +275,8 @@ def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y
     A network with BatchNorm is evaluated in its current mode (train mode: batch statistics, the
     loss gradient descent sees); its running statistics are left as they were.
     """
-    names = dict(model.named_parameters())
-    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in names})
-    op = HessianOperator(model, loss_fn, x, y)
-    top, _ = lanczos_extremes(op, op.size, iters=iters, seed=seed)
-    model.load_state_dict(buffers, strict=False)
+    with _hessian_of(model, loss_fn, x, y) as op:
+        top, _ = lanczos_extremes(op, op.size, iters=iters, seed=seed)
     return top
 
 
@@ -286,12 +284,20 @@ def top_hessian_eigenpair(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y:
                           iters: int = 30, seed: int = 0) -> RitzPair:
     """:func:`top_hessian_eigenvalue` with its residual check (:func:`lanczos_top`): the Hessian
     has an eigenvalue within ``residual`` of ``value``."""
+    with _hessian_of(model, loss_fn, x, y) as op:
+        return lanczos_top(op, op.size, iters=iters, seed=seed)
+
+
+@contextlib.contextmanager
+def _hessian_of(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> Iterator[HessianOperator]:
+    """The :class:`HessianOperator` at the model's weights; its buffers (BatchNorm running
+    statistics, moved by the forward pass in train mode) are put back afterwards."""
     names = dict(model.named_parameters())
     buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in names})
-    op = HessianOperator(model, loss_fn, x, y)
-    pair = lanczos_top(op, op.size, iters=iters, seed=seed)
-    model.load_state_dict(buffers, strict=False)
-    return pair
+    try:
+        yield HessianOperator(model, loss_fn, x, y)
+    finally:
+        model.load_state_dict(buffers, strict=False)
 
 
 # ------------------------------------------------------------------------------------------------

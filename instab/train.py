@@ -320,8 +320,14 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
     """Cross-entropy as −Σ one_hot(y)·log_softmax(logits): every kernel of it, forward and backward,
     is deterministic on CUDA (``F.cross_entropy``'s NLLLoss is flagged non-deterministic there), and
     it is one code path on every device."""
-    picked = (F.log_softmax(logits, dim=1) * F.one_hot(y, logits.shape[1]).to(logits.dtype)).sum(dim=1)
+    picked = log_likelihood(logits, y)
     return -(picked.mean() if reduction == "mean" else picked.sum())
+
+
+def log_likelihood(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[y] per sample, as Σ one_hot(y)·log_softmax(logits) over the last axis
+    (the classes); leading axes are kept (the stacked engine's [variant, sample])."""
+    return (F.log_softmax(logits, dim=-1) * F.one_hot(y, logits.shape[-1]).to(logits.dtype)).sum(dim=-1)
 
 
 def lr_at(config: RunConfig, epoch: int) -> float:
@@ -417,6 +423,7 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
                                                                                   epochs * steps_per_epoch)
     record_at = (_log_steps(total_steps) if config.rel_l1_every == "log"
                  else set(range(0, total_steps + 1, cast(int, config.rel_l1_every))) if config.rel_l1_every else set())
+    acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
 
     base = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
                        activation=config.activation, beta=config.beta, input_size=data.input_size,
@@ -425,7 +432,7 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     if config.engine == "stacked":
         from instab.batched import train_stacked
         return train_stacked(config, base, data, loader, settings, checkpoint, progress, on_epoch,
-                             epochs=epochs, total_steps=total_steps, record_at=record_at)
+                             epochs=epochs, total_steps=total_steps, record_at=record_at, acc_at=acc_at)
     models, opts = [], []
     for v in config.variants:
         m = copy.deepcopy(base)
@@ -435,7 +442,6 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
     names = [v.name for v in config.variants]
     threads = [v.threads or config.threads for v in config.variants]
     hist = new_history(config, names, settings)
-    acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
     hist.settings["variant_threads"] = dict(zip(names, threads, strict=True))
     start_epoch, step = 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None

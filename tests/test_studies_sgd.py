@@ -165,6 +165,16 @@ def test_table5_row_carries_the_interval():
     assert row["ratio_ci95"][0] <= row["ratio"] <= row["ratio_ci95"][1]
 
 
+def test_interval_decisions():
+    band = [0.5, 2.0]
+    assert sgd_study.band_decision([0.7, 0.99], band) is True
+    assert sgd_study.band_decision([0.1, 0.4], band) is False and sgd_study.band_decision([2.5, 3], band) is False
+    assert sgd_study.band_decision([0.27, 0.76], band) is None
+    assert sgd_study.floor_decision([0.02, 0.05], 0.01) is True
+    assert sgd_study.floor_decision([0.001, 0.005], 0.01) is False
+    assert sgd_study.floor_decision([0.005, 0.02], 0.01) is None
+
+
 def test_ensemble_decisions():
     assert sgd_study.unanimous([True, True]) is True
     assert sgd_study.unanimous([False, False]) is False

@@ -37,13 +37,14 @@ from instab.data import batch_order
 from instab.grid import fixed_lr_sweep, k_seed_grid, run_grid
 from instab.models import build_model
 from instab.optim import perturbed_update
-from instab.stability import RitzPair
-from instab.train import History, RunConfig, Variant, gradient, load_data
+from instab.stability import RitzPair, top_hessian_eigenpair
+from instab.train import History, RunConfig, Variant, cross_entropy, gradient, load_data
 
 __all__ = ["Plan", "plan", "run_plan", "spread", "growth", "amplification",
            "floating_point_error", "batch_fluctuation", "trained_state", "pairwise_disagreement", "curve",
            "unanimous", "members", "sweep_status", "threshold_decision", "restraint", "unrelated_rel_l1",
-           "disagreement_over_k", "mean_interval", "network_name", "sources", "sharpness", "table5_row"]
+           "disagreement_over_k", "mean_interval", "band_decision", "floor_decision", "network_name",
+           "sources", "sharpness", "table5_row"]
 
 _EXTRA_KEYS = ("lrs", "lr_times_steps")  # sweep entries may carry their own lr list and lr × steps
 
@@ -390,9 +391,6 @@ def sharpness(h: History, *, iters: int = 20) -> RitzPair:
     """λ_max, the top eigenvalue of the Hessian of the mean training loss (over the run's whole
     training subset, without weight decay) at the run's final reference weights, with its residual
     (Lanczos on Hessian-vector products, :func:`instab.stability.top_hessian_eigenpair`)."""
-    from instab.stability import top_hessian_eigenpair
-    from instab.train import cross_entropy
-
     model, _ = trained_state(h)
     data = load_data(_config_of(h))
     model.train()
@@ -472,6 +470,21 @@ def pairwise_disagreement(predictions: Sequence[np.ndarray], *, n_boot: int = 10
 
 
 # ------------------------------------------------------------------------------------- ensembles
+def band_decision(interval: Sequence[float], band: Sequence[float]) -> bool | None:
+    """An equivalence test on an interval: True if it lies inside ``band`` = [low, high], False if
+    it lies wholly outside, None (undecided) if it straddles an end."""
+    lo, hi = interval
+    if band[0] <= lo and hi <= band[1]:
+        return True
+    return False if hi < band[0] or lo > band[1] else None
+
+
+def floor_decision(interval: Sequence[float], floor: float) -> bool | None:
+    """True if an interval lies above ``floor``, False if below it, None if it contains it."""
+    lo, hi = interval
+    return True if lo > floor else False if hi < floor else None
+
+
 def unanimous(outcomes: Sequence[bool]) -> bool | None:
     """An ensemble's decision: True if every member's outcome holds, False if none does, None
     (undecided) if the members disagree."""
