@@ -102,6 +102,44 @@ class Claim:
     ok: bool = True
     verdict: str = "reproduced"
     interval: Any = None
+    #: the label of the figure, table or section that shows the claim (the scorecard links it)
+    shown_in: str | None = None
+
+
+def claim(name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool, verdict: str,
+          interval: Any = None, shown_in: str | None = None) -> Claim:
+    """A claim, not yet recorded (a study's rule returns it; :meth:`Results.record` records it).
+
+    ``ok`` is the chapter's test of it, ``verdict`` what it says about the paper (:data:`VERDICTS`),
+    ``interval`` an optional interval around ``ours``, ``shown_in`` the label of the figure or
+    section that shows it (a MyST target of the chapter, which the scorecard links).  ``fact`` is
+    for statements true by construction; ``inconclusive`` must pass ``ok=True`` (use :func:`decide`
+    for claims an ensemble decides)."""
+    check_verdict(verdict)
+    if verdict == "inconclusive" and not ok:
+        raise ValueError(f"claim {name!r}: an inconclusive claim cannot fail (ok=True)")
+    return Claim(name, _plain(ours), _plain(paper), criterion, bool(ok), verdict, _plain(interval), shown_in)
+
+
+def decide(name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str, decision: bool | None,
+           verdict: str, shown_in: str | None = None) -> Claim:
+    """A claim about a chaotic outcome, decided by an ensemble statistic and its interval:
+    ``decision`` True (the interval says it holds: ``verdict``), False (the interval says it fails:
+    the claim fails) or None (the interval straddles the criterion: ``inconclusive``, shown but not
+    failing)."""
+    check_verdict(verdict)
+    return claim(name, ours, paper, criterion=criterion, ok=decision is not False,
+                 verdict=verdict if decision is not None else "inconclusive", interval=interval, shown_in=shown_in)
+
+
+def judge(name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str, holds: bool | None,
+          sane: bool, shown_in: str | None = None) -> Claim:
+    """A claim whose verdict the data decide (no outcome is expected in advance): the paper's
+    statement ``reproduced`` if ``holds``, ``refuted`` if it fails, ``inconclusive`` if the interval
+    cannot say.  The claim fails only if the measurement is not ``sane`` (e.g. not finite)."""
+    verdict = {True: "reproduced", False: "refuted", None: "inconclusive"}[holds]
+    return claim(name, ours, paper, criterion=criterion, ok=bool(sane), verdict=verdict, interval=interval,
+                 shown_in=shown_in)
 
 
 @dataclass
@@ -115,42 +153,34 @@ class Results:
     #: claim-name prefix → the label of the figure or section that shows it (:meth:`link`)
     links: dict[str, str] = field(default_factory=dict)
 
-    def claim(self, name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool,
-              verdict: str, interval: Any = None) -> None:
-        """Record a claim; ``ok`` is the chapter's test of it, ``verdict`` what it says about the
-        paper (:data:`VERDICTS`), ``interval`` an optional interval around ``ours``.  Returns
-        nothing, so that a cell ending with a claim shows no stray ``True`` on the page.
+    def record(self, *claims: Claim) -> None:
+        """Record claims made by :func:`claim`, :func:`decide` or :func:`judge` (a study's rules).
+        Returns nothing, so that a cell ending with it shows no stray output on the page."""
+        for c in claims:
+            if any(d.name == c.name for d in self.claims):
+                raise ValueError(f"claim {c.name!r} is recorded twice")
+            self.claims.append(c)
 
-        ``fact`` is for statements true by construction; ``inconclusive`` must pass ``ok=True``
-        (use :meth:`decide` for claims an ensemble decides)."""
-        check_verdict(verdict)
-        if verdict == "inconclusive" and not ok:
-            raise ValueError(f"claim {name!r}: an inconclusive claim cannot fail (ok=True)")
-        if any(c.name == name for c in self.claims):
-            raise ValueError(f"claim {name!r} is recorded twice")
-        self.claims.append(Claim(name, _plain(ours), _plain(paper), criterion, bool(ok), verdict, _plain(interval)))
+    def claim(self, name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool,
+              verdict: str, interval: Any = None, shown_in: str | None = None) -> None:
+        """Record a claim (see :func:`claim`)."""
+        self.record(claim(name, ours, paper, criterion=criterion, ok=ok, verdict=verdict, interval=interval,
+                          shown_in=shown_in))
 
     def decide(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
-               decision: bool | None, verdict: str) -> bool | None:
-        """Record a claim about a chaotic outcome, decided by an ensemble statistic and its
-        interval: ``decision`` True (the interval says it holds: ``verdict``), False (the interval
-        says it fails: the claim fails) or None (the interval straddles the criterion: recorded as
-        ``inconclusive``, shown but not failing).  Returns ``decision``."""
-        check_verdict(verdict)
-        self.claim(name, ours, paper, criterion=criterion, ok=decision is not False,
-                   verdict=verdict if decision is not None else "inconclusive", interval=interval)
+               decision: bool | None, verdict: str, shown_in: str | None = None) -> bool | None:
+        """Record a claim decided by an ensemble (see :func:`decide`).  Returns ``decision``."""
+        self.record(decide(name, ours, interval, paper, criterion=criterion, decision=decision, verdict=verdict,
+                           shown_in=shown_in))
         return decision
 
     def judge(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
-              holds: bool | None, sane: bool) -> str:
-        """Record a claim whose verdict the data decide (no outcome is expected in advance): the
-        paper's statement ``reproduced`` if ``holds``, ``refuted`` if it fails, ``inconclusive`` if
-        the interval cannot say.  The claim fails only if the measurement is not ``sane`` (e.g. not
-        finite); ``make robust`` fails if the verdict changes with the floating-point environment.
-        Returns the verdict."""
-        verdict = {True: "reproduced", False: "refuted", None: "inconclusive"}[holds]
-        self.claim(name, ours, paper, criterion=criterion, ok=bool(sane), verdict=verdict, interval=interval)
-        return verdict
+              holds: bool | None, sane: bool, shown_in: str | None = None) -> str:
+        """Record a claim whose verdict the data decide (see :func:`judge`); ``make robust`` fails if
+        the verdict changes with the floating-point environment.  Returns the verdict."""
+        c = judge(name, ours, interval, paper, criterion=criterion, holds=holds, sane=sane, shown_in=shown_in)
+        self.record(c)
+        return c.verdict
 
     def link(self, links: dict[str, str]) -> None:
         """Say where each claim is shown: {claim-name prefix: figure or section label}.  The
@@ -236,7 +266,7 @@ def scorecard(results_files: list[Path]) -> str:
                   "| claim | ours | interval | paper | criterion | verdict | holds |", "|---|---|---|---|---|---|---|"]
         for v in VERDICTS:
             for c in (c for c in d["claims"] if c.get("verdict") == v):
-                label = link_of(c["name"], d.get("links", {}))
+                label = c.get("shown_in") or link_of(c["name"], d.get("links", {}))
                 name = c["name"] + (f" ({{numref}}`{label}`)" if label else "")
                 cells = [name, _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]), c["criterion"],
                          v, "yes" if c["ok"] else "**NO**"]

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from instab.data import batch_order
+from instab.ensemble import band_decision, floor_decision, mean_interval, unanimous
 from instab.grid import fixed_lr_sweep, k_seed_grid, run_grid
 from instab.models import build_model
 from instab.optim import perturbed_update
@@ -469,31 +470,6 @@ def pairwise_disagreement(predictions: Sequence[np.ndarray], *, n_boot: int = 10
     return {"mean": float(diff.mean()), "low": float(lo), "high": float(hi), "pairs": len(pairs)}
 
 
-# ------------------------------------------------------------------------------------- ensembles
-def band_decision(interval: Sequence[float], band: Sequence[float]) -> bool | None:
-    """An equivalence test on an interval: True if it lies inside ``band`` = [low, high], False if
-    it lies wholly outside, None (undecided) if it straddles an end."""
-    lo, hi = interval
-    if band[0] <= lo and hi <= band[1]:
-        return True
-    return False if hi < band[0] or lo > band[1] else None
-
-
-def floor_decision(interval: Sequence[float], floor: float) -> bool | None:
-    """True if an interval lies above ``floor``, False if below it, None if it contains it."""
-    lo, hi = interval
-    return True if lo > floor else False if hi < floor else None
-
-
-def unanimous(outcomes: Sequence[bool]) -> bool | None:
-    """An ensemble's decision: True if every member's outcome holds, False if none does, None
-    (undecided) if the members disagree."""
-    o = [bool(x) for x in outcomes]
-    if not o:
-        raise ValueError("unanimous needs at least one outcome")
-    return True if all(o) else False if not any(o) else None
-
-
 def members(h: History) -> list[str]:
     """The ensemble members of a run: every perturbed variant of the paper's form (not k = 1,
     not a moved initial weight or another thread count)."""
@@ -502,19 +478,6 @@ def members(h: History) -> list[str]:
         if v["k"] > 1 and v["form"] == "paper" and not v["init_ulp"] and v["threads"] is None:
             out.append(name)
     return out
-
-
-def mean_interval(values: Sequence[float], *, level: float = 0.95, n_boot: int = 2000,
-                  seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of ``values`` and its percentile bootstrap interval."""
-    x = np.asarray(values, dtype=float)
-    if x.size < 2:
-        v = float(x.mean()) if x.size else math.nan
-        return v, v, v
-    rng = np.random.default_rng(seed)
-    boots = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return float(x.mean()), float(lo), float(hi)
 
 
 def sweep_status(amplifications: Sequence[float], factor: float) -> str:
