@@ -1,0 +1,195 @@
+"""The findings registry: every statement of the paper the book tests, counted once, with the
+verdict expected at each scale fixed before the run (``book/findings.yml``).
+
+A chapter records *claims* (rows of evidence, :mod:`instab.report`); the registry groups them into
+*findings*.  A finding names its chapter, the paper's words and section, the criterion, the claims
+that are its evidence (exact names, or a prefix ending in ``*``), and the verdict expected at each
+scale (``ci``, ``default``, ``paper``; ``null`` where the chapter is not executed at that scale).
+Its verdict at a scale is computed from its evidence (:func:`verdict_of`); :func:`check` lists every
+disagreement — an unregistered claim, a claim claimed by two findings, evidence that is missing, a
+verdict that differs from the expected one — so the build fails until the registry or the data are
+reviewed.  ``kind: control`` findings are checks of the machinery (k = 1 twice bitwise, a bound that
+holds by construction): shown, never counted as evidence about the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instab.report import VERDICTS
+
+#: The scales a registry entry states a verdict for.
+SCALES = ("ci", "default", "paper")
+#: What a finding is about: a statement of the paper, one of ours, or a check of the machinery.
+KINDS = ("paper", "ours", "control")
+#: Verdicts a finding may be expected to have: the claims' (:data:`instab.report.VERDICTS`).
+FINDING_VERDICTS = tuple(VERDICTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One registered finding (see the module docstring)."""
+
+    id: str
+    chapter: str
+    kind: str
+    section: str
+    quote: str
+    criterion: str
+    evidence: tuple[str, ...]
+    expected: Mapping[str, str | None]
+    #: the claims whose verdict is the finding's (default: all of its evidence)
+    decided_by: tuple[str, ...] = ()
+    #: why the expected verdict differs between scales (required when it does)
+    why_scale: str = ""
+
+    def matches(self, claim_name: str, patterns: Sequence[str] | None = None) -> bool:
+        """Whether ``claim_name`` is one of ``patterns`` (default: the evidence): an exact name, or a
+        prefix ending in ``*``."""
+        return any(_match(p, claim_name) for p in (self.evidence if patterns is None else patterns))
+
+
+def _match(pattern: str, name: str) -> bool:
+    if pattern.endswith("*"):
+        return name.startswith(pattern[:-1])
+    return name == pattern or (any(ch in pattern for ch in "?[") and fnmatch.fnmatchcase(name, pattern))
+
+
+class RegistryError(ValueError):
+    """The registry itself is malformed (names the file, the entry and the field)."""
+
+
+def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Finding]:
+    """Read and validate the registry at ``path``; with ``chapters``, each entry's chapter must be one."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RegistryError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("findings"), list):
+        raise RegistryError(f"{path}: expected a mapping with a list 'findings'")
+    known = None if chapters is None else set(chapters)
+    out: list[Finding] = []
+    for i, e in enumerate(raw["findings"]):
+        where = f"{path}: findings[{i}]" + (f" ({e.get('id')!r})" if isinstance(e, dict) else "")
+        if not isinstance(e, dict):
+            raise RegistryError(f"{where}: each finding must be a mapping")
+        required = ("id", "chapter", "kind", "section", "quote", "criterion", "evidence", "expected")
+        missing = [k for k in required if k not in e]
+        if missing:
+            raise RegistryError(f"{where}: missing {missing}")
+        allowed = {*required, "decided_by", "why_scale"}
+        if set(e) - allowed:
+            raise RegistryError(f"{where}: unknown field(s) {sorted(set(e) - allowed)}; allowed {sorted(allowed)}")
+        if e["kind"] not in KINDS:
+            raise RegistryError(f"{where}: kind={e['kind']!r} is not allowed; choose one of {list(KINDS)}")
+        if known is not None and e["chapter"] not in known:
+            raise RegistryError(f"{where}: chapter={e['chapter']!r} is not a chapter; choose one of {sorted(known)}")
+        exp = e["expected"]
+        if not isinstance(exp, dict) or set(exp) != set(SCALES):
+            raise RegistryError(f"{where}: expected must give a verdict (or null) for each of {list(SCALES)}")
+        for s, v in exp.items():
+            if v is not None and v not in FINDING_VERDICTS:
+                raise RegistryError(f"{where}: expected.{s}={v!r} is not allowed; choose one of "
+                                    f"{list(FINDING_VERDICTS)} or null")
+        if len({v for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
+            raise RegistryError(f"{where}: its expected verdict depends on the scale; say why (why_scale)")
+        if e["kind"] == "control" and any(v not in (None, "fact") for v in exp.values()):
+            raise RegistryError(f"{where}: a control's expected verdict is 'fact' (it is no evidence about the paper)")
+        evidence = e["evidence"]
+        if not isinstance(evidence, list) or not evidence or not all(isinstance(x, str) for x in evidence):
+            raise RegistryError(f"{where}: evidence must be a non-empty list of claim names or prefixes ('name*')")
+        f = Finding(str(e["id"]), e["chapter"], e["kind"], str(e["section"]), str(e["quote"]).strip(),
+                    str(e["criterion"]).strip(), tuple(evidence), dict(exp), tuple(e.get("decided_by") or ()),
+                    str(e.get("why_scale") or "").strip())
+        if any(g.id == f.id for g in out):
+            raise RegistryError(f"{where}: id {f.id!r} is used twice")
+        out.append(f)
+    return out
+
+
+def assign(findings: Sequence[Finding], chapter: str, claims: Sequence[Mapping[str, Any]]) -> tuple[
+        dict[str, list[Mapping[str, Any]]], list[str]]:
+    """Each claim of ``chapter`` under the one finding whose evidence names it: ({finding id:
+    claims}, problems) — a claim no finding names, or two do, is a problem."""
+    mine = [f for f in findings if f.chapter == chapter]
+    rows: dict[str, list[Mapping[str, Any]]] = {f.id: [] for f in mine}
+    problems = []
+    for c in claims:
+        owners = [f.id for f in mine if f.matches(c["name"])]
+        if not owners:
+            problems.append(f"{chapter}: claim {c['name']!r} belongs to no finding of the registry")
+        elif len(owners) > 1:
+            problems.append(f"{chapter}: claim {c['name']!r} belongs to {len(owners)} findings {owners}")
+        else:
+            rows[owners[0]].append(c)
+    return rows, problems
+
+
+def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, str]:
+    """A finding's verdict from its evidence rows: (verdict, problem).
+
+    ``failed`` if a row did not hold; else the one verdict its deciding rows (``decided_by``, else
+    every row) share; a finding whose deciding rows disagree is a problem of the registry (split it,
+    or say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
+    if not rows:
+        return None, ""
+    if any(not r["ok"] for r in rows):
+        return "failed", ""
+    deciding = [r for r in rows if not f.decided_by or f.matches(r["name"], f.decided_by)]
+    if not deciding:
+        return None, f"{f.id}: none of its rows is one of decided_by {list(f.decided_by)}"
+    verdicts = sorted({r["verdict"] for r in deciding})
+    if len(verdicts) > 1:
+        return None, (f"{f.id}: its deciding rows disagree ({', '.join(verdicts)}): split the finding or "
+                      f"name the rows that decide it (decided_by)")
+    return verdicts[0], ""
+
+
+def _fmt_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"{r['name']} = {r['ours']!r} ({r['verdict']})" for r in rows[:4]) + (
+        f"; … {len(rows) - 4} more" if len(rows) > 4 else "")
+
+
+def check(findings: Sequence[Finding], results: Mapping[str, Mapping[str, Any]], scale: str) -> tuple[
+        dict[str, str | None], list[str]]:
+    """Decide every finding of the executed chapters (``results``: chapter → its results.json) at
+    ``scale``: ({finding id: verdict}, problems).  A problem is an unregistered or doubly registered
+    claim, a finding of an executed chapter with no evidence, or a computed verdict that differs
+    from the registry's expected one (naming both and the numbers)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not allowed; choose one of {list(SCALES)}")
+    verdicts: dict[str, str | None] = {}
+    problems: list[str] = []
+    for chapter, res in results.items():
+        rows, p = assign(findings, chapter, res["claims"])
+        problems += p
+        for f in (f for f in findings if f.chapter == chapter):
+            v, why = verdict_of(f, rows[f.id])
+            if why:
+                problems.append(why)
+            verdicts[f.id] = v
+            expected = f.expected[scale]
+            if v is None and not why and expected is not None:
+                problems.append(f"{f.id}: expected {expected} at the {scale} scale, but no claim of "
+                                f"{chapter} is its evidence ({list(f.evidence)})")
+            elif v is not None and v != expected:
+                problems.append(f"{f.id}: verdict {v} at the {scale} scale, the registry expects {expected}: "
+                                f"{_fmt_rows(rows[f.id])}")
+    return verdicts, problems
+
+
+def counts(findings: Sequence[Finding], verdicts: Mapping[str, str | None]) -> dict[str, int]:
+    """Findings about the paper and ours (controls apart) per verdict, each counted once."""
+    out = {v: 0 for v in (*FINDING_VERDICTS, "failed")}
+    for f in findings:
+        v = verdicts.get(f.id)
+        if v is not None and f.kind != "control":
+            out[v] += 1
+    return out

@@ -1,0 +1,106 @@
+"""The findings registry: its schema, and the check that fails a build whose verdicts moved."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from instab import findings
+
+ENTRY = {"id": "heat-cfl", "chapter": "heat", "kind": "paper", "section": "§3", "quote": "stable for r < 1/2",
+         "criterion": "bisection within 1e-6", "evidence": ["threshold", "r=0.4: *"],
+         "expected": {"ci": "reproduced", "default": "reproduced", "paper": None}}
+
+
+def _write(tmp_path: Path, *entries: dict) -> Path:
+    p = tmp_path / "findings.yml"
+    p.write_text(yaml.safe_dump({"findings": list(entries)}, allow_unicode=True))
+    return p
+
+
+def _row(name: str, verdict: str = "reproduced", ok: bool = True, ours: float = 0.5) -> dict:
+    return {"name": name, "ours": ours, "verdict": verdict, "ok": ok}
+
+
+def test_a_valid_registry_loads(tmp_path: Path) -> None:
+    (f,) = findings.load(_write(tmp_path, ENTRY), ["heat"])
+    assert f.matches("r=0.4: growth") and f.matches("threshold") and not f.matches("threshold 2")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kind": "guess"}, "kind='guess' is not allowed"),
+    ({"chapter": "nope"}, "chapter='nope' is not a chapter"),
+    ({"expected": {"ci": "proven", "default": "reproduced", "paper": None}}, "expected.ci='proven'"),
+    ({"expected": {"ci": "reproduced"}}, "a verdict (or null) for each of"),
+    ({"expected": {"ci": "inconclusive", "default": "reproduced", "paper": None}}, "say why (why_scale)"),
+    ({"evidence": []}, "evidence must be a non-empty list"),
+    ({"kind": "control"}, "a control's expected verdict is 'fact'"),
+    ({"colour": "red"}, "unknown field(s) ['colour']"),
+])
+def test_a_bad_entry_is_named(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(findings.RegistryError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        findings.load(_write(tmp_path, {**ENTRY, **change}), ["heat"])
+
+
+def test_a_yaml_error_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "findings.yml"
+    p.write_text("findings: [\n  - id: x\n")
+    with pytest.raises(findings.RegistryError, match=str(p)):
+        findings.load(p)
+
+
+def test_twice_used_ids_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(findings.RegistryError, match="used twice"):
+        findings.load(_write(tmp_path, ENTRY, ENTRY))
+
+
+def test_the_verdict_comes_from_the_rows() -> None:
+    f = findings.Finding("x", "heat", "paper", "§3", "q", "c", ("a*",), {"ci": "reproduced"})
+    assert findings.verdict_of(f, [_row("a1"), _row("a2")]) == ("reproduced", "")
+    assert findings.verdict_of(f, [_row("a1"), _row("a2", ok=False)]) == ("failed", "")
+    assert findings.verdict_of(f, []) == (None, "")
+    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "inconclusive")])
+    assert v is None and "disagree" in why
+    g = dataclasses.replace(f, decided_by=("a1",))
+    assert findings.verdict_of(g, [_row("a1"), _row("a2", "inconclusive")]) == ("reproduced", "")
+
+
+def test_the_check_fails_when_a_verdict_moves_or_a_claim_is_unregistered(tmp_path: Path) -> None:
+    fs = findings.load(_write(tmp_path, ENTRY), ["heat"])
+    results = {"heat": {"claims": [_row("threshold"), _row("r=0.4: growth")]}}
+    verdicts, problems = findings.check(fs, results, "ci")
+    assert verdicts == {"heat-cfl": "reproduced"} and problems == []
+    # the registry expects another verdict: the check names the finding, both verdicts and the numbers
+    moved = findings.load(_write(tmp_path, {**ENTRY, "expected": {"ci": "refuted", "default": "refuted",
+                                                                 "paper": None}}), ["heat"])
+    _, problems = findings.check(moved, results, "ci")
+    assert problems == ["heat-cfl: verdict reproduced at the ci scale, the registry expects refuted: "
+                        "threshold = 0.5 (reproduced); r=0.4: growth = 0.5 (reproduced)"]
+    # the data move instead
+    results["heat"]["claims"][1] = _row("r=0.4: growth", "refuted")
+    _, problems = findings.check(fs, results, "ci")
+    assert len(problems) == 1 and "disagree" in problems[0]
+    # a claim no finding names
+    _, problems = findings.check(fs, {"heat": {"claims": [_row("threshold"), _row("new claim")]}}, "ci")
+    assert problems == ["heat: claim 'new claim' belongs to no finding of the registry"]
+    # a finding expected at this scale with no evidence
+    _, problems = findings.check(fs, {"heat": {"claims": []}}, "ci")
+    assert "no claim of heat is its evidence" in problems[0]
+
+
+def test_a_claim_in_two_findings_is_a_problem(tmp_path: Path) -> None:
+    other = {**ENTRY, "id": "heat-other", "evidence": ["r=0.4: growth"]}
+    fs = findings.load(_write(tmp_path, ENTRY, other), ["heat"])
+    _, problems = findings.check(fs, {"heat": {"claims": [_row("threshold"), _row("r=0.4: growth")]}}, "ci")
+    assert problems[0] == "heat: claim 'r=0.4: growth' belongs to 2 findings ['heat-cfl', 'heat-other']"
+
+
+def test_counts_count_each_finding_once_and_controls_apart() -> None:
+    f = findings.Finding("a", "heat", "paper", "", "", "", ("x",), {})
+    c = findings.Finding("b", "heat", "control", "", "", "", ("y",), {})
+    n = findings.counts([f, c], {"a": "reproduced", "b": "fact"})
+    assert n["reproduced"] == 1 and n["fact"] == 0
