@@ -193,3 +193,39 @@ def counts(findings: Sequence[Finding], verdicts: Mapping[str, str | None]) -> d
         if v is not None and f.kind != "control":
             out[v] += 1
     return out
+
+
+#: Short names of the verdicts in the verdict-by-scale table.
+_NOT_RUN = "not run"
+
+
+def _cell(v: str | None) -> str:
+    return _NOT_RUN if v is None else ("**failed**" if v == "failed" else v)
+
+
+def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None], scale: str,
+                  problems: Sequence[str] = ()) -> str:
+    """MyST markdown: the findings counted by verdict (each once; controls apart), then one row per
+    finding with its expected verdict at every scale and this build's computed one, and the reason
+    wherever the verdict depends on the scale.  ``problems`` (from :func:`check`) are listed first."""
+    lines: list[str] = []
+    if problems:
+        lines += ["```{error}", f"The registry and this build disagree ({len(problems)}):", ""]
+        lines += [f"- {p}" for p in problems] + ["```", ""]
+    n = counts(findings, verdicts)
+    decided = [f for f in findings if verdicts.get(f.id) is not None]
+    lines += [f"Findings decided in this build (**{scale}** scale): {len([f for f in decided if f.kind != 'control'])} "
+              f"about the paper or ours, and {len([f for f in decided if f.kind == 'control'])} controls of the "
+              f"machinery (not counted).", "", "| verdict | findings | meaning |", "|---|---|---|"]
+    lines += [f"| {v} | {n[v]} | {VERDICTS[v]} |" for v in FINDING_VERDICTS if v != "fact"]
+    lines += [f"| **failed** | {n['failed']} | a claim of the finding did not hold |", ""]
+    head = "| finding | chapter | paper | kind | " + " | ".join(SCALES) + f" | this build ({scale}) |"
+    lines += [head, "|" + "---|" * (5 + len(SCALES))]
+    for f in sorted(findings, key=lambda f: (f.kind == "control", f.chapter, f.id)):
+        got = verdicts.get(f.id)
+        mark = "" if got is None or got == f.expected.get(scale) else " ≠ expected"
+        why = f" {f.why_scale}" if f.why_scale else ""
+        cells = [f"`{f.id}`{why}", f"{{doc}}`{f.chapter}`", f.section, f.kind,
+                 *[_cell(f.expected[s]) for s in SCALES], _cell(got) + mark]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

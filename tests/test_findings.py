@@ -104,3 +104,15 @@ def test_counts_count_each_finding_once_and_controls_apart() -> None:
     c = findings.Finding("b", "heat", "control", "", "", "", ("y",), {})
     n = findings.counts([f, c], {"a": "reproduced", "b": "fact"})
     assert n["reproduced"] == 1 and n["fact"] == 0
+
+
+def test_the_verdict_table_shows_every_scale_and_marks_a_moved_verdict() -> None:
+    f = findings.Finding("a", "heat", "paper", "§3", "q", "c", ("x",), {"ci": "inconclusive", "default":
+                         "reproduced", "paper": None}, why_scale="3 × 3 is too small.")
+    c = findings.Finding("b", "heat", "control", "", "", "", ("y",), {"ci": "fact", "default": "fact",
+                         "paper": None})
+    table = findings.verdict_table([f, c], {"a": "reproduced", "b": "fact"}, "ci", ["a: moved"])
+    assert "- a: moved" in table
+    assert "| `a` 3 × 3 is too small. | {doc}`heat` | §3 | paper | inconclusive | reproduced | not run | " \
+           "reproduced ≠ expected |" in table
+    assert "| reproduced | 1 |" in table and "1 about the paper or ours, and 1 controls" in table
