@@ -84,8 +84,9 @@ class ThresholdConfig:
                            determinism.environment_key()], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def compute(self, checkpoint: Path | None = None) -> dict:
-        """Run the cell (the grid's cell interface; a cell is short and keeps no checkpoint)."""
+    def compute(self, checkpoint: Path | None = None, **kwargs: Any) -> dict:
+        """Run the cell (the grid's cell interface; a cell is short and keeps no checkpoint, and
+        takes no other argument)."""
         return run_threshold_cell(self)
 
     def validate(self) -> ThresholdConfig:
@@ -340,7 +341,7 @@ def fig6(p: Params, pl: Plan) -> Fig6:
     lam0 = {n: grid[(n, p.alphas[0])]["lambda0"] for n in p.networks}
     lr_max = {n: np.array([grid[(n, a)]["lr"] for a in p.alphas]) for n in p.networks}
     bound = bounds.multilayer_lr_bound(np.array(p.alphas))
-    pred = {n: bounds.multilayer_lr_bound(np.array(p.alphas), lam0[n]) for n in p.networks}
+    pred = {n: np.asarray(bounds.multilayer_lr_bound(np.array(p.alphas), lam0[n])) for n in p.networks}
     ratio = {n: lr_max[n] / bound for n in p.networks}
     return Fig6(list(p.networks), list(p.alphas), grid, trace_runs, lam0, lr_max, np.asarray(bound), pred, ratio)
 
