@@ -1,8 +1,11 @@
-"""App. E cells (instab.studies.multilayer) through the one runner, on every engine."""
+"""App. E cells (instab.studies.multilayer) through the one runner, on every engine; the chapter's
+parameters and claim rules on synthetic data (each rule holds and fails)."""
 
+import numpy as np
 import pytest
 
 from instab import grid
+from instab.studies import multilayer as study
 from instab.studies.multilayer import ThresholdConfig
 
 CELL = ThresholdConfig(network="mlp", alpha=100.0, dataset="synthetic", train_size=32, hidden=(8,), steps=100,
@@ -31,3 +34,80 @@ def test_multilayer_cells_on_dask_equal_the_local_pool_bit_for_bit(tmp_path):
     dask = grid.run_grid(cells, cache=tmp_path / "dask", executor="dask-local", workers=2, progress=False)
     assert dask == local  # plain numbers and lists: == compares every float exactly
     assert len(list((tmp_path / "dask").glob("*.result"))) == 3
+
+
+# ------------------------------------------------------------------ the chapter's parameters and claim rules
+def by_name(claims):
+    return {c.name: c for c in claims}
+
+
+def test_params_default_is_valid_and_bad_values_are_named():
+    p = study.Params().validate()
+    assert len(p.plan().cells) == 3 * 5 and len(p.plan().traces) == 2
+    assert p.upper() == 1 + 0.01 + 2 * np.log(10.0) / 400
+    for bad in (dict(alphas=[1.0, 0.1]), dict(rtol=0.5), dict(workers=0), dict(trace_network="vgg"),
+                dict(networks=["nope"])):
+        with pytest.raises(ValueError, match=list(bad)[0] if "networks" not in bad else "model"):
+            study.Params(**bad).validate()
+
+
+def fig6(ratio, pred_ratio=1.0, lam0=5.0):
+    alphas = [1.0, 10.0, 1000.0]
+    bound = 2 / np.array(alphas)
+    lr = np.array(ratio) * bound
+    return study.Fig6(["mlp"], alphas, {}, {}, {"mlp": lam0}, {"mlp": lr}, bound,
+                      {"mlp": lr / pred_ratio}, {"mlp": lr / bound})
+
+
+def test_fig6_claims_hold():
+    p = study.Params(steps=100, rtol=0.02)
+    claims = by_name(study.fig6_claims(fig6([0.2, 0.7, 0.99], pred_ratio=1.02), p))
+    assert len(claims) == 4 and all(c.ok for c in claims.values())
+    assert all(c.shown_in == "fig-multilayer-fig6" for c in claims.values())
+    assert claims["mlp: Δt*/(2/α) at the largest α"].paper is not None
+
+
+def test_fig6_claims_fail():
+    p = study.Params(steps=100, rtol=0.02)
+    claims = by_name(study.fig6_claims(fig6([0.9, 0.5, 1.2], pred_ratio=0.9), p))
+    assert not any(c.ok for c in claims.values())
+    # a dip smaller than the bisection's precision still counts as rising
+    ok = by_name(study.fig6_claims(fig6([0.5, 0.49, 1.0]), p))
+    assert ok["mlp: Δt*/(2/α) rises with α"].ok
+
+
+def edge(dev, gap):
+    return study.Edge(["mlp"], [{"lr": 0.1}], {"mlp": np.array([50.0])}, {"mlp": np.array(dev)},
+                      {"mlp": np.array(gap)})
+
+
+def test_edge_claims():
+    p = study.Params()
+    [c] = study.edge_claims(edge([0.08, 0.01], [0.1, 0.001]), p)
+    assert c.ok and c.name == "mlp: α ≥ 10λ₀ ⇒ 2/(α+λ₀) ≲ Δt* ≲ 2/α"
+    [c] = study.edge_claims(edge([-0.1, 0.01], [0.1, 0.001]), p)
+    assert not c.ok
+    [c] = study.edge_claims(edge([0.2, 0.01], [0.1, 0.001]), p)
+    assert not c.ok
+    ed = edge([0.08, -0.01], [0.1, 0.001])
+    assert ed.max_dev() == 0.08 and ed.values()["mlp.alpha_ge_10_lambda0.max_deviation_from_64"] == 0.08
+
+
+def trace(sharpness, lr=0.1, diverged=False):
+    return {"sharpness": sharpness, "lr": lr, "diverged": diverged, "steps": [0, 10], "loss": [1.0, 0.5],
+            "reason": "norm" if diverged else ""}
+
+
+def test_sharpness_claims_hold_and_fail():
+    good = study.Sharpness({0.001: trace([30.0, 15.0]), 0.1: trace([30.0, 25.0]), 50.0: trace([30.0, 10.0])},
+                           [0.001, 0.1], 50.0)
+    claims = study.sharpness_claims(good)
+    assert [c.ok for c in claims] == [True, True, True]
+    assert claims[1].name == "trace α=0.1: restrained — sharpness above 2/Δt, run bounded"
+    assert good.values()["trace.alpha_10_lambda0.end_sharpness_over_threshold"] == 10.0 / 20.0
+    bad = study.Sharpness({0.001: trace([30.0, 25.0]), 0.1: trace([30.0, 15.0]),
+                           50.0: trace([30.0, 10.0], diverged=True)},
+                          [0.001, 0.1], 50.0)
+    assert [c.ok for c in study.sharpness_claims(bad)] == [False, False, False]
+    one = study.Sharpness({0.001: trace([30.0, 15.0]), 50.0: trace([30.0, 10.0])}, [0.001], 50.0)
+    assert len(study.sharpness_claims(one)) == 2
