@@ -156,9 +156,9 @@ class StackedEngine:
         ref = self.net.member(0)
         return [rel_l1(ref, self.net.member(i)) if i else 0.0 for i in range(self.net.n)]
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Predicted labels [V, N]."""
-        return self.net.predict(x)
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each variant's predicted labels [N] (rows of one [V, N] prediction)."""
+        return self.net.predict(x).unbind(0)
 
     def state(self) -> dict[str, Any]:
         """The checkpoint's part of this engine: stacked parameters and momentum buffers."""

@@ -45,9 +45,28 @@ from instab.data import Loader
 from instab.metrics import rel_l1
 from instab.models import build_model
 from instab.optim import PerturbedSGD
-from instab.runs import (DTYPES, ENGINE_VERSION, ENGINES, NOTES, History, RunSpec, Variant, cpu_state,
-                         cross_entropy, dumps, end_epoch, gradient, is_tested, ks, load_data, log_likelihood,
-                         lr_at, new_history, perturb_init, predict)
+from instab.runs import (
+    DTYPES,
+    ENGINE_VERSION,
+    ENGINES,
+    NOTES,
+    History,
+    RunSpec,
+    Variant,
+    cpu_state,
+    cross_entropy,
+    dumps,
+    end_epoch,
+    gradient,
+    is_tested,
+    ks,
+    load_data,
+    log_likelihood,
+    lr_at,
+    new_history,
+    perturb_init,
+    predict,
+)
 
 __all__ = ["DTYPES", "ENGINES", "ENGINE_VERSION", "NOTES", "Engine", "History", "LoopEngine", "RunConfig", "Variant",
            "cross_entropy", "dumps", "end_epoch", "gradient", "is_tested", "ks", "load_data", "log_likelihood",
