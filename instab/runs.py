@@ -404,7 +404,7 @@ def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
 def end_epoch(config: RunSpec, hist: History, epoch: int, step: int, checkpoint: Path | None, bar: Any,
               on_epoch: Callable[[int, History], None] | None, state: Callable[[], dict[str, Any]]) -> None:
-    """After ``epoch`` (counted from 1), for both engines: the checkpoint with the engine's
+    """After ``epoch`` (counted from 1), in the training loop: the checkpoint with the engine's
     ``state()`` (written atomically), the progress bar, the caller's ``on_epoch``."""
     if checkpoint is not None:
         store.save_object(checkpoint, {"key": config.key(), "epoch": epoch, "step": step, "history": hist, **state()})
@@ -420,7 +420,7 @@ def is_tested(config: RunSpec, epoch: int, epochs: int, step: int, total_steps: 
 
 
 def new_history(config: RunSpec, names: Sequence[str], settings: dict[str, Any]) -> History:
-    """An empty :class:`History` for ``config``'s variants (both engines)."""
+    """An empty :class:`History` for ``config``'s variants."""
     names = list(names)
     return History(config=config.to_dict(), variants=names, settings=settings,
                    train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
