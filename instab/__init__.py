@@ -16,7 +16,10 @@ Modules, one concept each (dependencies point down this list only):
 - :mod:`instab.models`      — CIFAR ResNet(6n+2), VGG16-BN, MLP, small CNN; Swish(β).
 - :mod:`instab.datasets`    — puts the data sets on disk (set-up); :mod:`instab.data` — loads them as
   tensors, seeded batch order.
-- :mod:`instab.train`       — several perturbations in lockstep on shared batches → history.
+- :mod:`instab.runs`        — what a lockstep run is and records: RunSpec, Variant, History, the
+  loss, the schedule; :mod:`instab.batched` — the stacked engine (the variants as one computation);
+  :mod:`instab.train` — the one training loop: several perturbations in lockstep on shared batches
+  → history, per model or stacked.
 - :mod:`instab.grid`        — configurations × executor → cached, atomic, resumable results;
   :mod:`instab.executors` — the engines (local pool, Dask, Slurm through submitit).
 - :mod:`instab.stability`   — divergence, bisection of the largest stable learning rate, Hessian λ₀ (App. E).

@@ -2,8 +2,9 @@
 
 The k × seed grids of paper §4.2 (Tables 1, 4 and 5) train many small networks.  With
 ``engine="loop"`` (:mod:`instab.train`) the variants of a lockstep group take their steps one after
-another, each a handful of small matrix products.  Here the V variants' parameters are stacked
-along a leading axis and trained as one network:
+another, each a handful of small matrix products.  Here (:class:`StackedEngine`, driven by the one
+training loop of :func:`instab.train.train`) the V variants' parameters are stacked along a leading
+axis and trained as one network:
 
 - the first layer's weights of all variants form one matrix, so the shared minibatch meets them in
   **one** matrix product (``x @ [W₁; …; W_V]ᵀ``), and its weight gradient is one product too;
@@ -12,8 +13,9 @@ along a leading axis and trained as one network:
   gradient is exactly its own (the sum's derivative is 1);
 - the update is :class:`instab.optim.PerturbedSGD`'s algorithm (weight decay, momentum buffer,
   Nesterov, then the perturbed update (η/k)·(k·v) or (η·k)·(v/k)) with a per-variant k, in separate
-  elementwise operations, each rounded once: a variant's arithmetic does not depend on its place
-  in the stack, so k = 2 and k = 4 equal k = 1 bit for bit here as in the loop engine.
+  elementwise operations, each rounded once (:func:`instab.optim.stacked_perturbed_sgd`, the
+  optimizer's third path): a variant's arithmetic does not depend on its place in the stack, so
+  k = 2 and k = 4 equal k = 1 bit for bit here as in the loop engine.
 
 It is the same algorithm as the loop engine, but not the same bits: the matrix products sum in
 another order.  Results are reproducible run to run and checkpoint-resumable like the loop
@@ -23,30 +25,17 @@ engine's; the engine is part of a run's cache key.
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from instab import store
 from instab.metrics import rel_l1
+from instab.optim import stacked_perturbed_sgd
+from instab.runs import RunSpec, log_likelihood, perturb_init, unsupported
 
-if TYPE_CHECKING:
-    from instab.data import Data, Loader
-    from instab.train import History, RunConfig
-
-
-def unsupported(config: RunConfig) -> str | None:
-    """Why ``config`` cannot run on the stacked engine (``None``: it can)."""
-    if config.model != "mlp":
-        return f"model={config.model!r} (the stacked engine trains MLPs only)"
-    threads = {v.threads for v in config.variants if v.threads is not None} - {config.threads}
-    if threads:
-        return f"variants with their own thread count {sorted(threads)} (one computation has one thread count)"
-    return None
+__all__ = ["StackedEngine", "StackedMLP", "StackedSGD", "loss_per_variant", "unsupported"]
 
 
 class StackedMLP:
@@ -94,64 +83,34 @@ class StackedMLP:
 
 def loss_per_variant(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each variant's mean cross-entropy [V] (:func:`instab.train.cross_entropy` per variant)."""
-    from instab.train import log_likelihood
-
     return -log_likelihood(logits, y).mean(dim=1)
 
 
 class StackedSGD:
-    """:class:`instab.optim.PerturbedSGD`'s update for stacked parameters, one k (and form) per variant."""
+    """:class:`instab.optim.PerturbedSGD` for stacked parameters, one k (and form) per variant: the
+    momentum buffers, and the step by :func:`instab.optim.stacked_perturbed_sgd`."""
 
-    def __init__(self, params: Sequence[torch.Tensor], config: RunConfig):
+    def __init__(self, params: Sequence[torch.Tensor], config: RunSpec):
         self.params = list(params)
         self.config = config
-        self.bufs: list[torch.Tensor] | None = None
-        dtype, device = self.params[0].dtype, self.params[0].device
-        self.forms = [v.form for v in config.variants]
-        self.k = torch.tensor([float(v.k) for v in config.variants], dtype=dtype, device=device)
-        self._steps: dict[float, torch.Tensor] = {}
-
-    def _step_sizes(self, lr: float) -> torch.Tensor:
-        """−η/k (paper) or −η·k (release) per variant: a Python float rounded to the parameters'
-        dtype, as torch rounds the ``alpha`` of the loop engine's update."""
-        if lr not in self._steps:
-            values = [-(lr / v.k if v.form == "paper" else lr * v.k) for v in self.config.variants]
-            self._steps[lr] = torch.tensor(values, dtype=self.k.dtype, device=self.k.device)
-        return self._steps[lr]
+        self.bufs: list[torch.Tensor | None] = [None] * len(self.params)
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor], lr: float) -> None:
         c = self.config
-        steps = self._step_sizes(lr)
-        first = self.bufs is None
-        bufs: list[torch.Tensor] = [] if self.bufs is None else self.bufs
-        for j, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            d = g + p * c.weight_decay if c.weight_decay != 0 else g
-            if c.momentum != 0:
-                if first:  # torch initialises the buffer to the first direction
-                    buf = d.clone()
-                    bufs.append(buf)
-                else:
-                    buf = bufs[j]
-                    buf.mul_(c.momentum).add_(d * (1 - c.dampening) if c.dampening else d)
-                d = d + buf * c.momentum if c.nesterov else buf
-            k = self.k.view(shape)
-            if all(f == "paper" for f in self.forms):
-                d = d * k
-            elif all(f == "release" for f in self.forms):
-                d = d / k
-            else:
-                paper = torch.tensor([f == "paper" for f in self.forms], device=d.device).view(shape)
-                d = torch.where(paper, d * k, d / k)
-            p.add_(d * steps.view(shape))
-        if first and c.momentum != 0:
-            self.bufs = bufs
+        stacked_perturbed_sgd(self.params, grads, self.bufs, weight_decay=c.weight_decay, momentum=c.momentum,
+                              lr=lr, dampening=c.dampening, nesterov=c.nesterov,
+                              k=[v.k for v in c.variants], form=[v.form for v in c.variants])
+
+    def buffers(self) -> list[torch.Tensor] | None:
+        """The momentum buffers (``None`` before the first step, or without momentum)."""
+        return None if any(b is None for b in self.bufs) else [b for b in self.bufs if b is not None]
 
     def state_dict(self, i: int) -> dict[str, Any]:
         """Variant i's optimizer state in :class:`torch.optim.SGD`'s format (momentum buffers)."""
-        state = {} if self.bufs is None else {j: {"momentum_buffer": b[i].detach().cpu().clone()}
-                                              for j, b in enumerate(self.bufs)}
+        bufs = self.buffers()
+        state = {} if bufs is None else {j: {"momentum_buffer": b[i].detach().cpu().clone()}
+                                         for j, b in enumerate(bufs)}
         c = self.config
         return {"state": state, "param_groups": [{"momentum": c.momentum, "weight_decay": c.weight_decay,
                                                   "dampening": c.dampening, "nesterov": c.nesterov,
@@ -159,92 +118,61 @@ class StackedSGD:
                                                   "params": list(range(len(self.params)))}]}
 
 
-def train_stacked(config: RunConfig, base: nn.Module, data: Data, loader: Loader, settings: dict[str, Any],
-                  checkpoint: str | Path | None, progress: bool, on_epoch: Callable[[int, History], None] | None,
-                  *, epochs: int, total_steps: int, record_at: set[int], acc_at: set[int]) -> History:
-    """:func:`instab.train.train` for ``engine="stacked"`` (called by it, after validation and the
-    determinism settings): the same history, checkpoints and resumption."""
-    from instab.train import end_epoch, is_tested, lr_at, new_history, perturb_init
+class StackedEngine:
+    """The stacked engine for :func:`instab.train.train`: the per-step work of the V variants as one
+    computation (``RunSpec(engine="stacked")``, MLPs only)."""
 
-    models = []
-    for v in config.variants:
-        m = copy.deepcopy(base)
-        perturb_init(m, v.init_ulp, v.init_index)
-        models.append(m)
-    net = StackedMLP(models)
-    opt = StackedSGD(net.parameters(), config)
-    names = [v.name for v in config.variants]
-    hist = new_history(config, names, settings)
-    hist.settings["variant_threads"] = dict.fromkeys(names, config.threads)
-    hist.settings["engine"] = "stacked"
-    start_epoch, step = 0, 0
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None:
-        state = store.load_object(ckpt_path)
-        if state is not None and state.get("key") == config.key():
-            with torch.no_grad():
-                for p, saved in zip(net.parameters(), state["params"], strict=True):
-                    p.copy_(saved)
-            opt.bufs = None if state["bufs"] is None else [b.to(data.x_train.device) for b in state["bufs"]]
-            hist, start_epoch, step = state["history"], state["epoch"], state["step"]
+    def __init__(self, config: RunSpec, base: nn.Module):
+        models = []
+        for v in config.variants:
+            m = copy.deepcopy(base)
+            perturb_init(m, v.init_ulp, v.init_index)
+            models.append(m)
+        self.net = StackedMLP(models)
+        self.opt = StackedSGD(self.net.parameters(), config)
+        self.params = self.net.parameters()
+        self.settings = {"variant_threads": dict.fromkeys((v.name for v in config.variants), config.threads),
+                         "engine": "stacked"}
+        self.lr = config.lr
+        self.loss_sum = torch.zeros(0)
 
-    def record(step: int) -> None:
-        hist.iter_step.append(step)
-        ref = net.member(0)
-        for i, n in enumerate(names):
-            hist.iter_rel_l1[n].append(rel_l1(ref, net.member(i)) if i else 0.0)
+    def begin_epoch(self, lr: float) -> None:
+        self.lr = lr
+        self.loss_sum = torch.zeros(self.net.n, dtype=torch.float64, device=self.params[0].device)
 
-    if start_epoch == 0 and step == 0 and 0 in record_at:
-        record(0)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", leave=False)
-    params = net.parameters()
-    t0 = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        if step >= total_steps:
-            break
-        lr = lr_at(config, epoch)
-        loss_sum = torch.zeros(net.n, dtype=torch.float64, device=data.x_train.device)
-        n_batches = 0
-        for xb, yb in loader.epoch(epoch):
-            losses = loss_per_variant(net.forward(xb), yb)
-            grads = torch.autograd.grad(losses.sum(), params)
-            opt.step(grads, lr)
-            loss_sum += losses.detach()
-            n_batches += 1
-            step += 1
-            if step in record_at:
-                record(step)
-            if step in acc_at:
-                hist.iter_acc_step.append(step)
-                correct = (net.predict(data.x_test) == data.y_test).double().mean(dim=1)
-                for n, a in zip(names, correct.tolist(), strict=True):
-                    hist.iter_acc[n].append(float(a))
-            if step >= total_steps:
-                break
-        hist.epoch.append(epoch + 1)
-        hist.steps.append(step)
-        hist.lr.append(lr)
-        tested = is_tested(config, epoch + 1, epochs, step, total_steps)
-        pred = net.predict(data.x_test) if tested else None
-        if tested:
-            hist.test_epoch.append(epoch + 1)
-        ref = net.member(0)
-        for i, n in enumerate(names):
-            hist.train_loss[n].append(float(loss_sum[i]) / max(n_batches, 1))
-            hist.rel_l1[n].append(rel_l1(ref, net.member(i)) if i else 0.0)
-            if pred is not None:
-                hist.test_acc[n].append(float((pred[i] == data.y_test).double().mean()))
-                hist.predictions[n] = pred[i].to(torch.int16).cpu().numpy()
-        hist.seconds += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        end_epoch(config, hist, epoch + 1, step, ckpt_path, bar, on_epoch,
-                  lambda: {"params": [p.detach().cpu().clone() for p in params],
-                           "bufs": None if opt.bufs is None else [b.cpu().clone() for b in opt.bufs]})
-    if bar is not None:
-        bar.close()
-    if config.keep_final:
-        hist.final_state = {"model": net.state_dict(0), "optimizer": opt.state_dict(0)}
-    return hist
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One step of every variant on the batch (x, y)."""
+        losses = loss_per_variant(self.net.forward(x), y)
+        grads = torch.autograd.grad(losses.sum(), self.params)
+        self.opt.step(grads, self.lr)
+        self.loss_sum += losses.detach()
+
+    def loss_sums(self) -> list[float]:
+        """Each variant's training loss summed over this epoch's steps."""
+        return [float(s) for s in self.loss_sum]
+
+    def rel_l1(self) -> list[float]:
+        """RelL1 of each variant against the first (0 for it)."""
+        ref = self.net.member(0)
+        return [rel_l1(ref, self.net.member(i)) if i else 0.0 for i in range(self.net.n)]
+
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each variant's predicted labels [N] (rows of one [V, N] prediction)."""
+        return self.net.predict(x).unbind(0)
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint's part of this engine: stacked parameters and momentum buffers."""
+        bufs = self.opt.buffers()
+        return {"params": [p.detach().cpu().clone() for p in self.params],
+                "bufs": None if bufs is None else [b.cpu().clone() for b in bufs]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.params, state["params"], strict=True):
+                p.copy_(saved)
+        device = self.params[0].device
+        self.opt.bufs = [None] * len(self.params) if state["bufs"] is None else [b.to(device) for b in state["bufs"]]
+
+    def final_state(self) -> dict[str, Any]:
+        """The reference's final weights and optimizer state (momentum buffers)."""
+        return {"model": self.net.state_dict(0), "optimizer": self.opt.state_dict(0)}

@@ -12,11 +12,17 @@ momentum buffer (initialised to the first gradient), Nesterov — so that at k =
 two, where the scaling is exact) it is bitwise equal to ``torch.optim.SGD`` on both the
 single-tensor and the foreach path.  The momentum buffer holds torch's unperturbed value; only the
 final parameter update is perturbed.
+
+A third path, :func:`stacked_perturbed_sgd`, takes the step for V runs at once whose parameters are
+stacked along a leading axis, each run with its own k and form (the stacked engine,
+:mod:`instab.batched`).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Sequence
 from typing import Any, cast
 
 import torch
@@ -25,7 +31,8 @@ from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
 
 from instab.numerics import FORMS, check_form, check_k, is_power_of_two
 
-__all__ = ["FORMS", "PerturbedSGD", "perturbed_sgd", "perturbed_update", "check_k", "check_form"]
+__all__ = ["FORMS", "PerturbedSGD", "perturbed_sgd", "stacked_perturbed_sgd", "perturbed_update", "check_k",
+           "check_form"]
 
 
 class PerturbedSGD(torch.optim.SGD):
@@ -211,3 +218,51 @@ def _multi_tensor(params: list[Tensor], grads: list[Tensor], momentum_buffer_lis
                 else:
                     device_grads = torch._foreach_div(device_grads, k)
         torch._foreach_add_(device_params, device_grads, alpha=-step)
+
+
+def stacked_perturbed_sgd(params: list[Tensor], grads: Sequence[Tensor], momentum_buffer_list: list[Tensor | None],
+                          *, weight_decay: float, momentum: float, lr: float, dampening: float, nesterov: bool,
+                          k: Sequence[int], form: Sequence[str]) -> None:
+    """Perturbed SGD for V runs stacked along each tensor's leading axis, run i with its own ``k[i]``
+    and ``form[i]`` (the stacked engine, :mod:`instab.batched`).
+
+    The same algorithm as the other two paths — weight decay, the momentum buffer (initialised to
+    the first direction), Nesterov, then the perturbed update (η/k)·(k·v) or (η·k)·(v/k) — in
+    separate elementwise operations, each rounded once (no fused multiply–add, which torch's
+    ``add(..., alpha=)`` may use): a run's arithmetic does not depend on its place in the stack, so
+    k = 2 and k = 4 equal k = 1 bit for bit here too.  The step sizes −η/k or −η·k are Python floats
+    rounded to the parameters' dtype, as torch rounds the ``alpha`` of the other paths.
+    """
+    if not params:
+        return
+    ks, steps, paper = _stacked_constants(tuple(k), tuple(form), lr, params[0].dtype, params[0].device)
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        shape = (-1,) + (1,) * (p.dim() - 1)
+        d = g + p * weight_decay if weight_decay != 0 else g
+        if momentum != 0:
+            buf = momentum_buffer_list[i]
+            if buf is None:  # torch initialises the buffer to the first direction
+                buf = d.clone()
+                momentum_buffer_list[i] = buf
+            else:
+                buf.mul_(momentum).add_(d * (1 - dampening) if dampening else d)
+            d = d + buf * momentum if nesterov else buf
+        kv = ks.view(shape)
+        if paper is None:
+            d = d * kv if form[0] == "paper" else d / kv
+        else:
+            d = torch.where(paper.view(shape), d * kv, d / kv)
+        p.add_(d * steps.view(shape))
+
+
+@functools.lru_cache(maxsize=64)
+def _stacked_constants(k: tuple[int, ...], form: tuple[str, ...], lr: float, dtype: torch.dtype,
+                       device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The stacked path's k per run, step size per run, and which runs take the paper form (``None``
+    when all take one form)."""
+    for f in form:
+        check_form(f)
+    ks = torch.tensor([float(check_k(v)) for v in k], dtype=dtype, device=device)
+    steps = torch.tensor([-_step_size(lr, v, f) for v, f in zip(k, form, strict=True)], dtype=dtype, device=device)
+    paper = None if len(set(form)) == 1 else torch.tensor([f == "paper" for f in form], device=device)
+    return ks, steps, paper

@@ -16,376 +16,159 @@ bitwise equal to an uninterrupted run.
 
 BatchNorm running statistics are buffers, not parameters: RelL1 leaves them out (recorded in the
 history's ``notes``).
+
+:func:`train` is the one epoch / checkpoint / progress loop; it drives an engine, a small object
+with the per-step work of the variants: :class:`LoopEngine` (one model and one
+:class:`~instab.optim.PerturbedSGD` per variant, one after another on each batch) or
+:class:`instab.batched.StackedEngine` (``engine="stacked"``: the variants as one computation).  What
+a run is and records (:class:`Variant`, :class:`History`, the losses, the schedule, the bookkeeping)
+lives below both engines, in :mod:`instab.runs`, and is importable from here too.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
 import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from instab import determinism, store
-from instab.checks import positive as _positive
-from instab.data import DATASETS, Loader, load
+from instab.batched import StackedEngine
+from instab.data import Loader
 from instab.metrics import rel_l1
-from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, build_model, validate_model_name
-from instab.optim import PerturbedSGD, check_form, check_k
+from instab.models import build_model
+from instab.optim import PerturbedSGD
+from instab.runs import (
+    DTYPES,
+    ENGINE_VERSION,
+    ENGINES,
+    NOTES,
+    History,
+    RunSpec,
+    Variant,
+    cpu_state,
+    cross_entropy,
+    dumps,
+    end_epoch,
+    gradient,
+    is_tested,
+    ks,
+    load_data,
+    log_likelihood,
+    lr_at,
+    new_history,
+    perturb_init,
+    predict,
+)
 
-#: Bump when a change to the training code changes results: cached cells keyed on it recompute.
-#: (Cache keys also include the source of every module the training runs, :func:`instab.store.code_hash`.)
-ENGINE_VERSION = 1
-
-#: Floating-point types a run can train in (``RunConfig.dtype``).
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: How the lockstep variants are computed (``RunConfig.engine``).
-ENGINES = ("loop", "stacked")
-
-NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
-         "All variants start from one initial state and take their steps on the same batches in lockstep.")
-
-
-# --------------------------------------------------------------------------------------- configs
-@dataclass(frozen=True)
-class Variant:
-    """One perturbed run within a lockstep group.
-
-    k, form:
-        The PerturbedSGD perturbation (k = 1: plain SGD).
-    init_ulp, init_index:
-        Move one initial weight by ``init_ulp`` ulps with ``nextafter`` (0: none), as Summers &
-        Dinneen perturb one weight: the entry ``init_index`` (modulo its size; ``None``: the middle)
-        of the last weight matrix, whose input — a hidden feature — varies with the image
-        (:func:`perturb_init`).  (Element 0 of an MLP's first layer, which an earlier version moved,
-        multiplies a corner pixel that is 0 in every Fashion-MNIST image: a one-ulp change there
-        only meets weight decay and is rounded away.)
-    threads:
-        Thread count for this variant's steps (``None``: the run's ``threads``).
-    """
-
-    k: int = 1
-    form: str = "paper"
-    init_ulp: int = 0
-    init_index: int | None = None
-    threads: int | None = None
-
-    @property
-    def name(self) -> str:
-        parts = [f"k={self.k}"]
-        if self.form != "paper":
-            parts.append(self.form)
-        if self.init_ulp:
-            parts.append(f"init{self.init_ulp:+d}ulp" + ("" if self.init_index is None else f"@{self.init_index}"))
-        if self.threads is not None:
-            parts.append(f"threads={self.threads}")
-        return ",".join(parts)
+__all__ = ["DTYPES", "ENGINES", "ENGINE_VERSION", "NOTES", "Engine", "History", "LoopEngine", "RunConfig", "Variant",
+           "cross_entropy", "dumps", "end_epoch", "gradient", "is_tested", "ks", "load_data", "log_likelihood",
+           "lr_at", "new_history", "perturb_init", "predict", "run", "train"]
 
 
-def ks(*values: int, form: str = "paper") -> tuple[Variant, ...]:
-    """Variants for the given k values, e.g. ``ks(1, 3, 5)``."""
-    return tuple(Variant(k=k, form=form) for k in values)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a run's result (hashed by :mod:`instab.grid`).
-
-    The schedule is the paper's step decay: ``lr`` is multiplied by ``lr_decay`` every
-    ``lr_decay_every`` epochs (``lr_decay_every=0``: constant).  ``max_steps`` stops training after
-    that many iterations (for the fixed-lr runs with lr × iterations constant); ``epochs`` then
-    defaults to enough epochs.  ``rel_l1_every``: record RelL1 every so many iterations
-    (``0``: only per epoch; ``"log"``: ~20 points per decade of iterations).  ``keep_final``: keep
-    the reference variant's final weights and optimizer state in ``History.final_state``.  ``foreach``: the
-    optimizer's multi-tensor path (the faster one on CPU too; same arithmetic as the single-tensor
-    path).  ``acc_every``: also record every variant's test accuracy every so many iterations
-    (``History.iter_acc``; 0: only per epoch).  ``eval_every``: the test pass after every so many
-    epochs and after the last (``History.test_epoch``; a grid that needs only the final accuracy
-    sets it to ``epochs``).  ``dtype``: ``"float32"`` (the paper's) or
-    ``"float64"`` for the weights, the optimizer and the data.  ``engine``: ``"loop"`` trains the
-    variants one after another on each batch; ``"stacked"`` (MLPs only) trains them as one
-    computation on parameters stacked along a leading axis (:mod:`instab.batched`) — the same
-    algorithm, faster for many small runs, but other bits than ``"loop"`` (another summation
-    order in the matrix products), so the engine is part of the cache key like any other field.
-    """
-
-    model: str = "cnn"
-    dataset: str = "fashion_mnist"
-    variants: tuple[Variant, ...] = (Variant(1), Variant(3))
-    epochs: int | None = 1
-    max_steps: int | None = None
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    dampening: float = 0.0
-    lr_decay: float = 0.1
-    lr_decay_every: int = 40
-    init_seed: int = 0
-    batch_seed: int = 0
-    augment: bool = False
-    augment_seed: int = 0
-    train_size: int | None = None
-    test_size: int | None = None
-    pad_to: int | None = None
-    activation: str = "relu"
-    beta: float = 1.0
-    pool: str = "max"
-    shortcut: str = "conv"
-    widths: tuple[int, ...] | None = None
-    hidden: tuple[int, ...] | None = None
-    threads: int = 1
-    device: str = "cpu"
-    rel_l1_every: int | str = 0
-    foreach: bool | None = True
-    keep_final: bool = False
-    acc_every: int = 0
-    eval_every: int = 1
-    dtype: str = "float32"
-    engine: str = "loop"
-
-    def __post_init__(self) -> None:
-        # normalise lists given from YAML / papermill into tuples so configs hash and compare
-        variants = tuple(v if isinstance(v, Variant) else Variant(**v) if isinstance(v, dict) else Variant(v)
-                         for v in self.variants)
-        object.__setattr__(self, "variants", variants)
-        for name in ("widths", "hidden"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(int(v) for v in value))
-
-    def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        """SHA-256 of the canonical configuration, the engine version, the source of the modules the
-        training runs (:func:`instab.store.code_hash`), the library versions and the floating-point
-        environment (:func:`instab.determinism.environment_key`): the grid's cache key."""
-        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": store.code_hash(__name__),
-                            "libraries": store.library_versions(),
-                            "fp_environment": determinism.environment_key()}.items()))
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-    def data_key(self) -> tuple[Any, ...]:
-        """What decides the data this run loads (the grid checks each data set once)."""
-        return (self.dataset, self.train_size, self.test_size, self.pad_to)
-
-    def check_data(self) -> RunConfig:
-        """Raise before any training if the data set is not on disk (and cannot be fetched)."""
-        return self.validate(check_data=True)
+class RunConfig(RunSpec):
+    """A :class:`~instab.runs.RunSpec` (every field, ``validate``, ``key``) that the grid can run:
+    ``compute`` trains it (the cell interface of :func:`instab.grid.run_cell`)."""
 
     def compute(self, checkpoint: str | Path | None = None, **kwargs: Any) -> History:
         """Train this run (the grid's cell interface, :func:`instab.grid.run_cell`)."""
         return train(self, checkpoint=checkpoint, **kwargs)
 
-    def validate(self, *, check_data: bool = False) -> RunConfig:
-        """Raise ``ValueError`` naming the first bad field (before any training)."""
-        validate_model_name(self.model)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not allowed; choose one of {list(DATASETS)}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r} is not allowed; "
-                             f"choose one of {list(ACTIVATIONS)}")
-        if self.pool not in POOLS:
-            raise ValueError(f"pool={self.pool!r} is not allowed; choose one of {list(POOLS)}")
-        if self.shortcut not in SHORTCUTS:
-            raise ValueError(f"shortcut={self.shortcut!r} is not allowed; choose one of {list(SHORTCUTS)}")
-        _positive("lr", self.lr)
-        _positive("batch_size", self.batch_size, integer=True)
-        _positive("threads", self.threads, integer=True)
-        _positive("beta", self.beta)
-        for name in ("momentum", "weight_decay", "dampening"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"{name}={value!r} is not allowed; it must be a number >= 0")
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError("nesterov=True is not allowed without momentum > 0 and dampening = 0")
-        if self.epochs is None and self.max_steps is None:
-            raise ValueError("epochs=None is not allowed without max_steps")
-        if self.epochs is not None:
-            _positive("epochs", self.epochs, integer=True)
-        if self.max_steps is not None:
-            _positive("max_steps", self.max_steps, integer=True)
-        if not (isinstance(self.lr_decay_every, int) and self.lr_decay_every >= 0):
-            raise ValueError(f"lr_decay_every={self.lr_decay_every!r} is not allowed; "
-                             "it must be an integer >= 0")
-        _positive("lr_decay", self.lr_decay)
-        if not self.variants:
-            raise ValueError("variants=() is not allowed; give at least one (the reference)")
-        for v in self.variants:
-            check_k(v.k)
-            check_form(v.form)
-            if not isinstance(v.init_ulp, int) or isinstance(v.init_ulp, bool):
-                raise ValueError(f"init_ulp={v.init_ulp!r} is not allowed; it must be an integer")
-            if v.threads is not None:
-                _positive("threads", v.threads, integer=True)
-            if v.init_index is not None and (isinstance(v.init_index, bool) or not isinstance(v.init_index, int)
-                                             or v.init_index < 0):
-                raise ValueError(f"init_index={v.init_index!r} is not allowed; an integer >= 0 or None")
-        if len({v.name for v in self.variants}) != len(self.variants):
-            raise ValueError(f"variants={[v.name for v in self.variants]} is not allowed; they must differ")
-        every = self.rel_l1_every
-        if not (every == "log" or (isinstance(every, int) and not isinstance(every, bool) and every >= 0)):
-            raise ValueError(f"rel_l1_every={self.rel_l1_every!r} is not allowed; an integer >= 0 or 'log'")
-        _positive("eval_every", self.eval_every, integer=True)
-        if isinstance(self.acc_every, bool) or not isinstance(self.acc_every, int) or self.acc_every < 0:
-            raise ValueError(f"acc_every={self.acc_every!r} is not allowed; it must be an integer >= 0")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not allowed; choose one of {list(DTYPES)}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine={self.engine!r} is not allowed; choose one of {list(ENGINES)}")
-        if self.engine == "stacked":
-            from instab.batched import unsupported
-            reason = unsupported(self)
-            if reason:
-                raise ValueError(f"engine='stacked' is not allowed here: {reason}; use engine='loop'")
-        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
-            raise ValueError(f"device={self.device!r} is not allowed; choose 'cpu' or 'cuda[:n]'")
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} is not allowed: CUDA is not available here")
-        if self.model == "vgg16_bn" and self.dataset == "fashion_mnist" and self.pad_to != 32:
-            raise ValueError("pad_to must be 32 for vgg16_bn on fashion_mnist (VGG16 takes 32×32 inputs)")
-        if check_data:
-            load_data(self)
-        return self
 
+class Engine(Protocol):
+    """The per-step work of a run's variants, driven by :func:`train`'s loop.
 
-# --------------------------------------------------------------------------------------- history
-@dataclass
-class History:
-    """What a run records.  Per-epoch lists have one entry per completed epoch, except ``test_acc``:
-    one per tested epoch (``test_epoch``; every epoch unless ``eval_every`` > 1); ``rel_l1`` and
-    ``iter_rel_l1`` are against the reference (the first variant) and 0 for it."""
-
-    config: dict[str, Any]
-    variants: list[str]
-    settings: dict[str, Any]
-    notes: str = NOTES
-    epoch: list[int] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    train_loss: dict[str, list[float]] = field(default_factory=dict)
-    test_acc: dict[str, list[float]] = field(default_factory=dict)
-    test_epoch: list[int] = field(default_factory=list)
-    rel_l1: dict[str, list[float]] = field(default_factory=dict)
-    iter_step: list[int] = field(default_factory=list)
-    iter_rel_l1: dict[str, list[float]] = field(default_factory=dict)
-    iter_acc_step: list[int] = field(default_factory=list)
-    iter_acc: dict[str, list[float]] = field(default_factory=dict)
-    predictions: dict[str, np.ndarray] = field(default_factory=dict)
-    final_state: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def reference(self) -> str:
-        return self.variants[0]
-
-    def final_acc(self) -> dict[str, float]:
-        """Test accuracy after the last epoch, per variant."""
-        return {v: acc[-1] for v, acc in self.test_acc.items()}
-
-    def mean_last_acc(self, n: int = 10) -> dict[str, float]:
-        """Mean test accuracy over the last ``n`` epochs (the authors' measure), per variant."""
-        return {v: float(np.mean(acc[-n:])) for v, acc in self.test_acc.items()}
-
-    def final_rel_l1(self) -> dict[str, float]:
-        return {v: r[-1] for v, r in self.rel_l1.items()}
-
-
-# ------------------------------------------------------------------------------------- training
-def load_data(config: RunConfig):
-    kwargs: dict[str, Any] = {}
-    if config.dataset == "synthetic":
-        kwargs["shape"] = (3, 32, 32) if config.pad_to is None else (3, config.pad_to, config.pad_to)
-    else:
-        kwargs["pad_to"] = config.pad_to
-    return load(config.dataset, train_size=config.train_size, test_size=config.test_size, **kwargs)
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy as −Σ one_hot(y)·log_softmax(logits): every kernel of it, forward and backward,
-    is deterministic on CUDA (``F.cross_entropy``'s NLLLoss is flagged non-deterministic there), and
-    it is one code path on every device."""
-    picked = log_likelihood(logits, y)
-    return -(picked.mean() if reduction == "mean" else picked.sum())
-
-
-def log_likelihood(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[y] per sample, as Σ one_hot(y)·log_softmax(logits) over the last axis
-    (the classes); leading axes are kept (the stacked engine's [variant, sample])."""
-    return (F.log_softmax(logits, dim=-1) * F.one_hot(y, logits.shape[-1]).to(logits.dtype)).sum(dim=-1)
-
-
-def lr_at(config: RunConfig, epoch: int) -> float:
-    """The step-decay schedule (paper §4.2): lr · lr_decay^⌊epoch / lr_decay_every⌋ (epoch from 0)."""
-    if config.lr_decay_every == 0:
-        return config.lr
-    return config.lr * config.lr_decay ** (epoch // config.lr_decay_every)
-
-
-def _log_steps(total: int, per_decade: int = 20) -> set[int]:
-    if total < 1:
-        return set()
-    decades = max(1, math.ceil(math.log10(total + 1)))
-    grid = np.unique(np.round(np.logspace(0, math.log10(total), per_decade * decades)))
-    return {int(s) for s in grid} | {total}
-
-
-def perturb_init(model: nn.Module, ulps: int, index: int | None = None) -> int:
-    """Move one entry of the last weight matrix (the classifier's) by ``ulps`` units in the last
-    place (``nextafter``) and return its flat index in that matrix.
-
-    ``index`` is taken modulo the matrix's size (so an ensemble can name entries without knowing the
-    network); ``None``: its middle entry.  The input of such a weight is a hidden feature, which
-    varies from image to image, so its gradient is never just weight decay.
+    ``settings`` go into ``History.settings``; ``begin_epoch(lr)`` sets the learning rate and starts
+    the epoch's loss sums; ``step(x, y)`` is one step of every variant on the batch; ``loss_sums()``,
+    ``rel_l1()`` (against the first variant, 0 for it) and ``predict(x)`` (labels) give one entry per
+    variant; ``state()``/``load_state()`` are the engine's part of a checkpoint; ``final_state()``
+    the reference's weights and optimizer state (``keep_final``).
     """
-    weights = [p for p in model.parameters() if p.dim() >= 2]
-    if not weights:
-        raise ValueError("perturb_init: the model has no weight matrix")
-    flat = weights[-1].data.view(-1)
-    i = flat.numel() // 2 if index is None else int(index) % flat.numel()
-    target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=flat.dtype, device=flat.device)
-    with torch.no_grad():
-        for _ in range(abs(ulps)):
-            flat[i] = torch.nextafter(flat[i], target)
-    return i
+
+    settings: dict[str, Any]
+
+    def begin_epoch(self, lr: float) -> None: ...
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None: ...
+
+    def loss_sums(self) -> list[float]: ...
+
+    def rel_l1(self) -> list[float]: ...
+
+    def predict(self, x: torch.Tensor) -> Sequence[torch.Tensor]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+    def final_state(self) -> dict[str, Any]: ...
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels in eval mode."""
-    model.eval()
-    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+class LoopEngine:
+    """The per-model engine (``engine="loop"``): one model and one :class:`PerturbedSGD` per variant,
+    each taking its step on the batch in turn, each with its own thread count."""
+
+    def __init__(self, config: RunSpec, base: nn.Module):
+        self.models: list[nn.Module] = []
+        self.opts: list[PerturbedSGD] = []
+        for v in config.variants:
+            m = copy.deepcopy(base)
+            perturb_init(m, v.init_ulp, v.init_index)
+            self.models.append(m)
+            self.opts.append(_optimizer(m, config, v))
+        self.threads = [v.threads or config.threads for v in config.variants]
+        self.settings = {"variant_threads": {v.name: t for v, t in zip(config.variants, self.threads, strict=True)}}
+        self.device = torch.device(config.device)
+        self.sums: list[torch.Tensor] = []
+
+    def begin_epoch(self, lr: float) -> None:
+        for o in self.opts:
+            for g in o.param_groups:
+                g["lr"] = lr
+        self.sums = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in self.models]
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One step of every variant on the batch (x, y), each under its thread count."""
+        for i, (m, o) in enumerate(zip(self.models, self.opts, strict=True)):
+            if torch.get_num_threads() != self.threads[i]:
+                torch.set_num_threads(self.threads[i])
+            m.train()
+            o.zero_grad(set_to_none=True)
+            loss = cross_entropy(m(x), y)
+            loss.backward()
+            o.step()
+            self.sums[i] += loss.detach()
+
+    def loss_sums(self) -> list[float]:
+        return [float(s) for s in self.sums]
+
+    def rel_l1(self) -> list[float]:
+        return [rel_l1(self.models[0], m) if i else 0.0 for i, m in enumerate(self.models)]
+
+    def predict(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [predict(m, x) for m in self.models]
+
+    def state(self) -> dict[str, Any]:
+        return {"models": [cpu_state(m.state_dict()) for m in self.models],
+                "opts": [cpu_state(o.state_dict()) for o in self.opts]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for m, o, ms, os_ in zip(self.models, self.opts, state["models"], state["opts"], strict=True):
+            m.load_state_dict(ms)
+            o.load_state_dict(os_)
+
+    def final_state(self) -> dict[str, Any]:
+        return {"model": cpu_state(self.models[0].state_dict()), "optimizer": cpu_state(self.opts[0].state_dict())}
 
 
-def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-             batch_size: int = 1000) -> list[torch.Tensor]:
-    """∇ of the mean cross-entropy over (x, y), accumulated over chunks (the model's mode is kept)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    total = [torch.zeros_like(p) for p in params]
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        loss = cross_entropy(model(xb), yb, reduction="sum") / len(x)
-        for t, g in zip(total, torch.autograd.grad(loss, params), strict=True):
-            t.add_(g)
-    return total
-
-
-def train(config: RunConfig, *, checkpoint: str | Path | None = None, progress: bool = False,
+def train(config: RunSpec, *, checkpoint: str | Path | None = None, progress: bool = False,
           on_epoch: Callable[[int, History], None] | None = None) -> History:
     """Train every variant of ``config`` in lockstep and return the :class:`History`.
 
@@ -411,8 +194,10 @@ def train(config: RunConfig, *, checkpoint: str | Path | None = None, progress: 
         torch.set_num_threads(previous_threads)
 
 
-def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | Path | None, progress: bool,
+def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Path | None, progress: bool,
            on_epoch: Callable[[int, History], None] | None) -> History:
+    """The one loop: epochs, the learning rate, RelL1 and accuracy on their steps, the test pass,
+    checkpoints, progress — around the engine's steps."""
     device = torch.device(config.device)
     data = data.to(device, DTYPES[config.dtype])
     loader = Loader(data.x_train, data.y_train, config.batch_size, seed=config.batch_seed,
@@ -429,31 +214,19 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
                        activation=config.activation, beta=config.beta, input_size=data.input_size,
                        pool=config.pool, shortcut=config.shortcut, widths=config.widths, hidden=config.hidden,
                        seed=config.init_seed).to(device=device, dtype=DTYPES[config.dtype])
-    if config.engine == "stacked":
-        from instab.batched import train_stacked
-        return train_stacked(config, base, data, loader, settings, checkpoint, progress, on_epoch,
-                             epochs=epochs, total_steps=total_steps, record_at=record_at, acc_at=acc_at)
-    models, opts = [], []
-    for v in config.variants:
-        m = copy.deepcopy(base)
-        perturb_init(m, v.init_ulp, v.init_index)
-        models.append(m)
-        opts.append(_optimizer(m, config, v))
+    engine: Engine = StackedEngine(config, base) if config.engine == "stacked" else LoopEngine(config, base)
     names = [v.name for v in config.variants]
-    threads = [v.threads or config.threads for v in config.variants]
     hist = new_history(config, names, settings)
-    hist.settings["variant_threads"] = dict(zip(names, threads, strict=True))
+    hist.settings.update(engine.settings)
     start_epoch, step = 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None:
         state = store.load_object(ckpt_path)
         if state is not None and state.get("key") == config.key():
-            for m, o, ms, os_ in zip(models, opts, state["models"], state["opts"], strict=True):
-                m.load_state_dict(ms)
-                o.load_state_dict(os_)
+            engine.load_state(state)
             hist, start_epoch, step = state["history"], state["epoch"], state["step"]
     if start_epoch == 0 and step == 0 and 0 in record_at:
-        _record_iter(hist, models, names, 0)
+        _record_rel_l1(hist, engine, names, 0)
 
     bar = None
     if progress:
@@ -464,32 +237,21 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
         if step >= total_steps:
             break
         lr = lr_at(config, epoch)
-        for o in opts:
-            for g in o.param_groups:
-                g["lr"] = lr
-        loss_sums = [torch.zeros((), dtype=torch.float64, device=device) for _ in models]
+        engine.begin_epoch(lr)
         n_batches = 0
         for xb, yb in loader.epoch(epoch):
-            for i, (m, o) in enumerate(zip(models, opts, strict=True)):
-                if torch.get_num_threads() != threads[i]:
-                    torch.set_num_threads(threads[i])
-                m.train()
-                o.zero_grad(set_to_none=True)
-                loss = cross_entropy(m(xb), yb)
-                loss.backward()
-                o.step()
-                loss_sums[i] += loss.detach()
+            engine.step(xb, yb)
             n_batches += 1
             step += 1
             if step in record_at:
-                _record_iter(hist, models, names, step)
+                _record_rel_l1(hist, engine, names, step)
             if step in acc_at:
                 hist.iter_acc_step.append(step)
-                for n, m in zip(names, models, strict=True):
-                    hist.iter_acc[n].append(float((predict(m, data.x_test) == data.y_test).double().mean()))
+                for n, pred in zip(names, engine.predict(data.x_test), strict=True):
+                    hist.iter_acc[n].append(_accuracy(pred, data.y_test))
             if step >= total_steps:
                 break
-        if torch.get_num_threads() != config.threads:
+        if torch.get_num_threads() != config.threads:  # the loop engine's variants may run on others
             torch.set_num_threads(config.threads)
         hist.epoch.append(epoch + 1)
         hist.steps.append(step)
@@ -497,52 +259,43 @@ def _train(config: RunConfig, data, settings: dict[str, Any], checkpoint: str | 
         tested = is_tested(config, epoch + 1, epochs, step, total_steps)
         if tested:
             hist.test_epoch.append(epoch + 1)
-        for i, (n, m) in enumerate(zip(names, models, strict=True)):
-            hist.train_loss[n].append(float(loss_sums[i]) / max(n_batches, 1))
-            hist.rel_l1[n].append(rel_l1(models[0], m) if i else 0.0)
-            if tested:
-                pred = predict(m, data.x_test)
-                hist.test_acc[n].append(float((pred == data.y_test).double().mean()))
-                hist.predictions[n] = pred.to(torch.int16).cpu().numpy()
+        losses, distances = engine.loss_sums(), engine.rel_l1()
+        preds = engine.predict(data.x_test) if tested else None
+        for i, n in enumerate(names):
+            hist.train_loss[n].append(losses[i] / max(n_batches, 1))
+            hist.rel_l1[n].append(distances[i])
+            if preds is not None:
+                hist.test_acc[n].append(_accuracy(preds[i], data.y_test))
+                hist.predictions[n] = preds[i].to(torch.int16).cpu().numpy()
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        end_epoch(config, hist, epoch + 1, step, ckpt_path, bar, on_epoch,
-                  lambda: {"models": [_cpu_state(m.state_dict()) for m in models],
-                           "opts": [_cpu_state(o.state_dict()) for o in opts]})
+        end_epoch(config, hist, epoch + 1, step, ckpt_path, bar, on_epoch, engine.state)
     if bar is not None:
         bar.close()
     if config.keep_final:  # the reference's final weights and optimizer state (momentum buffers)
-        hist.final_state = {"model": _cpu_state(models[0].state_dict()), "optimizer": _cpu_state(opts[0].state_dict())}
+        hist.final_state = engine.final_state()
     return hist
 
 
-def end_epoch(config: RunConfig, hist: History, epoch: int, step: int, checkpoint: Path | None, bar: Any,
-              on_epoch: Callable[[int, History], None] | None, state: Callable[[], dict[str, Any]]) -> None:
-    """After ``epoch`` (counted from 1), for both engines: the checkpoint with the engine's
-    ``state()`` (written atomically), the progress bar, the caller's ``on_epoch``."""
-    if checkpoint is not None:
-        store.save_object(checkpoint, {"key": config.key(), "epoch": epoch, "step": step, "history": hist, **state()})
-    if bar is not None:
-        bar.update(1)
-    if on_epoch is not None:
-        on_epoch(epoch, hist)
+def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    return float((pred == y).double().mean())
 
 
-def is_tested(config: RunConfig, epoch: int, epochs: int, step: int, total_steps: int) -> bool:
-    """Whether the test pass runs after ``epoch`` (counted from 1): every ``eval_every``-th and the last."""
-    return epoch % config.eval_every == 0 or epoch == epochs or step >= total_steps
+def _log_steps(total: int, per_decade: int = 20) -> set[int]:
+    if total < 1:
+        return set()
+    decades = max(1, math.ceil(math.log10(total + 1)))
+    grid = np.unique(np.round(np.logspace(0, math.log10(total), per_decade * decades)))
+    return {int(s) for s in grid} | {total}
 
 
-def new_history(config: RunConfig, names: Sequence[str], settings: dict[str, Any]) -> History:
-    """An empty :class:`History` for ``config``'s variants (both engines)."""
-    names = list(names)
-    return History(config=config.to_dict(), variants=names, settings=settings,
-                   train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
-                   rel_l1={n: [] for n in names}, iter_rel_l1={n: [] for n in names},
-                   iter_acc={n: [] for n in names})
+def _record_rel_l1(hist: History, engine: Engine, names: Sequence[str], step: int) -> None:
+    hist.iter_step.append(step)
+    for n, d in zip(names, engine.rel_l1(), strict=True):
+        hist.iter_rel_l1[n].append(d)
 
 
-def _optimizer(m: nn.Module, config: RunConfig, v: Variant) -> PerturbedSGD:
+def _optimizer(m: nn.Module, config: RunSpec, v: Variant) -> PerturbedSGD:
     with warnings.catch_warnings():  # a power-of-two k is a deliberate control here, no warning
         warnings.filterwarnings("ignore", message=".*power of two", category=UserWarning)
         return PerturbedSGD(m.parameters(), lr=config.lr, momentum=config.momentum,
@@ -550,43 +303,6 @@ def _optimizer(m: nn.Module, config: RunConfig, v: Variant) -> PerturbedSGD:
                             nesterov=config.nesterov, foreach=config.foreach, k=v.k, form=v.form)
 
 
-def _cpu_state(state: Any) -> Any:
-    if torch.is_tensor(state):
-        return state.detach().cpu().clone()
-    if isinstance(state, dict):
-        return {k: _cpu_state(v) for k, v in state.items()}
-    if isinstance(state, list | tuple):
-        return type(state)(_cpu_state(v) for v in state)
-    return state
-
-
-def _record_iter(hist: History, models: Sequence[nn.Module], names: Sequence[str], step: int) -> None:
-    hist.iter_step.append(step)
-    for i, n in enumerate(names):
-        hist.iter_rel_l1[n].append(rel_l1(models[0], models[i]) if i else 0.0)
-
-
 def run(config: RunConfig | None = None, **changes: Any) -> History:
     """Shorthand: ``train(RunConfig(**changes))`` or ``train(config.replace(**changes))``."""
     return train((config or RunConfig()).replace(**changes) if changes else (config or RunConfig()))
-
-
-def _canonical(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return ("ndarray", str(x.dtype), x.shape, x.tobytes())
-    if torch.is_tensor(x):
-        return _canonical(x.detach().cpu().numpy())
-    if isinstance(x, float):
-        return float.hex(x)
-    if isinstance(x, dict):
-        return tuple((str(k), _canonical(v)) for k, v in x.items())
-    if isinstance(x, list | tuple):
-        return tuple(_canonical(v) for v in x)
-    return x
-
-
-def dumps(history: History) -> bytes:
-    """A canonical byte string of everything the run computed (not its wall time or the thread
-    settings it ran under): equal bytes means bitwise-equal results."""
-    fields = dataclasses.asdict(dataclasses.replace(history, seconds=0.0, settings={}))
-    return repr(_canonical(fields)).encode()

@@ -141,3 +141,37 @@ def test_perturbed_update_matches_the_optimizer_and_is_one_ulp_sized():
     exact = perturbed_update(v, 0.1)
     rel = ((perturbed_update(v, 0.1, 3) - exact).norm() / exact.norm()).item()
     assert 2**-27 < rel < 2**-22
+
+
+def _run_stacked(ks_forms, steps, momentum, dampening, nesterov, weight_decay, seed=0):
+    """The stacked path on V copies of one set of parameters, each run with its own (k, form)."""
+    from instab.optim import stacked_perturbed_sgd
+
+    base = _params(seed)
+    params = [torch.stack([p.detach()] * len(ks_forms)) for p in base]
+    bufs: list = [None] * len(params)
+    g = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        grads = [torch.randn(p.shape[1:], generator=g).expand_as(p).contiguous() for p in params]
+        stacked_perturbed_sgd(params, grads, bufs, weight_decay=weight_decay, momentum=momentum, lr=0.1,
+                              dampening=dampening, nesterov=nesterov, k=[k for k, _ in ks_forms],
+                              form=[f for _, f in ks_forms])
+    return params
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if not c[4]], ids=[_ids(c) for c in CONFIGS if not c[4]])
+def test_stacked_path_k2_k4_equal_k1_k3_differs_and_places_do_not_matter(config):
+    """The stacked path (the stacked engine's step): per run the algorithm of the other paths, in
+    its own rounding, independent of the run's place in the stack and of the other runs."""
+    m, d, n, wd, _ = config
+    a = _run_stacked([(1, "paper"), (2, "paper"), (4, "release"), (3, "paper"), (3, "release")], 4, m, d, n, wd)
+    b = _run_stacked([(3, "release"), (3, "paper"), (1, "paper")], 4, m, d, n, wd)
+    c = _run_stacked([(3, "paper")], 4, m, d, n, wd)
+    for pa, pb, pc in zip(a, b, c, strict=True):
+        assert torch.equal(pa[0], pa[1]) and torch.equal(pa[0], pa[2])  # k = 2, 4 scale exactly
+        assert torch.equal(pa[3], pb[1]) and torch.equal(pa[4], pb[0]) and torch.equal(pa[0], pb[2])
+        assert torch.equal(pa[3], pc[0])
+    assert any(not torch.equal(pa[0], pa[3]) for pa in a)  # k = 3 moves a last bit somewhere
+    sgd = _run(torch.optim.SGD, 4, dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=wd))
+    for pa, ps in zip(a, sgd, strict=True):  # the same algorithm as torch's SGD, up to rounding
+        torch.testing.assert_close(pa[0], ps, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,438 @@
+"""What a lockstep training run is and what it records (paper §4.2), below both engines.
+
+- :class:`Variant` (one perturbation: k and form of :class:`instab.optim.PerturbedSGD`, a one-ulp
+  change of an initial weight, a thread count) and :class:`RunSpec` (everything that determines a
+  run: network, data, SGD's settings, the schedule, the variants, the engine), validated before any
+  training; :class:`instab.train.RunConfig` is a ``RunSpec`` that the grid can run (``compute``).
+- :class:`History`, what a run records, and :func:`dumps`, its canonical bytes.
+- What both engines (:mod:`instab.train`'s per-model loop engine, :mod:`instab.batched`'s stacked
+  engine) and the one training loop share: the loss (:func:`cross_entropy`,
+  :func:`log_likelihood`), the initial perturbation (:func:`perturb_init`), the step-decay
+  schedule (:func:`lr_at`), the end-of-epoch bookkeeping (:func:`new_history`, :func:`is_tested`,
+  :func:`end_epoch`).
+
+Nothing here imports an engine or the training loop: the imports point down, from
+:mod:`instab.train` to :mod:`instab.batched` to this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from instab import determinism, store
+from instab.checks import positive as _positive
+from instab.data import DATASETS, load
+from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, validate_model_name
+from instab.optim import check_form, check_k
+
+#: Bump when a change to the training code changes results: cached cells keyed on it recompute.
+#: (Cache keys also include the source of every module the training runs, :func:`instab.store.code_hash`.)
+ENGINE_VERSION = 1
+
+#: Floating-point types a run can train in (``RunSpec.dtype``).
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: How the lockstep variants are computed (``RunSpec.engine``).
+ENGINES = ("loop", "stacked")
+#: The module whose source, with that of every instab module it imports (the loop, both engines,
+#: the optimizer, the models, the data), keys a run's cache entry (:func:`instab.store.code_hash`).
+TRAINING_CODE = "instab.train"
+
+NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
+         "All variants start from one initial state and take their steps on the same batches in lockstep.")
+
+_Spec = TypeVar("_Spec", bound="RunSpec")
+
+
+# --------------------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class Variant:
+    """One perturbed run within a lockstep group.
+
+    k, form:
+        The PerturbedSGD perturbation (k = 1: plain SGD).
+    init_ulp, init_index:
+        Move one initial weight by ``init_ulp`` ulps with ``nextafter`` (0: none), as Summers &
+        Dinneen perturb one weight: the entry ``init_index`` (modulo its size; ``None``: the middle)
+        of the last weight matrix, whose input — a hidden feature — varies with the image
+        (:func:`perturb_init`).  (Element 0 of an MLP's first layer, which an earlier version moved,
+        multiplies a corner pixel that is 0 in every Fashion-MNIST image: a one-ulp change there
+        only meets weight decay and is rounded away.)
+    threads:
+        Thread count for this variant's steps (``None``: the run's ``threads``).
+    """
+
+    k: int = 1
+    form: str = "paper"
+    init_ulp: int = 0
+    init_index: int | None = None
+    threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        parts = [f"k={self.k}"]
+        if self.form != "paper":
+            parts.append(self.form)
+        if self.init_ulp:
+            parts.append(f"init{self.init_ulp:+d}ulp" + ("" if self.init_index is None else f"@{self.init_index}"))
+        if self.threads is not None:
+            parts.append(f"threads={self.threads}")
+        return ",".join(parts)
+
+
+def ks(*values: int, form: str = "paper") -> tuple[Variant, ...]:
+    """Variants for the given k values, e.g. ``ks(1, 3, 5)``."""
+    return tuple(Variant(k=k, form=form) for k in values)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's result (hashed by :mod:`instab.grid`); the grid's cell is its
+    subclass :class:`instab.train.RunConfig`, which adds ``compute`` (the training).
+
+    The schedule is the paper's step decay: ``lr`` is multiplied by ``lr_decay`` every
+    ``lr_decay_every`` epochs (``lr_decay_every=0``: constant).  ``max_steps`` stops training after
+    that many iterations (for the fixed-lr runs with lr × iterations constant); ``epochs`` then
+    defaults to enough epochs.  ``rel_l1_every``: record RelL1 every so many iterations
+    (``0``: only per epoch; ``"log"``: ~20 points per decade of iterations).  ``keep_final``: keep
+    the reference variant's final weights and optimizer state in ``History.final_state``.  ``foreach``: the
+    optimizer's multi-tensor path (the faster one on CPU too; same arithmetic as the single-tensor
+    path).  ``acc_every``: also record every variant's test accuracy every so many iterations
+    (``History.iter_acc``; 0: only per epoch).  ``eval_every``: the test pass after every so many
+    epochs and after the last (``History.test_epoch``; a grid that needs only the final accuracy
+    sets it to ``epochs``).  ``dtype``: ``"float32"`` (the paper's) or
+    ``"float64"`` for the weights, the optimizer and the data.  ``engine``: ``"loop"`` trains the
+    variants one after another on each batch; ``"stacked"`` (MLPs only) trains them as one
+    computation on parameters stacked along a leading axis (:mod:`instab.batched`) — the same
+    algorithm, faster for many small runs, but other bits than ``"loop"`` (another summation
+    order in the matrix products), so the engine is part of the cache key like any other field.
+    """
+
+    model: str = "cnn"
+    dataset: str = "fashion_mnist"
+    variants: tuple[Variant, ...] = (Variant(1), Variant(3))
+    epochs: int | None = 1
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    dampening: float = 0.0
+    lr_decay: float = 0.1
+    lr_decay_every: int = 40
+    init_seed: int = 0
+    batch_seed: int = 0
+    augment: bool = False
+    augment_seed: int = 0
+    train_size: int | None = None
+    test_size: int | None = None
+    pad_to: int | None = None
+    activation: str = "relu"
+    beta: float = 1.0
+    pool: str = "max"
+    shortcut: str = "conv"
+    widths: tuple[int, ...] | None = None
+    hidden: tuple[int, ...] | None = None
+    threads: int = 1
+    device: str = "cpu"
+    rel_l1_every: int | str = 0
+    foreach: bool | None = True
+    keep_final: bool = False
+    acc_every: int = 0
+    eval_every: int = 1
+    dtype: str = "float32"
+    engine: str = "loop"
+
+    def __post_init__(self) -> None:
+        # normalise lists given from YAML / papermill into tuples so configs hash and compare
+        variants = tuple(v if isinstance(v, Variant) else Variant(**v) if isinstance(v, dict) else Variant(v)
+                         for v in self.variants)
+        object.__setattr__(self, "variants", variants)
+        for name in ("widths", "hidden"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in value))
+
+    def replace(self: _Spec, **changes: Any) -> _Spec:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """SHA-256 of the canonical configuration, the engine version, the source of the modules the
+        training runs (:func:`instab.store.code_hash`), the library versions and the floating-point
+        environment (:func:`instab.determinism.environment_key`): the grid's cache key."""
+        blob = repr(sorted({**self.to_dict(), "engine_version": ENGINE_VERSION, "code": store.code_hash(TRAINING_CODE),
+                            "libraries": store.library_versions(),
+                            "fp_environment": determinism.environment_key()}.items()))
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def data_key(self) -> tuple[Any, ...]:
+        """What decides the data this run loads (the grid checks each data set once)."""
+        return (self.dataset, self.train_size, self.test_size, self.pad_to)
+
+    def check_data(self: _Spec) -> _Spec:
+        """Raise before any training if the data set is not on disk (and cannot be fetched)."""
+        return self.validate(check_data=True)
+
+    def validate(self: _Spec, *, check_data: bool = False) -> _Spec:
+        """Raise ``ValueError`` naming the first bad field (before any training)."""
+        validate_model_name(self.model)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is not allowed; choose one of {list(DATASETS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is not allowed; "
+                             f"choose one of {list(ACTIVATIONS)}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool={self.pool!r} is not allowed; choose one of {list(POOLS)}")
+        if self.shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut={self.shortcut!r} is not allowed; choose one of {list(SHORTCUTS)}")
+        _positive("lr", self.lr)
+        _positive("batch_size", self.batch_size, integer=True)
+        _positive("threads", self.threads, integer=True)
+        _positive("beta", self.beta)
+        for name in ("momentum", "weight_decay", "dampening"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{name}={value!r} is not allowed; it must be a number >= 0")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov=True is not allowed without momentum > 0 and dampening = 0")
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("epochs=None is not allowed without max_steps")
+        if self.epochs is not None:
+            _positive("epochs", self.epochs, integer=True)
+        if self.max_steps is not None:
+            _positive("max_steps", self.max_steps, integer=True)
+        if not (isinstance(self.lr_decay_every, int) and self.lr_decay_every >= 0):
+            raise ValueError(f"lr_decay_every={self.lr_decay_every!r} is not allowed; "
+                             "it must be an integer >= 0")
+        _positive("lr_decay", self.lr_decay)
+        if not self.variants:
+            raise ValueError("variants=() is not allowed; give at least one (the reference)")
+        for v in self.variants:
+            check_k(v.k)
+            check_form(v.form)
+            if not isinstance(v.init_ulp, int) or isinstance(v.init_ulp, bool):
+                raise ValueError(f"init_ulp={v.init_ulp!r} is not allowed; it must be an integer")
+            if v.threads is not None:
+                _positive("threads", v.threads, integer=True)
+            if v.init_index is not None and (isinstance(v.init_index, bool) or not isinstance(v.init_index, int)
+                                             or v.init_index < 0):
+                raise ValueError(f"init_index={v.init_index!r} is not allowed; an integer >= 0 or None")
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError(f"variants={[v.name for v in self.variants]} is not allowed; they must differ")
+        every = self.rel_l1_every
+        if not (every == "log" or (isinstance(every, int) and not isinstance(every, bool) and every >= 0)):
+            raise ValueError(f"rel_l1_every={self.rel_l1_every!r} is not allowed; an integer >= 0 or 'log'")
+        _positive("eval_every", self.eval_every, integer=True)
+        if isinstance(self.acc_every, bool) or not isinstance(self.acc_every, int) or self.acc_every < 0:
+            raise ValueError(f"acc_every={self.acc_every!r} is not allowed; it must be an integer >= 0")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not allowed; choose one of {list(DTYPES)}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine={self.engine!r} is not allowed; choose one of {list(ENGINES)}")
+        if self.engine == "stacked":
+            reason = unsupported(self)
+            if reason:
+                raise ValueError(f"engine='stacked' is not allowed here: {reason}; use engine='loop'")
+        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
+            raise ValueError(f"device={self.device!r} is not allowed; choose 'cpu' or 'cuda[:n]'")
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} is not allowed: CUDA is not available here")
+        if self.model == "vgg16_bn" and self.dataset == "fashion_mnist" and self.pad_to != 32:
+            raise ValueError("pad_to must be 32 for vgg16_bn on fashion_mnist (VGG16 takes 32×32 inputs)")
+        if check_data:
+            load_data(self)
+        return self
+
+
+def unsupported(config: RunSpec) -> str | None:
+    """Why ``config`` cannot run on the stacked engine (:mod:`instab.batched`; ``None``: it can)."""
+    if config.model != "mlp":
+        return f"model={config.model!r} (the stacked engine trains MLPs only)"
+    threads = {v.threads for v in config.variants if v.threads is not None} - {config.threads}
+    if threads:
+        return f"variants with their own thread count {sorted(threads)} (one computation has one thread count)"
+    return None
+
+
+# --------------------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """What a run records.  Per-epoch lists have one entry per completed epoch, except ``test_acc``:
+    one per tested epoch (``test_epoch``; every epoch unless ``eval_every`` > 1); ``rel_l1`` and
+    ``iter_rel_l1`` are against the reference (the first variant) and 0 for it."""
+
+    config: dict[str, Any]
+    variants: list[str]
+    settings: dict[str, Any]
+    notes: str = NOTES
+    epoch: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    train_loss: dict[str, list[float]] = field(default_factory=dict)
+    test_acc: dict[str, list[float]] = field(default_factory=dict)
+    test_epoch: list[int] = field(default_factory=list)
+    rel_l1: dict[str, list[float]] = field(default_factory=dict)
+    iter_step: list[int] = field(default_factory=list)
+    iter_rel_l1: dict[str, list[float]] = field(default_factory=dict)
+    iter_acc_step: list[int] = field(default_factory=list)
+    iter_acc: dict[str, list[float]] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    final_state: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def reference(self) -> str:
+        return self.variants[0]
+
+    def final_acc(self) -> dict[str, float]:
+        """Test accuracy after the last epoch, per variant."""
+        return {v: acc[-1] for v, acc in self.test_acc.items()}
+
+    def mean_last_acc(self, n: int = 10) -> dict[str, float]:
+        """Mean test accuracy over the last ``n`` epochs (the authors' measure), per variant."""
+        return {v: float(np.mean(acc[-n:])) for v, acc in self.test_acc.items()}
+
+    def final_rel_l1(self) -> dict[str, float]:
+        return {v: r[-1] for v, r in self.rel_l1.items()}
+
+
+def dumps(history: History) -> bytes:
+    """A canonical byte string of everything the run computed (not its wall time or the thread
+    settings it ran under): equal bytes means bitwise-equal results."""
+    fields = dataclasses.asdict(dataclasses.replace(history, seconds=0.0, settings={}))
+    return repr(_canonical(fields)).encode()
+
+
+def _canonical(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return ("ndarray", str(x.dtype), x.shape, x.tobytes())
+    if torch.is_tensor(x):
+        return _canonical(x.detach().cpu().numpy())
+    if isinstance(x, float):
+        return float.hex(x)
+    if isinstance(x, dict):
+        return tuple((str(k), _canonical(v)) for k, v in x.items())
+    if isinstance(x, list | tuple):
+        return tuple(_canonical(v) for v in x)
+    return x
+
+
+# ---------------------------------------------------------------------- shared by both engines
+def load_data(config: RunSpec):
+    kwargs: dict[str, Any] = {}
+    if config.dataset == "synthetic":
+        kwargs["shape"] = (3, 32, 32) if config.pad_to is None else (3, config.pad_to, config.pad_to)
+    else:
+        kwargs["pad_to"] = config.pad_to
+    return load(config.dataset, train_size=config.train_size, test_size=config.test_size, **kwargs)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy as −Σ one_hot(y)·log_softmax(logits): every kernel of it, forward and backward,
+    is deterministic on CUDA (``F.cross_entropy``'s NLLLoss is flagged non-deterministic there), and
+    it is one code path on every device."""
+    picked = log_likelihood(logits, y)
+    return -(picked.mean() if reduction == "mean" else picked.sum())
+
+
+def log_likelihood(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[y] per sample, as Σ one_hot(y)·log_softmax(logits) over the last axis
+    (the classes); leading axes are kept (the stacked engine's [variant, sample])."""
+    return (F.log_softmax(logits, dim=-1) * F.one_hot(y, logits.shape[-1]).to(logits.dtype)).sum(dim=-1)
+
+
+def lr_at(config: RunSpec, epoch: int) -> float:
+    """The step-decay schedule (paper §4.2): lr · lr_decay^⌊epoch / lr_decay_every⌋ (epoch from 0)."""
+    if config.lr_decay_every == 0:
+        return config.lr
+    return config.lr * config.lr_decay ** (epoch // config.lr_decay_every)
+
+
+def perturb_init(model: nn.Module, ulps: int, index: int | None = None) -> int:
+    """Move one entry of the last weight matrix (the classifier's) by ``ulps`` units in the last
+    place (``nextafter``) and return its flat index in that matrix.
+
+    ``index`` is taken modulo the matrix's size (so an ensemble can name entries without knowing the
+    network); ``None``: its middle entry.  The input of such a weight is a hidden feature, which
+    varies from image to image, so its gradient is never just weight decay.
+    """
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    if not weights:
+        raise ValueError("perturb_init: the model has no weight matrix")
+    flat = weights[-1].data.view(-1)
+    i = flat.numel() // 2 if index is None else int(index) % flat.numel()
+    target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=flat.dtype, device=flat.device)
+    with torch.no_grad():
+        for _ in range(abs(ulps)):
+            flat[i] = torch.nextafter(flat[i], target)
+    return i
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted labels in eval mode."""
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+             batch_size: int = 1000) -> list[torch.Tensor]:
+    """∇ of the mean cross-entropy over (x, y), accumulated over chunks (the model's mode is kept)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = [torch.zeros_like(p) for p in params]
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        loss = cross_entropy(model(xb), yb, reduction="sum") / len(x)
+        for t, g in zip(total, torch.autograd.grad(loss, params), strict=True):
+            t.add_(g)
+    return total
+
+
+def end_epoch(config: RunSpec, hist: History, epoch: int, step: int, checkpoint: Path | None, bar: Any,
+              on_epoch: Callable[[int, History], None] | None, state: Callable[[], dict[str, Any]]) -> None:
+    """After ``epoch`` (counted from 1), in the training loop: the checkpoint with the engine's
+    ``state()`` (written atomically), the progress bar, the caller's ``on_epoch``."""
+    if checkpoint is not None:
+        store.save_object(checkpoint, {"key": config.key(), "epoch": epoch, "step": step, "history": hist, **state()})
+    if bar is not None:
+        bar.update(1)
+    if on_epoch is not None:
+        on_epoch(epoch, hist)
+
+
+def is_tested(config: RunSpec, epoch: int, epochs: int, step: int, total_steps: int) -> bool:
+    """Whether the test pass runs after ``epoch`` (counted from 1): every ``eval_every``-th and the last."""
+    return epoch % config.eval_every == 0 or epoch == epochs or step >= total_steps
+
+
+def new_history(config: RunSpec, names: Sequence[str], settings: dict[str, Any]) -> History:
+    """An empty :class:`History` for ``config``'s variants."""
+    names = list(names)
+    return History(config=config.to_dict(), variants=names, settings=settings,
+                   train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
+                   rel_l1={n: [] for n in names}, iter_rel_l1={n: [] for n in names},
+                   iter_acc={n: [] for n in names})
+
+
+def cpu_state(state: Any) -> Any:
+    if torch.is_tensor(state):
+        return state.detach().cpu().clone()
+    if isinstance(state, dict):
+        return {k: cpu_state(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(cpu_state(v) for v in state)
+    return state
