@@ -26,7 +26,7 @@ def test_a_gpu_chapter_is_skipped_without_a_gpu_with_its_plan(tmp_path, monkeypa
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(book, "out_dir", lambda c, scale, env="native": tmp_path / c)
+    monkeypatch.setattr(book.sources, "out_dir", lambda c, scale, env="native": tmp_path / c)
     assert book.execute("multilayer", "paper") is False
     page = (tmp_path / "multilayer" / "SKIPPED.md").read_text()
     assert "not executed at the paper scale" in page and "dry run" in page
