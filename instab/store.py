@@ -70,7 +70,7 @@ def load_object(path: str | Path) -> Any | None:
         return None
 
 
-def _module_file(name: str) -> Path | None:
+def module_file(name: str) -> Path | None:
     """The source file of ``instab`` module ``name`` (``instab.pde`` → its ``__init__.py``)."""
     parts = name.split(".")
     if parts[0] != "instab":
@@ -85,7 +85,7 @@ def _module_file(name: str) -> Path | None:
 def _imports(name: str, source: str) -> set[str]:
     """The ``instab`` modules that module ``name``'s source imports (anywhere in the file)."""
     out: set[str] = set()
-    f = _module_file(name)
+    f = module_file(name)
     package = name if f is not None and f.name == "__init__.py" else name.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -99,8 +99,8 @@ def _imports(name: str, source: str) -> set[str]:
             if mod.split(".")[0] != "instab":
                 continue
             out.add(mod)
-            out |= {f"{mod}.{a.name}" for a in node.names if _module_file(f"{mod}.{a.name}") is not None}
-    return {m for m in out if _module_file(m) is not None}
+            out |= {f"{mod}.{a.name}" for a in node.names if module_file(f"{mod}.{a.name}") is not None}
+    return {m for m in out if module_file(m) is not None}
 
 
 def module_closure(names: Iterable[str]) -> list[str]:
@@ -111,7 +111,7 @@ def module_closure(names: Iterable[str]) -> list[str]:
         name = todo.pop()
         if name in seen:
             continue
-        f = _module_file(name)
+        f = module_file(name)
         if f is None:
             raise ValueError(f"{name!r} is not a module of instab")
         seen.add(name)
@@ -125,7 +125,7 @@ def code_hash(*names: str) -> str:
     they import, transitively: the code a cached computation runs."""
     h = hashlib.sha256()
     for name in module_closure(names):
-        f = _module_file(name)
+        f = module_file(name)
         assert f is not None
         h.update(name.encode())
         h.update(f.read_bytes())

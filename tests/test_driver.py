@@ -16,13 +16,13 @@ def test_execute_all_goes_on_past_a_failing_chapter(monkeypatch):
             raise book.ChapterFailed("chapter 'b' (ci) failed in cell 3: AssertionError")
         return True
 
-    monkeypatch.setattr(book, "execute", fake)
+    monkeypatch.setattr(book.execution, "execute", fake)
     assert book.execute_all(["a", "b", "c"], "ci") == ["b"]
     assert ran == ["a", "b", "c"]
 
 
 def test_failures_name_the_failed_claims(tmp_path, monkeypatch):
-    monkeypatch.setattr(book, "out_dir", lambda c, scale, env="native": tmp_path / c)
+    monkeypatch.setattr(book.sources, "out_dir", lambda c, scale, env="native": tmp_path / c)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "results.json").write_text(json.dumps({"claims": [
         {"name": "threshold", "ok": False}, {"name": "growth", "ok": True}]}))
@@ -97,7 +97,7 @@ def test_execution_timeout_per_scale_and_its_override():
 
 def test_a_bad_timeout_fails_before_any_work(monkeypatch):
     monkeypatch.setenv(book.TIMEOUT_VAR, "")  # main() sets it for the chapters' processes: undone after
-    monkeypatch.setattr(book, "execute_all", lambda *a, **k: pytest.fail("executed with a bad timeout"))
+    monkeypatch.setattr(book.execution, "execute_all", lambda *a, **k: pytest.fail("executed with a bad timeout"))
     with pytest.raises(SystemExit, match="not a whole number of seconds"):
         book.main(["execute", "--params", "ci", "--chapter", "heat", "--timeout", "soon"])
 

@@ -26,7 +26,7 @@ def test_a_gpu_chapter_is_skipped_without_a_gpu_with_its_plan(tmp_path, monkeypa
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(book, "out_dir", lambda c, scale, env="native": tmp_path / c)
+    monkeypatch.setattr(book.sources, "out_dir", lambda c, scale, env="native": tmp_path / c)
     assert book.execute("multilayer", "paper") is False
     page = (tmp_path / "multilayer" / "SKIPPED.md").read_text()
     assert "not executed at the paper scale" in page and "dry run" in page
@@ -44,3 +44,54 @@ def test_an_unknown_name_in_a_parameter_file_is_rejected_before_any_work(tmp_pat
     (tmp_path / "book/params/ci/heat.yml").write_text("n_stepz: 10\n")
     with pytest.raises(SystemExit, match="'n_stepz'.*r_values"):
         book.check_parameter_file("heat", "ci", root=tmp_path)
+
+
+def _a_study(tmp_path, monkeypatch, name, source):
+    """A study module ``instab.studies.<name>`` that exists only for this test (the driver finds it by name)."""
+    import sys
+
+    import instab.studies
+
+    (tmp_path / "studies").mkdir(exist_ok=True)
+    (tmp_path / "studies" / f"{name}.py").write_text(source)
+    monkeypatch.setattr(instab.studies, "__path__", [*instab.studies.__path__, str(tmp_path / "studies")])
+    monkeypatch.delitem(sys.modules, f"instab.studies.{name}", raising=False)
+
+
+PLAN = '''
+def dry_run(params):
+    rows = [{"what": "growth (resnet56, cifar10)", "cells": 2, "runs": params["runs"], "model_epochs": 400.0,
+             "gpu_hours": 1.5}]
+    total = {"runs": params["runs"], "model_epochs": 400.0, "gpu_hours": 1.5, "epoch_seconds_source": "measured"}
+    return {"rows": rows, "total": total, "checks": ["device cuda: none here"]}
+'''
+
+
+def test_any_chapter_with_a_study_dry_run_plans_and_is_skipped_without_a_gpu(tmp_path, monkeypatch, capsys):
+    import torch
+
+    _a_study(tmp_path, monkeypatch, "sgd_made_up", PLAN)
+    monkeypatch.setattr(book.sources, "chapter_parameters", lambda c, scale: {"runs": 12, "common": {"device": "cuda"}})
+    text = book.dry_run("sgd_made_up", "paper")
+    assert text is not None and text.startswith("sgd_made_up (paper): dry run, nothing trained")
+    assert "growth (resnet56, cifar10)" in text and "device cuda: none here" in text
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(book.sources, "out_dir", lambda c, scale, env="native": tmp_path / c)
+    assert book.execute("sgd_made_up", "paper") is False
+    assert "growth (resnet56, cifar10)" in (tmp_path / "sgd_made_up" / "SKIPPED.md").read_text()
+    assert "skipped sgd_made_up (paper)" in capsys.readouterr().out
+
+
+def test_a_chapter_without_a_study_or_its_dry_run_has_no_plan_and_a_broken_one_is_not_hidden(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(book.sources, "chapter_parameters", lambda c, scale: {"runs": 1})
+    assert book.dry_run("no_such_chapter", "paper") is None
+    _a_study(tmp_path, monkeypatch, "no_plan_here", "x = 1\n")
+    assert book.dry_run("no_plan_here", "paper") is None
+    _a_study(tmp_path, monkeypatch, "needs_a_missing_package", "import instab_no_such_package\n")
+    with pytest.raises(ModuleNotFoundError, match="instab_no_such_package"):
+        book.dry_run("needs_a_missing_package", "paper")
+    _a_study(tmp_path, monkeypatch, "plans_badly", "def dry_run(params):\n    return {'rows': [], 'checks': []}\n")
+    with pytest.raises(ValueError, match="plans_badly.dry_run returned a plan without total"):
+        book.dry_run("plans_badly", "paper")

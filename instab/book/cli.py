@@ -1,0 +1,75 @@
+"""The build driver behind ``make book``: convert, execute, cache by content hash, render.
+
+The command line of :mod:`instab.book` (``python -m instab.book ACTION ...``; the package's
+docstring describes the actions)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from instab.book import execution, plan, rendering, robustness, sources
+
+#: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from instab.determinism import ENVIRONMENTS, check_environment
+
+    ap = argparse.ArgumentParser(prog="python -m instab.book", description=__doc__.split("\n\n")[0])
+    ap.add_argument("action", choices=["build", "execute", "render", "robust", "plan", "list"])
+    ap.add_argument("--params", default="default", help=f"scale: one of {', '.join(sources.SCALES)}")
+    ap.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
+    ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="chapters executed at once (each in its own kernel; default 1)")
+    per_scale = ", ".join(f"{k} {v or 'none'}" for k, v in execution.EXECUTION_TIMEOUTS.items())
+    ap.add_argument("--timeout", metavar="SECONDS",
+                    help=f"how long one chapter may run, in seconds (0: no limit; default per scale: {per_scale}; "
+                         f"also ${execution.TIMEOUT_VAR})")
+    ap.add_argument("--env", action="append",
+                    help=f"floating-point environment, one of {', '.join(ENVIRONMENTS)} (execute: one, default "
+                         "native; robust: repeatable, default every non-native one)")
+    a = ap.parse_args(argv)
+    for var in BLAS_THREADS:  # kernels inherit it: NumPy/SciPy's BLAS sums in one fixed order
+        os.environ.setdefault(var, "1")
+    if a.params not in sources.SCALES:
+        ap.error(f"--params {a.params!r} is not a scale; choose one of {', '.join(sources.SCALES)}")
+    if a.timeout is not None:  # the chapters' processes (--jobs, robust) inherit it
+        os.environ[execution.TIMEOUT_VAR] = a.timeout
+    execution.execution_timeout(a.params)  # a bad value fails here, before any work
+    try:
+        envs = [check_environment(e) for e in a.env or []]
+    except ValueError as e:
+        ap.error(str(e))
+    known = sources.chapters()
+    todo = a.chapter or known
+    bad = [c for c in todo if c not in known]
+    if bad:
+        ap.error(f"unknown chapter(s) {bad}; chapters in _toc.yml: {', '.join(known)}")
+    if a.action == "list":
+        print("\n".join(known))
+        return
+    for c in todo:  # fail before any work if a parameter file is missing or sets an unknown name
+        sources.check_parameter_file(c, a.params)
+    if a.action == "plan":
+        plans = [p for p in (plan.dry_run(c, a.params) for c in todo) if p]
+        print("\n\n".join(plans) if plans else f"no chapter among {todo} has a dry run")
+        return
+    if a.action == "robust":
+        robustness.robust(a.params, envs or [e for e in ENVIRONMENTS if e != "native"], a.jobs, force=a.force)
+        return
+    if len(envs) > 1 or (envs and envs[0] != "native" and a.action != "execute"):
+        ap.error(f"--env {envs} is not allowed with {a.action!r}: only 'execute' takes one non-native environment")
+    env = envs[0] if envs else "native"
+    if env != "native":  # native: the environment as the user set it (its key goes into every cache key)
+        execution.use_environment(env)
+    failed: list[str] = []
+    if a.action in ("build", "execute"):
+        failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env)
+    if a.action in ("build", "render"):
+        rendering.render(a.params)
+    if failed:
+        raise SystemExit(f"error: {len(failed)} chapter(s) failed at scale {a.params!r}"
+                         f"{'' if env == 'native' else f' under {env}'}:\n" + execution.failures(failed, a.params, env))

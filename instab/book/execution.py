@@ -1,0 +1,314 @@
+"""Executing chapters: convert a chapter to a notebook, run it with papermill (its parameters, a
+timeout per scale), show its progress line by line, skip it when its content hash is unchanged or
+when it needs a GPU this machine lacks, and go on past a failing chapter."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import yaml
+
+from instab.book import console, plan, sources
+from instab.book.console import say, visible
+
+#: How long one chapter may run at each scale, in seconds (None: no limit).  Well above what a
+#: chapter takes on a 2-core CPU (longest recorded from an empty cache: sgd 138 s at ci, 621 s at
+#: default), so only a hang or a runaway run trips it; the paper scale's GPU grids run for hours.
+#: ``$INSTAB_EXECUTION_TIMEOUT`` (``--timeout``) overrides it.
+EXECUTION_TIMEOUTS: dict[str, int | None] = {"default": 1800, "ci": 600, "paper": None}
+TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
+
+
+class ChapterFailed(Exception):
+    """A chapter's execution failed; the message names the chapter, the cell and the failed claims."""
+
+
+def execution_timeout(scale: str, environ: Mapping[str, str] | None = None) -> int | None:
+    """How long a chapter may run at ``scale``, in seconds (None: no limit): ``$INSTAB_EXECUTION_TIMEOUT``
+    when set (whole seconds; ``0`` or ``none``: no limit), else the scale's :data:`EXECUTION_TIMEOUTS`.
+
+    Raises ``SystemExit`` naming the value when it is not a number of seconds."""
+    env = os.environ if environ is None else environ
+    raw = env.get(TIMEOUT_VAR, "").strip()
+    if not raw:
+        return EXECUTION_TIMEOUTS[scale]
+    if raw.lower() == "none":
+        return None
+    seconds = int(raw) if raw.isdigit() else -1
+    if seconds < 0:
+        raise SystemExit(f"error: execution timeout {raw!r} ({TIMEOUT_VAR} or --timeout) is not a whole number of "
+                         f"seconds; give one, or 0 (or 'none') for no limit")
+    return seconds or None
+
+
+def cells_as_run(nb: Mapping, injected: bool) -> list[tuple[str, str]]:
+    """The cells papermill runs, as (cell type, first line of source): the notebook's cells, with
+    papermill's ``injected-parameters`` cell after the cell tagged ``parameters`` (at the top if
+    none is) when parameters are passed."""
+    cells = []
+    for c in nb["cells"]:
+        lines = [ln.strip() for ln in "".join(c.get("source", "")).splitlines() if ln.strip()]
+        cells.append((str(c.get("cell_type")), lines[0] if lines else ""))
+    if injected:
+        tagged = [i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", [])]
+        cells.insert(tagged[0] + 1 if tagged else 0, ("code", "# Parameters (injected by papermill)"))
+    return cells
+
+
+class _Stream:
+    """A file papermill writes one of the kernel's streams to (``stdout_file``/``stderr_file``)."""
+
+    def __init__(self, progress: ChapterProgress, name: str) -> None:
+        self.progress, self.name = progress, name
+
+    def write(self, text: str) -> int:
+        self.progress.output(text, self.name)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class ChapterProgress(logging.Handler):
+    """One chapter's execution as lines on the terminal, each prefixed with ``label``.
+
+    A line as each code cell starts (its number, the chapter's time so far, its first line), from
+    papermill's log (``log_output=True``: this handler), and the chapter's stdout and stderr line by
+    line (papermill's ``stdout_file``/``stderr_file``: :meth:`stream`).  A progress bar, redrawn with
+    carriage returns, shows its latest state at most once every ``every`` seconds, and its last
+    state when its line ends, so a log file stays readable.  :attr:`where` names the running cell.
+    """
+
+    CELL_START = re.compile(r"Executing Cell (\d+)-*$")
+
+    def __init__(self, label: str, cells: list[tuple[str, str]], every: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] = say) -> None:
+        super().__init__(logging.INFO)
+        self.label, self.cells, self.every, self.clock, self.write = label, cells, every, clock, write
+        self.code = [i for i, (kind, _) in enumerate(cells) if kind == "code"]
+        self.start = clock()
+        self.where = "before its first cell"
+        self._partial: dict[str, str] = {}  # per stream: output after its last newline
+        self._shown: dict[str, tuple[str, float]] = {}  # per stream: partial line last written, when
+
+    def stream(self, name: str) -> _Stream:
+        """A file for papermill's ``stdout_file`` or ``stderr_file``: what the kernel writes goes to :meth:`output`."""
+        return _Stream(self, name)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.funcName == "log_output_message":  # outputs come through stream() instead
+            return
+        if m := self.CELL_START.match(msg):
+            self.cell_started(int(m.group(1)) - 1)
+        elif record.levelno >= logging.WARNING:  # papermill's own warnings, e.g. an unknown parameter
+            self.write(f"{self.label}: papermill: {msg.strip()}")
+
+    def cell_started(self, index: int) -> None:
+        """Papermill started cell ``index`` (0-based among all cells): a line for a code cell."""
+        if index >= len(self.cells) or self.cells[index][0] != "code":
+            return
+        n = self.code.index(index) + 1
+        self.where = f"cell {n}/{len(self.code)}: {' '.join(self.cells[index][1].split())[:80]}"
+        self.write(f"{self.label}: {self.where} (at {self.clock() - self.start:.0f} s)")
+
+    def output(self, text: str, stream: str = "stdout") -> None:
+        """Output of the chapter on ``stream``: complete lines at once, the current partial line
+        (a progress bar) at most every :attr:`every` seconds."""
+        *lines, rest = (self._partial.get(stream, "") + text).split("\n")
+        shown, when = self._shown.get(stream, ("", -math.inf))
+        for line in map(visible, lines):
+            if line.strip() and line != shown:
+                self.write(f"{self.label} | {line.rstrip()}")
+            shown, when = "", -math.inf
+        self._partial[stream] = rest = visible(rest)
+        now = self.clock()
+        if rest.strip() and rest != shown and now - when >= self.every:
+            self.write(f"{self.label} | {rest.rstrip()}")
+            shown, when = rest, now
+        self._shown[stream] = (shown, when)
+
+    def finish(self) -> None:
+        """Write what is left of each stream's last partial line (if not written already)."""
+        for stream, rest in self._partial.items():
+            if rest.strip() and rest != self._shown.get(stream, ("", 0.0))[0]:
+                self.write(f"{self.label} | {rest.rstrip()}")
+        self._partial.clear()
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[ChapterProgress]:
+        """Receive papermill's log (INFO and up, not passed on to the root logger) while in the block."""
+        log = logging.getLogger("papermill")
+        level, propagate = log.level, log.propagate
+        log.addHandler(self)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        try:
+            yield self
+        finally:
+            log.removeHandler(self)
+            log.setLevel(level)
+            log.propagate = propagate
+            self.finish()
+
+
+def use_environment(env: str) -> None:
+    """Select floating-point environment ``env`` for this process and the kernels it starts (before
+    torch is imported), and point the grid cache at the environment's own folder."""
+    from instab.determinism import environment_vars
+
+    if "torch" in sys.modules:
+        raise RuntimeError("use_environment must run before torch is imported")
+    for var, value in environment_vars(env).items():
+        if value:
+            os.environ[var] = value
+        else:
+            os.environ.pop(var, None)
+    if env != "native":
+        os.environ["INSTAB_CACHE"] = str(sources.build_root(env) / "cache")
+
+
+def execute(chapter: str, scale: str, force: bool = False, env: str = "native") -> bool:
+    """Convert and execute one chapter; returns False when the cache made it unnecessary.
+
+    Raises :class:`ChapterFailed` when a cell fails (the executed notebook, with the error, and
+    ``results.json``, if the chapter got as far as writing it, are kept for the book)."""
+    import jupytext
+    import papermill
+
+    out = sources.out_dir(chapter, scale, env)
+    skipped = out / "SKIPPED.md"
+    skipped.unlink(missing_ok=True)
+    if plan.gpu_needed(sources.chapter_parameters(chapter, scale)):
+        import torch
+
+        if not torch.cuda.is_available():
+            dry = plan.dry_run(chapter, scale) or ""
+            out.mkdir(parents=True, exist_ok=True)
+            for stale in (out / f"{chapter}.ipynb", out / "results.json", out / ".content-hash"):
+                stale.unlink(missing_ok=True)
+            skipped.write_text(f"This chapter was **not executed at the {scale} scale** on the machine that built "
+                               f"this book: its parameters ask for a CUDA GPU and there is none.  Run it where a GPU "
+                               f"is: `python -m instab.book build --params {scale} --chapter {chapter}` (engines: "
+                               f"README, \"Running the paper scale\").  Its dry run:\n\n```text\n{dry}\n```\n")
+            say(f"skipped {chapter} ({scale}): its parameters ask for a CUDA GPU and this machine has none; "
+                f"dry run below\n{dry}")
+            return False
+    digest = sources.content_hash(chapter, scale)
+    stamp = out / ".content-hash"
+    executed = out / f"{chapter}.ipynb"
+    if not force and executed.exists() and stamp.exists() and stamp.read_text() == digest:
+        say(f"skipped {chapter} ({scale}): source, parameters, instab, lock and environment unchanged")
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
+    src = sources.build_root(env) / "converted" / scale / f"{chapter}.ipynb"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    say(f"convert book/{chapter}.md -> {console.shown(src)}")
+    nb = jupytext.read(sources.ROOT / "book" / f"{chapter}.md")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(nb, src, fmt="ipynb")
+    pf = sources.params_file(chapter, scale)
+    parameters = yaml.safe_load(pf.read_text()) if pf else {}
+    timeout = execution_timeout(scale)
+    say(f"execute {chapter} ({scale}) with papermill" + (f", parameters from {pf.relative_to(sources.ROOT)}" if pf else "")
+        + (f", timeout {timeout} s" if timeout else ", no timeout"))
+    t0 = time.perf_counter()
+    progress = ChapterProgress(f"{chapter} ({scale})", cells_as_run(nb, injected=bool(parameters)))
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(cell: object) -> int:
+        """Each cell may run for what is left of the chapter's timeout (nbclient's per-cell timeout)."""
+        assert deadline is not None
+        return max(1, math.ceil(deadline - time.monotonic()))
+
+    # At the timeout nbclient interrupts the kernel and fails the cell (with this error if the
+    # kernel records none), without waiting on a kernel that does not stop
+    timeout_error = {"ename": "ExecutionTimeout", "evalue": f"chapter {chapter!r} ({scale}) ran past its execution "
+                     f"timeout of {timeout} s", "traceback": []}
+    try:
+        with progress.attached():
+            papermill.execute_notebook(str(src), str(executed), parameters=parameters or None, cwd=str(out),
+                                       kernel_name="python3", progress_bar=False, log_output=True,
+                                       stdout_file=progress.stream("stdout"), stderr_file=progress.stream("stderr"),
+                                       request_save_on_cell_execute=False, execution_timeout=timeout,
+                                       timeout_func=remaining if deadline is not None else None,
+                                       interrupt_on_timeout=True, error_on_timeout=timeout_error)
+    except (papermill.PapermillExecutionError, TimeoutError) as e:
+        see = f"\n  see {console.shown(executed)}"
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ChapterFailed(f"chapter {chapter!r} ({scale}) ran past its execution timeout of {timeout} s, in "
+                                f"{progress.where}; raise it with --timeout SECONDS or {TIMEOUT_VAR}=SECONDS (0: no "
+                                f"limit)" + see) from None
+        if isinstance(e, papermill.PapermillExecutionError):
+            raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
+                                f"{e.ename}: {e.evalue}" + see) from None
+        raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in {progress.where}: {e}" + see) from None
+    stamp.write_text(digest)
+    say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
+    return True
+
+
+def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, env: str = "native") -> list[str]:
+    """Execute chapters, ``jobs`` at a time, and return the names of those that failed (each
+    failure is reported as it happens; a failure does not stop the other chapters).
+
+    With ``jobs > 1`` each chapter runs in its own driver process (papermill changes the working
+    directory of the whole process, so two executions must not share one), whose progress lines
+    are printed as they come.
+    """
+    if jobs < 1:
+        raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
+    failed: list[str] = []
+    if jobs == 1:
+        for i, c in enumerate(todo, 1):
+            say(f"chapter {i}/{len(todo)}: {c}")
+            try:
+                execute(c, scale, force=force, env=env)
+            except ChapterFailed as e:
+                say(f"error: {e}")
+                failed.append(c)
+        return failed
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(chapter: str) -> int:
+        cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--chapter", chapter]
+        cmd += ["--env", env] if env != "native" else []
+        with subprocess.Popen(cmd + (["--force"] if force else []), cwd=sources.ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+            assert proc.stdout is not None
+            for ln in proc.stdout:  # the driver's lines (each names its chapter) as they come
+                if ln.startswith(("[instab.book]", "error", "  see")) or "Error" in ln:
+                    print(ln.rstrip("\n"), flush=True)
+        return proc.returncode
+
+    say(f"executing {len(todo)} chapter(s), {jobs} at a time, each in its own process")
+    with ThreadPoolExecutor(jobs) as pool:
+        codes = dict(zip(todo, pool.map(one, todo), strict=True))
+    return [c for c, rc in codes.items() if rc]
+
+
+def failures(chapters_: list[str], scale: str, env: str = "native") -> str:
+    """What failed in each chapter: its failed claims from ``results.json``, or that it stopped
+    before writing one."""
+    import json
+
+    lines = []
+    for c in chapters_:
+        res = sources.out_dir(c, scale, env) / "results.json"
+        if not res.exists():
+            lines.append(f"  {c}: stopped before writing results.json (see its notebook)")
+            continue
+        bad = [cl["name"] for cl in json.loads(res.read_text())["claims"] if not cl["ok"]]
+        lines.append(f"  {c}: " + ("; ".join(f"claim failed: {b}" for b in bad) if bad
+                                    else "a cell failed after its claims (see its notebook)"))
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Rendering the book: each executed notebook as the reader sees it (:func:`for_reader`), the
+book's ``_config.yml`` with its repository buttons, and ``jupyter-book build`` over the staged
+pages, with the scorecard of every chapter's claims."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from instab.book import console, sources
+from instab.book.console import say
+
+#: Cells whose code a reader need not scroll past (the rendered page collapses it; the output stays).
+HIDDEN_INPUT_TAGS = ("parameters", "injected-parameters", "setup")
+
+
+def for_reader(notebook_json: str) -> str:
+    """An executed notebook as the rendered page shows it — presentation only, every output kept:
+    the code of parameter and set-up cells (tags in :data:`HIDDEN_INPUT_TAGS`) collapsed, and
+    consecutive stream outputs merged with carriage returns applied, so a progress bar shows its
+    last state once instead of one box per update."""
+    import json
+
+    nb = json.loads(notebook_json)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if any(t in tags for t in HIDDEN_INPUT_TAGS) and "hide-input" not in tags:
+            tags.append("hide-input")
+        merged: list[dict] = []
+        for out in cell.get("outputs", []):
+            prev = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                    and prev.get("name") == out.get("name")):
+                prev["text"] = "".join(prev["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = console.carriage_returns("".join(out["text"]))
+        cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
+    return json.dumps(nb, indent=1)
+
+
+#: The repository's web address for the book's launch (Binder) and repository buttons, when
+#: ``_config.yml`` names none and git's ``origin`` remote is not on GitHub or GitLab.
+REPOSITORY_VAR = "INSTAB_REPOSITORY_URL"
+
+
+def web_url(remote: str) -> str | None:
+    """A GitHub or GitLab remote (https, ssh or ``git@host:``) as ``https://host/owner/name``; else None."""
+    m = re.match(r"^(?:https://|ssh://git@|git@)(github\.com|gitlab\.com)[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$",
+                 remote.strip())
+    return f"https://{m.group(1)}/{m.group(2)}/{m.group(3)}" if m else None
+
+
+def repository_url(config: Mapping, environ: Mapping[str, str] | None = None, root: Path = sources.ROOT) -> str | None:
+    """The repository the book's buttons point at: ``$INSTAB_REPOSITORY_URL``, else ``repository.url``
+    of ``_config.yml``, else git's ``origin`` remote when it is on GitHub or GitLab; else None."""
+    env = os.environ if environ is None else environ
+    url = env.get(REPOSITORY_VAR) or (config.get("repository") or {}).get("url")
+    if url:
+        return str(url).rstrip("/")
+    try:
+        remote = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"],
+                                capture_output=True, text=True).stdout
+    except FileNotFoundError:  # no git
+        return None
+    return web_url(remote)
+
+
+def book_config(config: Mapping, url: str | None) -> dict:
+    """``_config.yml`` as the book is built with it: ``repository.url`` set to ``url``; without a
+    URL, no launch buttons and no repository buttons (they need one)."""
+    import copy
+
+    cfg = copy.deepcopy(dict(config))
+    if url:
+        cfg["repository"] = {**(cfg.get("repository") or {}), "url": url}
+        return cfg
+    cfg.pop("launch_buttons", None)
+    (cfg.get("repository") or {}).pop("url", None)
+    cfg["html"] = {**(cfg.get("html") or {}),
+                   **{b: False for b in ("use_repository_button", "use_issues_button", "use_edit_page_button")}}
+    return cfg
+
+
+def render(scale: str, root: Path = sources.ROOT) -> Path:
+    """Stage the executed notebooks with the book's pages and run ``jupyter-book build``."""
+    from instab.report import scorecard
+
+    site = sources.BUILD / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    (site / "book").mkdir(parents=True)
+    for name in ("_toc.yml", "references.bib"):
+        shutil.copy(root / name, site / name)
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    url = repository_url(config, root=root)
+    if url is None:
+        say(f"no repository URL (_config.yml's repository.url, ${REPOSITORY_VAR} or a GitHub/GitLab 'origin' "
+            f"remote): the book has no launch (Binder) or repository buttons")
+    (site / "_config.yml").write_text(yaml.safe_dump(book_config(config, url), sort_keys=False, allow_unicode=True))
+    results = []
+    missing: list[str] = []
+    not_run: list[str] = []
+    for f in sources.toc_files(root):
+        md = root / f"{f}.md"
+        name = Path(f).name
+        if sources.is_notebook(md):
+            nb = sources.out_dir(name, scale) / f"{name}.ipynb"
+            if not nb.exists() and (nb.parent / "SKIPPED.md").exists():
+                title = md.read_text().split("\n# ", 1)[-1].split("\n", 1)[0]
+                (site / f"{f}.md").write_text(f"# {title}\n\n" + (nb.parent / "SKIPPED.md").read_text())
+                not_run.append(name)
+                continue
+            if not nb.exists():
+                raise SystemExit(f"error: chapter {name!r} has not been executed at scale {scale!r}; "
+                                 f"run: python -m instab.book execute --params {scale} --chapter {name}")
+            (site / f"{f}.ipynb").write_text(for_reader(nb.read_text()))
+            res = nb.parent / "results.json"
+            if res.exists():
+                results.append(res)
+            else:
+                missing.append(name)
+        else:
+            shutil.copy(md, site / f"{f}.md")
+    for extra in [*(root / "book").glob("*.png"), *(root / "book").glob("*.svg")]:
+        shutil.copy(extra, site / "book" / extra.name)
+    stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
+                      for m in missing)
+    stopped += "".join(f"\n**Chapter `{m}` was not executed at this scale** (it needs a GPU; its page gives its dry "
+                       f"run).\n" for m in not_run)
+    ran = [Path(r).parent.name for r in results]
+    stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
+    (site / "book" / "_scorecard.md").write_text(
+        f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results))
+    say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
+    # jupyter-book writes <path-output>/_build/html: the repository's own _build, or beside a build
+    # folder that $INSTAB_BUILD moved, from where the HTML goes to <build>/html
+    out = root if sources.BUILD == root / "_build" else sources.BUILD / "jupyter-book"
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(out),
+           "-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=root, env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    if proc.returncode:
+        raise SystemExit(f"error: jupyter-book build failed (exit {proc.returncode}): {' '.join(cmd)}")
+    if out != root:
+        shutil.rmtree(sources.BUILD / "html", ignore_errors=True)
+        shutil.move(str(out / "_build" / "html"), str(sources.BUILD / "html"))
+    index = sources.BUILD / "html" / "index.html"
+    say(f"book written to {console.shown(index, root)}")
+    return index

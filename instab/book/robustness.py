@@ -1,0 +1,60 @@
+"""``robust``: the book under each non-native floating-point environment
+(:data:`instab.determinism.ENVIRONMENTS`), each in its own build folder, compared claim by claim
+with the native build."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from instab.book import console, sources
+from instab.book.console import say
+
+def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
+    """Execute the book under each environment in ``envs`` (each in its own processes and folders),
+    print claim × environment against the native build, and exit non-zero if any claim fails or
+    changes its verdict (a claim missing from one environment counts as a change)."""
+    import json
+
+    failed_envs = {}
+    for env in ["native", *envs]:  # native: the reference (skipped when its build is current)
+        say(f"environment {env}: execute the {scale} book into {console.shown(sources.build_root(env))}/")
+        cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--jobs", str(jobs)]
+        cmd += ["--env", env] if env != "native" else []
+        rc = subprocess.run(cmd + (["--force"] if force else []), cwd=sources.ROOT).returncode
+        failed_envs[env] = rc
+    table: dict[tuple[str, str], dict[str, tuple[str, bool]]] = {}
+    for env in ["native", *envs]:
+        for c in sources.chapters():
+            res = sources.out_dir(c, scale, env) / "results.json"
+            if not res.exists():
+                continue
+            for cl in json.loads(res.read_text())["claims"]:
+                table.setdefault((c, cl["name"]), {})[env] = (cl.get("verdict", "?"), bool(cl["ok"]))
+    cols = ["native", *envs]
+    problems = []
+    width = min(70, max((len(f"{c}: {n}") for c, n in table), default=10))
+    print(f"\n{'claim':{width}s}  " + "  ".join(f"{e:>15s}" for e in cols))
+    for (c, n), row in table.items():
+        cells = []
+        for e in cols:
+            v = row.get(e)
+            cells.append(f"{'—' if v is None else v[0] + ('' if v[1] else ' NO'):>15s}")
+        label = f"{c}: {n}"
+        print(f"{label[:width]:{width}s}  " + "  ".join(cells))
+        verdicts = {row[e][0] if e in row else None for e in cols}
+        if len(verdicts) > 1:
+            seen = ", ".join(f"{e}={row[e][0] if e in row else None}" for e in cols)
+            problems.append(f"{label}: verdict changes across environments ({seen})")
+        for e in cols:
+            if e in row and not row[e][1]:
+                problems.append(f"{label}: fails under {e}")
+    for c in sources.chapters():
+        for e in cols:
+            if not (sources.out_dir(c, scale, e) / "results.json").exists():
+                problems.append(f"{c}: no results.json under {e}")
+    bad_envs = [e for e, rc in failed_envs.items() if rc]
+    if problems or bad_envs:
+        raise SystemExit("error: the claims do not hold in every floating-point environment:\n  "
+                         + "\n  ".join(problems or [f"execution failed under {e}" for e in bad_envs]))
+    say(f"robust: every one of {len(table)} claims keeps its verdict under {', '.join(cols)}")

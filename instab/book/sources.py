@@ -1,0 +1,156 @@
+"""The book's chapters as the driver finds them: the table of contents, each chapter's parameters
+(its ``parameters`` cell overridden by the scale's parameter file), the content hash that decides
+whether an executed chapter is current, and where each build's executed notebooks go."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from instab import lockfile, paths
+
+ROOT = paths.ROOT
+BUILD = paths.build_root()
+#: Executed notebooks of a non-native floating-point environment: ``ROBUST / <env> / executed / <scale>``.
+ROBUST = BUILD / "robust"
+SCALES = ("default", "ci", "paper")
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every file named in ``_toc.yml`` (root first), as paths without suffix, e.g. ``book/heat``."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections", []))
+            for part in e.get("parts", []):
+                walk(part.get("chapters", []))
+
+    walk(toc.get("chapters", []))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    return files
+
+
+def is_notebook(md: Path) -> bool:
+    """A chapter is a MyST-markdown notebook (jupytext front matter with a kernelspec)."""
+    head = md.read_text().split("\n---", 1)[0]
+    return "kernelspec:" in head
+
+
+def chapters(root: Path = ROOT) -> list[str]:
+    """Chapter names (file stems) of the notebook pages in the table of contents, in order."""
+    return [Path(f).name for f in toc_files(root) if is_notebook(root / f"{f}.md")]
+
+
+def params_file(chapter: str, scale: str, root: Path = ROOT) -> Path | None:
+    """The parameter file of ``chapter`` at ``scale`` (None for the default scale)."""
+    if scale == "default":
+        return None
+    f = root / "book" / "params" / scale / f"{chapter}.yml"
+    if not f.exists():
+        have = [s for s in SCALES if s == "default" or (root / "book/params" / s / f"{chapter}.yml").exists()]
+        raise SystemExit(f"error: no parameter file {f.relative_to(root)} for chapter {chapter!r} at "
+                         f"scale {scale!r}; scales with files for it: {have}")
+    return f
+
+
+def chapter_modules(source: str) -> list[str]:
+    """The ``instab`` modules a chapter's code imports (its ``import instab...`` and
+    ``from instab... import`` lines; ``from instab import x`` names module ``instab.x``)."""
+    import ast
+
+    mods = {"instab.report"}  # every chapter records its claims
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith(("import instab", "from instab")):
+            continue
+        node = ast.parse(stripped).body[0]
+        if isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods.add(node.module)
+            mods |= {f"{node.module}.{a.name}" for a in node.names}
+    from instab.store import module_file
+
+    return sorted(m for m in mods if module_file(m) is not None)
+
+
+def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
+    """SHA-256 over everything an executed chapter depends on: its source, its parameter file,
+    the scale, the source of the ``instab`` modules it imports (transitively,
+    :func:`instab.store.code_hash`), the paper's transcribed numbers, the library versions, the
+    lock file (:func:`instab.lockfile.digest` of :data:`instab.paths.LOCK`) and the floating-point
+    environment.  The driver itself is not among them: chapters do not import it."""
+    from instab import store
+    from instab.determinism import environment_key
+
+    h = hashlib.sha256()
+    h.update(scale.encode())
+    h.update(environment_key().encode())  # another floating-point environment re-executes
+    h.update(lockfile.digest().encode())  # another locked environment re-executes
+    md = root / "book" / f"{chapter}.md"
+    h.update(store.code_hash(*chapter_modules(md.read_text())).encode())
+    h.update(repr(sorted(store.library_versions().items())).encode())
+    parts = [md, paths.PACKAGE / "reported.yml"]
+    pf = params_file(chapter, scale, root)
+    if pf is not None:
+        parts.append(pf)
+    for p in parts:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def build_root(env: str = "native") -> Path:
+    """Where a floating-point environment's build lives: ``_build`` for native, else ``_build/robust/<env>``."""
+    return BUILD if env == "native" else ROBUST / env
+
+
+def _parameters_cell(chapter: str, root: Path = ROOT) -> dict:
+    """The values the chapter's ``parameters`` cell assigns (its defaults)."""
+    import jupytext
+
+    nb = jupytext.read(root / "book" / f"{chapter}.md")
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    values: dict = {}
+    if cell is not None:
+        exec(compile(cell.source, f"book/{chapter}.md (parameters)", "exec"), {}, values)  # noqa: S102
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+def parameter_names(chapter: str, root: Path = ROOT) -> list[str]:
+    """The names the chapter's ``parameters`` cell defines (what a parameter file may set)."""
+    return list(_parameters_cell(chapter, root))
+
+
+def check_parameter_file(chapter: str, scale: str, root: Path = ROOT) -> None:
+    """Fail (``SystemExit`` naming the key and the chapter's parameters) if the scale's parameter
+    file sets a name the chapter does not have: papermill would only warn and run the default."""
+    pf = params_file(chapter, scale, root)
+    if pf is None:
+        return
+    names = parameter_names(chapter, root)
+    unknown = [k for k in (yaml.safe_load(pf.read_text()) or {}) if k not in names]
+    if unknown:
+        raise SystemExit(f"error: {pf.relative_to(root)} sets {', '.join(map(repr, unknown))}, which chapter "
+                         f"{chapter!r} does not have; its parameters are: {', '.join(names)}")
+
+
+def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
+    """The chapter's parameters at ``scale``: its ``parameters`` cell's values, overridden by the
+    scale's parameter file (what papermill will run it with)."""
+    values = _parameters_cell(chapter, root)
+    pf = params_file(chapter, scale, root)
+    if pf is not None:
+        values.update(yaml.safe_load(pf.read_text()) or {})
+    return values
+
+
+def out_dir(chapter: str, scale: str, env: str = "native") -> Path:
+    return build_root(env) / "executed" / scale / chapter
