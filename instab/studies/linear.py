@@ -197,10 +197,28 @@ class Row:
 
 @dataclass
 class Table2:
-    """Table 2: one :class:`Row` per window, and the paper's measured α^e by window (at its setting)."""
+    """Table 2: the Fourier bounds (13) (``theory``), one :class:`Row` per window, and the paper's
+    measured α^e by window (at its setting)."""
 
+    theory: AlphaBounds
     rows: list[Row]
     reported: dict[int, dict[str, float]]
+
+    def text(self) -> str:
+        """The table as printed by the chapter: per window, M's extreme eigenvalues, then the lower and
+        the upper bound from (13), exact, by bisection, and the paper's measurement."""
+        nan, th = float("nan"), self.theory
+        lines = [f"{'w':>4} {'λ_min(M)':>10} {'λ_max(M)':>11} | "
+                 f"{'(13) min':>9} {'exact min':>10} {'bisect min':>10} {'paper e-min':>11} | "
+                 f"{'(13) max':>9} {'exact max':>10} {'bisect max':>10} {'paper e-max':>11}"]
+        for r in self.rows:
+            (lmin, lmax), pe = r.spectrum, self.reported.get(r.w, {})
+            lines.append(f"{r.w:>4} {lmin:>10.4g} {lmax:>11.6g} | "
+                         f"{th.alpha_min:>9.4g} {r.exact.alpha_min:>10.5g} "
+                         f"{r.found.alpha_min:>10.5g} {pe.get('alpha_min', nan):>11.3g} | "
+                         f"{th.alpha_max:>9.4g} {r.exact.alpha_max:>10.5g} "
+                         f"{r.found.alpha_max:>10.5g} {pe.get('alpha_max', nan):>11.3g}")
+        return "\n".join(lines)
 
 
 def reported_windowed(key: str, p: OneLayerParams) -> dict[int, dict[str, float]]:
@@ -212,15 +230,16 @@ def reported_windowed(key: str, p: OneLayerParams) -> dict[int, dict[str, float]
 
 
 def table2(image: np.ndarray, p: OneLayerParams) -> Table2:
-    """Table 2: for each window w, the exact windowed interval from M's spectrum (Lanczos) and the one
-    found by simulation (:func:`instab.pde.onelayer.empirical_alpha_bounds`)."""
+    """Table 2: the Fourier bounds (13), and for each window w the exact windowed interval from M's
+    spectrum (Lanczos) and the one found by simulation (:func:`instab.pde.onelayer.empirical_alpha_bounds`)."""
     rows = []
     for w in p.kernel_sizes:
         spectrum = LinearisedCNN(image, w, p.a, p.beta).spectrum()
         exact = windowed_alpha_bounds(image, w, p.dt, p.a, p.beta, spectrum=spectrum)
         found = empirical_alpha_bounds(image, w, p.dt, p.a, p.beta, n_steps=p.search_steps, seed=p.seed)
         rows.append(Row(w, spectrum, exact, found))
-    return Table2(rows, reported_windowed("table2_linear.empirical_windowed", p))
+    return Table2(bounds.alpha_bounds(image, p.dt, p.a, p.beta), rows,
+                  reported_windowed("table2_linear.empirical_windowed", p))
 
 
 def window_bounds(image: np.ndarray, p: Params) -> np.ndarray:
@@ -245,8 +264,9 @@ def stability_map(image: np.ndarray, p: Params) -> StabilityMap:
     windowed bounds' verdict on it."""
     model = LinearisedCNN(image, p.map_kernel, p.a, p.beta)
     spectrum = model.spectrum()
-    alphas = np.geomspace(*p.map_alpha_range, p.map_cells)
-    dts = np.geomspace(*p.map_dt_range, p.map_cells)
+    (alo, ahi), (dlo, dhi) = p.map_alpha_range, p.map_dt_range
+    alphas = np.geomspace(alo, ahi, p.map_cells)
+    dts = np.geomspace(dlo, dhi, p.map_cells)
     grows = np.array([[model.growth_rate(al, d, p.map_steps, seed=p.seed) > 1.0 for al in alphas] for d in dts])
     predicted = np.array([[not windowed_alpha_bounds(image, p.map_kernel, d, p.a, p.beta,
                                                      spectrum=spectrum).contains(al)
