@@ -111,8 +111,8 @@ def table3_max_dt(alpha: float, *, Ibar: float, a: float, beta: float, ihat2_min
 # =============================================================================================
 # §5.2–5.3, App. C.3 and App. D — the one-layer CNN linearised around K = 0, scheme (10) and the
 # Nesterov scheme (51)–(52): Fourier bounds (13), (38)–(41), (59)–(61); exact windowed bounds from
-# the spectrum of the windowed operator; bisection by simulation.  (The schemes themselves live in
-# instab.pde.onelayer, imported lazily here.)
+# the spectrum of the windowed operator.  The schemes, the spectrum of their windowed operator (Lanczos),
+# the exact windowed bounds and the search by simulation live in instab.pde.onelayer.
 # =============================================================================================
 
 
@@ -249,86 +249,6 @@ def cfl_dt_bound(image: ArrayLike, alpha: float, a: float = -0.5, beta: float = 
         return 0.0
     zmax = float(z.max())
     return 2.0 / np.sqrt(3.0 * zmax) if momentum else 2.0 / zmax
-
-
-def windowed_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: float = -0.5, beta: float = 1.0,
-                          momentum: float | None = None,
-                          spectrum: tuple[float, float] | None = None) -> AlphaBounds:
-    """The **exact** stability interval of the windowed linearised scheme, for a kernel of w×w support.
-
-    Scheme (10) (``momentum=None``) or (51)–(52) (``momentum=μ``) acts on the w² kernel entries
-    through the windowed operator ``M K = [(K ∗ I) ∗ I]·W`` (valid correlation, sum over positions;
-    see :mod:`instab.pde.onelayer`), which is symmetric PSD: in its eigenbasis each mode is an
-    independent scalar recursion with ``z = α + ½aβλ``.  The scheme is stable iff every mode is, so
-    the bounds are :func:`alpha_interval` of M's extreme eigenvalues, computed by Lanczos on the FFT
-    operator (:meth:`LinearisedCNN.spectrum`) — the quantity the paper could only measure
-    (Table 2's α^e, Table 6's).  For the pixel checkerboard, λ_max = (N−w+1)²·w² and λ_min = 0.
-
-    ``spectrum=(λ_min, λ_max)`` skips the eigen-solve when it is already known.  ``momentum=0.0``
-    is Nesterov with μ = 0 — gradient descent with step Δt²/2, *not* scheme (10).
-    """
-    if spectrum is None:
-        from instab.pde.onelayer import LinearisedCNN
-
-        spectrum = LinearisedCNN(np.asarray(image), kernel_size, a, beta).spectrum()
-    return alpha_interval(spectrum[0], spectrum[1], z_limit(dt, momentum), a, beta)
-
-
-def empirical_alpha_bounds(image: ArrayLike, kernel_size: int, dt: float, a: float = -0.5, beta: float = 1.0,
-                           momentum: float | None = None, *, n_steps: int = 300, rtol: float = 1e-4,
-                           seed: int = 0, stable_alpha: float | None = None,
-                           lower: bool = True) -> AlphaBounds:
-    """The stability interval of the windowed scheme found by **simulation**: a bracketing search on α.
-
-    The criterion (:meth:`LinearisedCNN.growth_rate`): α is unstable when an error grows, i.e. when
-    ρ(α), the per-step growth of the (rescaled) difference of two runs over the last quarter of
-    ``n_steps`` steps, exceeds 1 — any growth counts, however slow; no overflow threshold or
-    iteration budget to "blow-up" biases the answer.  From a stable α (``stable_alpha``, else the
-    first stable one of z_max·{1/2, 1/4, 3/4, 1/10, 1/100, 1/1000}) the bracket is widened by
-    factors of 4 downwards and 2 upwards until ρ > 1, then the root of log ρ in log α is located by
-    Brent's method (bisection safeguarded with secant steps: ρ(α) is smooth across a bound, so a
-    handful of simulations replaces twenty bisection halvings) to relative accuracy ``rtol``.
-
-    The remaining bias is the power-iteration error of a finite run: for the symmetric scheme (10)
-    ρ_n increases monotonically to the spectral radius, so a too-short run can only call an
-    unstable α stable; ``n_steps`` must be long enough for the slowest mode to separate.
-    Searches α > 0 only: if α = stable_alpha·4⁻¹⁰ is still stable, alpha_min is reported as 0.0.
-    ``lower=False`` skips the lower bound (reported as nan).
-    """
-    from scipy.optimize import brentq
-
-    from instab.pde.onelayer import LinearisedCNN
-
-    model = LinearisedCNN(np.asarray(image), kernel_size, a, beta)
-
-    def log_rate(log_alpha: float) -> float:
-        return float(np.log(model.growth_rate(float(np.exp(log_alpha)), dt, n_steps, momentum, seed=seed)))
-
-    zmax = z_limit(dt, momentum)
-    if stable_alpha is None:
-        stable_alpha = next((zmax * f for f in (0.5, 0.25, 0.75, 0.1, 1e-2, 1e-3)
-                             if log_rate(np.log(zmax * f)) <= 0), None)
-        if stable_alpha is None:
-            raise ValueError("no stable alpha found among z_max·{1/2, 1/4, 3/4, 1/10, 1/100, 1/1000}; "
-                             "pass stable_alpha=")
-    elif log_rate(np.log(stable_alpha)) > 0:
-        raise ValueError(f"stable_alpha={stable_alpha!r} is not stable")
-
-    def bound(factor: float, tries: int) -> float | None:
-        inner = np.log(stable_alpha)
-        for _ in range(tries):
-            outer = inner + np.log(factor)
-            if log_rate(outer) > 0:
-                lo, hi = sorted((inner, outer))
-                return float(np.exp(brentq(log_rate, lo, hi, xtol=1e-12, rtol=max(rtol, 1e-14))))
-            inner = outer
-        return None
-
-    alpha_min = bound(0.25, 10) if lower else float("nan")
-    alpha_max = bound(2.0, 200)
-    if alpha_max is None:
-        raise RuntimeError("no unstable alpha found above stable_alpha")
-    return AlphaBounds(alpha_min=0.0 if alpha_min is None else alpha_min, alpha_max=alpha_max)
 
 
 # ---------------------------------------------------------------------------------------------

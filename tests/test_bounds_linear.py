@@ -5,7 +5,7 @@ import pytest
 
 from instab import bounds
 from instab.pde import images
-from instab.pde.onelayer import LinearisedCNN
+from instab.pde.onelayer import LinearisedCNN, empirical_alpha_bounds, windowed_alpha_bounds
 
 
 def test_fourier_spectrum_of_pixel_checkerboard_is_one_spike():
@@ -60,10 +60,10 @@ def test_cfl_dt_bound():
 
 @pytest.mark.parametrize("n,w", [(32, 8), (40, 12)])   # dense path (w² = 64) and Lanczos path (144)
 def test_windowed_bounds_checkerboard_closed_form(n, w):
-    b = bounds.windowed_alpha_bounds(images.checkerboard(n), w, dt=1e-5)
+    b = windowed_alpha_bounds(images.checkerboard(n), w, dt=1e-5)
     assert b.alpha_min == pytest.approx(0.25 * (n - w + 1) ** 2 * w * w, rel=1e-10)
     assert b.alpha_max == pytest.approx(2e5, rel=1e-10)
-    nb = bounds.windowed_alpha_bounds(images.checkerboard(n), w, dt=1e-2, momentum=0.5)
+    nb = windowed_alpha_bounds(images.checkerboard(n), w, dt=1e-2, momentum=0.5)
     assert nb.alpha_max == pytest.approx(4 / (2 * 1e-4), rel=1e-10)
 
 
@@ -80,14 +80,14 @@ def test_windowed_lower_bound_never_exceeds_fourier():
     image = rng.standard_normal((32, 32))
     f = bounds.alpha_bounds(image, 1e-3)
     for w in (2, 8, 16, 32):
-        assert bounds.windowed_alpha_bounds(image, w, 1e-3).alpha_min <= f.alpha_min * (1 + 1e-12)
+        assert windowed_alpha_bounds(image, w, 1e-3).alpha_min <= f.alpha_min * (1 + 1e-12)
 
 
 @pytest.mark.parametrize("momentum,dt", [(None, 1e-6), (0.9, 1e-3)])
 def test_search_by_simulation_finds_exact_bounds(momentum, dt):
     image = images.checkerboard(32)
-    exact = bounds.windowed_alpha_bounds(image, 6, dt, momentum=momentum)
-    found = bounds.empirical_alpha_bounds(image, 6, dt, momentum=momentum, n_steps=400)
+    exact = windowed_alpha_bounds(image, 6, dt, momentum=momentum)
+    found = empirical_alpha_bounds(image, 6, dt, momentum=momentum, n_steps=400)
     assert found.alpha_min == pytest.approx(exact.alpha_min, rel=0.01)
     assert found.alpha_max == pytest.approx(exact.alpha_max, rel=0.01)
 
@@ -95,7 +95,7 @@ def test_search_by_simulation_finds_exact_bounds(momentum, dt):
 def test_search_on_random_image():
     """A spectrum without a closed form (and with small gaps): Lanczos and simulation still agree."""
     image = images.random_sign(24, seed=3)
-    exact = bounds.windowed_alpha_bounds(image, 5, 1e-3)
-    found = bounds.empirical_alpha_bounds(image, 5, 1e-3, n_steps=400)
+    exact = windowed_alpha_bounds(image, 5, 1e-3)
+    found = empirical_alpha_bounds(image, 5, 1e-3, n_steps=400)
     assert found.alpha_min == pytest.approx(exact.alpha_min, rel=0.01)
     assert found.alpha_max == pytest.approx(exact.alpha_max, rel=0.01)

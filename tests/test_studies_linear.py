@@ -1,0 +1,125 @@
+"""The linear chapter's study (instab.studies.linear): its parameters and its claim rules, on synthetic data."""
+
+import numpy as np
+import pytest
+
+from instab.bounds import AlphaBounds
+from instab.pde.onelayer import OneLayerRun
+from instab.studies import linear as study
+
+P = study.Params()
+CI = study.Params(image_size=32, kernel_sizes=[4, 6], fig3_kernel=8, window_sizes=[4, 16], map_kernel=8)
+
+
+def _run(loss, norm):
+    return OneLayerRun(loss=np.array(loss, dtype=float), norm=np.array(norm, dtype=float), kernel=np.zeros((2, 2)))
+
+
+def test_params_defaults_validate_and_bad_values_are_named():
+    assert study.Params.from_namespace(vars(P)).validate() == P
+    assert P.paper_setting and not CI.validate().paper_setting
+    assert P.recorded() == dict(image_kind="checkerboard", image_size=256, kernel_sizes=[16, 32, 64], dt=1e-8,
+                                a=-0.5, beta=1.0, search_steps=300)
+    for bad, name in [(dict(image_kind="stripes"), "image_kind"), (dict(kernel_sizes=[1.5]), "kernel_sizes"),
+                      (dict(window_sizes=[2.0]), "window_sizes"), (dict(map_alpha_range=[2.0, 1.0]), "map_alpha_range"),
+                      (dict(fig3_dtype="float16"), "fig3_dtype"), (dict(a=2.0), "a")]:
+        with pytest.raises(ValueError, match=name):
+            study.Params(**bad).validate()
+
+
+def test_outcome_of_runs():
+    over = study.outcome(_run([1.0, 5.0, np.inf], [1.0, 10.0, np.inf]))
+    assert over.overflowed and not over.converged and over.overflow_step == 2
+    conv = study.outcome(_run([1.0, 0.7, 0.69], [1.0, 0.1, 1e-4]))
+    assert conv.converged and not conv.overflowed and (conv.norm0, conv.norm_end) == (1.0, 1e-4)
+    assert not study.outcome(_run([1.0, 0.7], [1.0, 0.5])).converged
+
+
+def test_calibration_claims():
+    hold = study.calibration_claims(AlphaBounds(1.074e9, 2e8), "Table 2 theory", "table2_linear.theory",
+                                    formula="(13)", shown_in="sec-linear-fourier")
+    assert [c.name for c in hold] == ["Table 2 theory alpha_min (13)", "Table 2 theory alpha_max (13)"]
+    assert all(c.ok and c.verdict == "calibration" for c in hold)
+    assert hold[0].criterion == "formula (13), unnormalised DFT: a check of the convention, within 1%"
+    fail = study.calibration_claims(AlphaBounds(1.3e9, 2e8), "Table 2 theory", "table2_linear.theory",
+                                    formula="(13)", shown_in="x")
+    assert [c.ok for c in fail] == [False, True]
+    f = study.Fourier(AlphaBounds(1.074e9, 2e8), np.zeros((2, 2)))
+    assert len(study.fourier_claims(f, P)) == 2 and study.fourier_claims(f, CI) == []
+
+
+def test_bisection_claim_without_and_with_the_papers_bound():
+    c = study.bisection_claim("b", 100.5, 100.0, shown_in="s")
+    assert (c.ok, c.verdict, c.criterion, c.shown_in) == (True, "extension", "within 1%", "s")
+    assert not study.bisection_claim("b", 102.0, 100.0, shown_in="s").ok
+    # the paper's bound apart from the exact one: the run decides (corrected)
+    c = study.bisection_claim("b", 100.5, 100.0, 90.0, shown_in="s")
+    assert (c.ok, c.verdict, c.criterion) == (True, "corrected", "within 1%, > 1% from (60)")
+    assert not study.bisection_claim("b", 95.0, 100.0, 90.0, shown_in="s").ok
+    # the paper's bound agrees with the exact one: reproduced
+    c = study.bisection_claim("b", 100.5, 100.0, 101.0, shown_in="s")
+    assert (c.ok, c.verdict, c.criterion) == (True, "reproduced", "within 1%")
+    assert not study.bisection_claim("b", 103.0, 100.0, 101.0, shown_in="s").ok
+
+
+def test_measurement_claim():
+    assert study.measurement_claim("m", 104.0, 100.0, shown_in="s").ok
+    c = study.measurement_claim("m", 106.0, 100.0, shown_in="s")
+    assert (c.ok, c.verdict, c.criterion) == (False, "reproduced", "within 5%")
+
+
+CONVERGES, OVERFLOWS = _run([1.0, 0.5], [1.0, 1e-4]), _run([1.0, np.inf], [1.0, np.inf])
+
+
+def test_fig3_claims():
+    f = study.Fig3(AlphaBounds(1.0, 10.0), {5.0: CONVERGES, 20.0: OVERFLOWS})
+    inside, outside = study.fig3_claims(f)
+    assert (inside.name, inside.ok) == ("Fig. 3: α=5 converges", True)
+    assert (outside.name, outside.ok, outside.shown_in) == ("Fig. 3: α=20 overflows", True, "fig-linear-fig3")
+    f = study.Fig3(AlphaBounds(1.0, 10.0), {5.0: OVERFLOWS, 20.0: CONVERGES})
+    assert [c.ok for c in study.fig3_claims(f)] == [False, False]
+
+
+def test_table2_claims():
+    w, n = 4, 32
+    closed = 0.25 * (n - w + 1) ** 2 * w * w
+    row = study.Row(w, (0.0, 4 * closed), AlphaBounds(closed, 2e8), AlphaBounds(closed * 1.001, 2e8 * 0.999))
+    table = study.Table2(AlphaBounds(1.0, 2.0), [row], {w: {"alpha_min": closed * 1.02, "alpha_max": 2e8}})
+    claims = study.table2_claims(table, CI)
+    assert [c.name for c in claims] == ["Table 2 w=4: bisection alpha_min = exact",
+                                        "Table 2 w=4: exact alpha_min vs paper's measurement",
+                                        "Table 2 w=4: bisection alpha_max = exact",
+                                        "Table 2 w=4: exact alpha_max vs paper's measurement",
+                                        "w=4: Lanczos α_min = closed form −½aβ(N−w+1)²w²"]
+    assert all(c.ok for c in claims)
+    bad = study.Row(w, (0.0, 0.0), AlphaBounds(closed * 1.1, 2e8), AlphaBounds(closed * 1.2, 2e8))
+    table = study.Table2(AlphaBounds(1.0, 2.0), [bad], {w: {"alpha_min": closed, "alpha_max": 2e8}})
+    claims = study.table2_claims(table, CI)
+    assert [c.ok for c in claims] == [False, False, True, True, False]
+    random = study.Params(image_kind="random", image_size=32, kernel_sizes=[4])
+    assert len(study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), [row], {}), random)) == 2
+    assert study.Table2(AlphaBounds(1.0, 2.0), [row], {}).text().splitlines()[1].split()[0] == "4"
+
+
+def test_window_claims():
+    f = study.Fourier(AlphaBounds(100.0, 2.0), np.zeros((2, 2)))
+    p = study.Params(image_size=32, window_sizes=[1, 16])
+    fact, refuted = study.window_claims(np.array([10.0, 40.0]), f, p)
+    assert (fact.ok, fact.verdict, refuted.ok, refuted.verdict) == (True, "fact", True, "refuted")
+    fact, refuted = study.window_claims(np.array([10.0, 101.0]), f, p)
+    assert not fact.ok and not refuted.ok
+    assert len(study.window_claims(np.array([10.0]), f, study.Params(image_size=32, window_sizes=[4]))) == 1
+
+
+def test_map_claims():
+    grows = np.array([[False, True], [False, True]])
+    m = study.StabilityMap(np.ones(2), np.ones(2), grows, grows.copy(), (0.0, 1.0))
+    none, agree = study.map_claims(m)
+    assert (none.ours, none.ok, agree.ours, agree.ok) == (0, True, 1.0, True)
+    m = study.StabilityMap(np.ones(2), np.ones(2), grows, np.array([[False, False], [True, True]]), (0.0, 1.0))
+    none, agree = study.map_claims(m)
+    assert (none.ours, none.ok, agree.ours, agree.ok) == (1, False, 0.5, False)
+
+
+def test_cell_edges_are_geometric_midpoints():
+    np.testing.assert_allclose(study.cell_edges(np.array([1.0, 100.0, 1e4])), [0.1, 10.0, 1e3, 1e5])
