@@ -108,7 +108,7 @@ def test_table5_row_carries_the_interval():
 
 
 def _sp(lo: float, hi: float) -> dict:
-    return {"ratio": (lo + hi) / 2, "ratio_interval": (lo, hi)}
+    return {"ratio": (lo + hi) / 2, "ratio_interval": (lo, hi), "fp_std": 0.1, "sgd_std": 0.1}
 
 
 def test_ratio_rule_holds_fails_or_is_inconclusive():

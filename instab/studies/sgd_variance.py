@@ -21,7 +21,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import numpy as np
 import torch
@@ -526,7 +526,7 @@ def table1_right(p: VariancePlan, runs: Mapping[RunConfig, History], n_batches: 
     :func:`batch_fluctuation`)."""
     ref = p.tables["swish"][0]
     model, v = trained_state(runs[ref])
-    return {"fp": floating_point_error(v, lr_at(ref, ref.epochs - 1), k=3),
+    return {"fp": floating_point_error(v, lr_at(ref, cast(int, ref.epochs) - 1), k=3),
             "batch": batch_fluctuation(model, ref, n_batches=n_batches), "n_batches": n_batches}
 
 
