@@ -29,8 +29,8 @@ import torch
 
 from instab import determinism
 from instab.data import Loader
-from instab.grid import k_seed_grid
 from instab.models import build_model
+from instab.studies.sgd_variance import k_seed_grid
 from instab.train import RunConfig, Variant, cross_entropy, load_data, train
 
 

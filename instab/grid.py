@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from instab import paths
 from instab.store import load_object, save_object
-from instab.train import History, RunConfig, Variant
 
 
 def default_cache() -> Path:
@@ -162,45 +159,3 @@ def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, execut
         if bar is not None:
             bar.close()
     return [results[c.key()] for c in configs]
-
-
-# -------------------------------------------------------------------------------- k × seed grids
-def k_seed_grid(base: RunConfig, ks: Sequence[int], seeds: Sequence[int], *,
-                lockstep: bool = True) -> list[RunConfig]:
-    """The paper's Table 1 / 4 grid: perturbations k × batch-order seeds, initialisation fixed.
-
-    ``lockstep=True``: one cell per seed training all k together on shared batches (RelL1
-    measured); ``False``: one cell per (k, seed), k-major order (more parallel cells).
-    """
-    variants = [Variant(k=int(k), form=base.variants[0].form) for k in ks]
-    if lockstep:
-        return [base.replace(variants=tuple(variants), batch_seed=int(s)) for s in seeds]
-    return [base.replace(variants=(v,), batch_seed=int(s)) for v in variants for s in seeds]
-
-
-def fixed_lr_sweep(base: RunConfig, lrs: Sequence[float], lr_times_steps: float) -> list[RunConfig]:
-    """Fixed learning rates with lr × iterations constant (paper §4.2, Fig. 2 right): one cell per
-    lr, constant schedule, ``max_steps = round(lr_times_steps / lr)``."""
-    out = []
-    for lr in lrs:
-        steps = max(1, round(lr_times_steps / lr))
-        out.append(base.replace(lr=float(lr), lr_decay_every=0, epochs=None, max_steps=int(steps)))
-    return out
-
-
-def accuracy_table(histories: Sequence[History], ks: Sequence[int], seeds: Sequence[int], *,
-                   last: int | None = None) -> np.ndarray:
-    """Test accuracy as an array [k, seed] from :func:`k_seed_grid`'s results (either layout).
-
-    ``last=None``: final accuracy; ``last=n``: mean over the last n epochs (the authors' measure).
-    """
-    table = np.full((len(ks), len(seeds)), np.nan)
-    for h in histories:
-        seed = h.config["batch_seed"]
-        accs = h.final_acc() if last is None else h.mean_last_acc(last)
-        for name, v in zip(h.variants, h.config["variants"], strict=True):
-            if v["k"] in ks and seed in seeds:
-                table[list(ks).index(v["k"]), list(seeds).index(seed)] = accs[name]
-    if np.isnan(table).any():
-        raise ValueError("accuracy_table: some (k, seed) cells are missing from the histories")
-    return table

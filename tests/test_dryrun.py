@@ -9,14 +9,16 @@ def test_dry_run_of_the_paper_scale_builds_every_cell_and_trains_nothing(capsys,
     monkeypatch.setattr(T, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     book.main(["plan", "--params", "paper"])
     out = capsys.readouterr().out
-    assert "sgd (paper): dry run, nothing trained" in out and "multilayer (paper): dry run" in out
+    assert "sgd_variance (paper): dry run, nothing trained" in out
+    for chapter in ("sgd_growth", "sgd_threshold", "multilayer"):
+        assert f"{chapter} (paper): dry run" in out
     row = next(line for line in out.splitlines() if "table relu (resnet56, cifar10)" in line)
     assert row.split()[-4:-1] == ["6", "36", "7200"]  # cells, runs (6 seeds × 6 k), model-epochs (× 200)
     assert "GPU-hours" in out and "device cuda:" in out and "data cifar10:" in out
 
 
 def test_parameters_are_the_cell_overridden_by_the_scale():
-    default, paper = book.chapter_parameters("sgd", "default"), book.chapter_parameters("sgd", "paper")
+    default, paper = book.chapter_parameters("sgd_growth", "default"), book.chapter_parameters("sgd_growth", "paper")
     assert default["common"]["device"] == "cpu" and paper["common"]["device"] == "cuda"
     assert book.gpu_needed(paper) and not book.gpu_needed(default)
     assert not book.gpu_needed(book.chapter_parameters("heat", "paper"))

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from instab.executors import SPECS, DaskExecutor, LocalPool, check_spec, make_executor
-from instab.grid import cached, cell_paths, k_seed_grid, run_cell, run_grid
+from instab.grid import cached, cell_paths, run_cell, run_grid
+from instab.studies.sgd_variance import k_seed_grid
 from instab.train import RunConfig, dumps, ks
 
 pytest.importorskip("distributed", reason="the cluster extra: pip install 'instab[cluster]'")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import instab.grid as G
-from instab.grid import accuracy_table, cell_paths, k_seed_grid, run_cell, run_grid
+from instab.grid import cell_paths, run_cell, run_grid
 from instab.store import load_object
+from instab.studies.sgd_variance import accuracy_table, k_seed_grid
 from instab.train import RunConfig, dumps, ks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,10 +165,3 @@ def test_default_cache_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("INSTAB_CACHE")
     assert G.default_cache() == ROOT / "_build" / "cache"
 
-
-def test_fixed_lr_sweep_keeps_lr_times_iterations():
-    from instab.grid import fixed_lr_sweep
-
-    configs = fixed_lr_sweep(TINY, [0.4, 0.1, 0.025], lr_times_steps=1.0)
-    assert [c.max_steps for c in configs] == [2, 10, 40]
-    assert all(c.lr_decay_every == 0 and c.epochs is None for c in configs)

@@ -11,7 +11,8 @@ from instab import book
 jupytext = pytest.importorskip("jupytext")
 papermill = pytest.importorskip("papermill")
 
-CHAPTERS = ["heat", "linear", "nonlinear", "momentum", "multilayer", "sgd"]
+CHAPTERS = ["heat", "linear", "nonlinear", "momentum", "multilayer", "sgd_growth", "sgd_variance",
+            "sgd_threshold"]
 
 
 def test_the_list_covers_every_chapter():

@@ -1,0 +1,342 @@
+"""A learning-rate threshold (paper §4.2 and §5, Figs. 2 right and 5, App. E): what the chapter
+``book/sgd_threshold.md`` runs.
+
+- :func:`fixed_lr_sweep` — fixed learning rates with lr × iterations constant.
+- :func:`fig2_right` — per sweep and lr, each member's :func:`amplification`, the ensemble's
+  :func:`sweep_status`, and :func:`threshold_decision`; :func:`threshold_claims` decides Fig. 2 right.
+- :func:`stability_limit` — the top Hessian eigenvalue at the end of every run of the smooth sweep
+  (:func:`sharpness`) and the linear stability limit (:func:`momentum_lr_limit`, App. E's (64) with
+  momentum) of the stable trajectory; :func:`stability_claims` compares it with the measured bracket.
+- :func:`fig5` / :func:`fig5_claims` — test accuracy of k = 1 and the members at the smallest lr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self, cast
+
+import numpy as np
+
+from instab import checks
+from instab.report import Claim, claim, decide
+from instab.stability import RitzPair, top_hessian_eigenpair
+from instab.studies.sgd import (
+    SgdParams,
+    check_members,
+    config,
+    config_of,
+    cost_row,
+    curve,
+    dry_run_of,
+    ensemble_variants,
+    members,
+    trained_state,
+    unanimous,
+)
+from instab.train import History, RunConfig, cross_entropy, load_data
+
+__all__ = ["Params", "ThresholdPlan", "plan", "fixed_lr_sweep", "amplification", "sweep_status",
+           "threshold_decision", "fig2_right", "fig2_right_report", "threshold_verdict", "threshold_claims",
+           "sweeps_value", "sharpness", "momentum_lr_limit", "stability_limit", "stability_report",
+           "stability_claims", "stability_verdict", "fig5", "fig5_report", "fig5_claims", "dry_run"]
+
+
+@dataclasses.dataclass
+class Params(SgdParams):
+    """The chapter's parameters (its parameters cell)."""
+
+    members: list[int]
+    sweeps: dict[str, dict[str, Any]]
+    sweep_lrs: list[float]
+    lr_times_steps: float
+    amplified_factor: float
+
+    def validate(self) -> Self:
+        super().validate()
+        checks.each("sweep_lrs", self.sweep_lrs, checks.positive)
+        checks.positive("lr_times_steps", self.lr_times_steps)
+        checks.in_range("amplified_factor", self.amplified_factor, 10, 1e12)
+        if "smooth" not in self.sweeps:
+            raise ValueError(f"sweeps={list(self.sweeps)!r} is not allowed; "
+                             "it needs the 'smooth' sweep (Swish, smooth pooling)")
+        plan(self)  # every configuration, validated before any training
+        return self
+
+
+@dataclass
+class ThresholdPlan:
+    """Every run of the chapter: per sweep, one configuration per learning rate (in order)."""
+
+    sweeps: dict[str, list[RunConfig]]
+    sweep_lrs: dict[str, list[float]]
+    members: list[int]
+
+    def configs(self) -> list[RunConfig]:
+        """Every configuration of the grid."""
+        return [c for cells in self.sweeps.values() for c in cells]
+
+    def describe(self) -> str:
+        return "\n".join(f"sweep {name}: {cells[0].model} {cells[0].activation}/{cells[0].pool}, lr "
+                         f"{self.sweep_lrs[name]}, steps {[c.max_steps for c in cells]}"
+                         for name, cells in self.sweeps.items())
+
+
+def fixed_lr_sweep(base: RunConfig, lrs: Sequence[float], lr_times_steps: float) -> list[RunConfig]:
+    """Fixed learning rates with lr × iterations constant (paper §4.2, Fig. 2 right): one cell per
+    lr, constant schedule, ``max_steps = round(lr_times_steps / lr)``."""
+    out = []
+    for lr in lrs:
+        steps = max(1, round(lr_times_steps / lr))
+        out.append(base.replace(lr=float(lr), lr_decay_every=0, epochs=None, max_steps=int(steps)))
+    return out
+
+
+def plan(p: Params) -> ThresholdPlan:
+    """Build and validate every configuration from the parameters: the Fig. 2 (right) sweeps (an
+    entry may set its own ``lrs`` and ``lr_times_steps``), each run training k = 1 and every k of
+    ``members`` in lockstep, with ~200 RelL1 samples, its final weights (for the sharpness) and ~20
+    test passes (Fig. 5).  Raises ``ValueError`` naming the bad parameter."""
+    member_ks = check_members(p.members)
+    swept, lrs_of = {}, {}
+    for name, over in p.sweeps.items():
+        base = config(p.common, over, f"sweeps[{name!r}]", variants=ensemble_variants(member_ks))
+        lrs = [float(x) for x in over.get("lrs", p.sweep_lrs)]
+        c = float(over.get("lr_times_steps", p.lr_times_steps))
+        if not lrs or any(not lr > 0 for lr in lrs) or not c > 0:
+            raise ValueError(f"sweeps[{name!r}]: learning rates and lr_times_steps must be positive")
+        # ~200 RelL1 samples per run, evenly spaced, so windows at its start and end are well sampled;
+        # the final weights kept for the sharpness at the end of the run; ~20 test passes for Fig. 5
+        swept[name] = [cell.replace(rel_l1_every=max(1, cast(int, cell.max_steps) // 200), keep_final=True,
+                                    acc_every=max(1, cast(int, cell.max_steps) // 20)).validate()
+                       for cell in fixed_lr_sweep(base, lrs, c)]
+        lrs_of[name] = lrs
+    return ThresholdPlan(swept, lrs_of, member_ks)
+
+
+# ---------------------------------------------------------------------------------- Fig. 2 right
+def amplification(steps: np.ndarray, rel: np.ndarray, *, window: float = 0.1) -> float:
+    """Median RelL1 over the last ``window`` of a fixed-lr run over its median over the first
+    ``window`` (iterations from 1).  The one-ulp perturbations are re-injected at every step, so an
+    error that is merely accumulated grows about in proportion to the iterations (×10 over this
+    span, a random walk ×3); an amplified one grows by orders of magnitude more."""
+    steps, rel = np.asarray(steps, float), np.asarray(rel, float)
+    keep = steps > 0
+    steps, rel = steps[keep], rel[keep]
+    if steps.size < 2 or not np.all(np.isfinite(rel)):
+        return math.nan
+    n = steps[-1]
+    head = rel[steps <= max(window * n, steps[0])]
+    tail = rel[steps >= (1 - window) * n]
+    lo = float(np.median(head))
+    if lo <= 0:
+        lo = float(np.min(rel[rel > 0])) if np.any(rel > 0) else math.nan
+    return float(np.median(tail)) / lo
+
+
+def sweep_status(amplifications: Sequence[float], factor: float) -> str:
+    """One learning rate of a fixed-lr sweep, over its ensemble: ``"amplified"`` when every
+    member's growth exceeds ``factor``, ``"attenuated"`` when none does, else ``"mixed"``."""
+    d = unanimous([a > factor for a in amplifications])
+    return {True: "amplified", False: "attenuated", None: "mixed"}[d]
+
+
+def threshold_decision(lrs: Sequence[float], status: Sequence[str]) -> dict[str, Any]:
+    """Does one learning rate separate attenuated from amplified runs (Fig. 2 right)?
+
+    ``decision`` True: the smallest lr is attenuated and the largest amplified (each by the whole
+    ensemble), and every unanimously amplified lr lies above every unanimously attenuated one —
+    the threshold is then in (``largest_attenuated``, ``smallest_amplified``).  False: the
+    ensembles contradict a threshold (an amplified lr below an attenuated one, or the smallest
+    lr amplified / the largest attenuated).  None: an end of the sweep is mixed."""
+    pairs = sorted(zip((float(x) for x in lrs), status, strict=True))
+    amp = [lr for lr, st in pairs if st == "amplified"]
+    att = [lr for lr, st in pairs if st == "attenuated"]
+    ends = (pairs[0][1], pairs[-1][1])
+    if (amp and att and min(amp) < max(att)) or ends[0] == "amplified" or ends[1] == "attenuated":
+        decision: bool | None = False
+    elif ends == ("attenuated", "amplified"):
+        decision = True
+    else:
+        decision = None
+    below = max((lr for lr in att if not amp or lr < min(amp)), default=math.nan)
+    above = min((lr for lr in amp if not att or lr > max(att)), default=math.nan)
+    return {"decision": decision, "largest_attenuated": below, "smallest_amplified": above,
+            "threshold": math.sqrt(below * above) if decision else math.nan}
+
+
+def fig2_right(p: ThresholdPlan, runs: Mapping[RunConfig, History], factor: float) -> dict[str, dict[str, Any]]:
+    """Paper Fig. 2 (right), per sweep: ``lrs``, ``amplification`` [lr, member], ``status`` per lr
+    (:func:`sweep_status` with ``factor``), the :func:`threshold_decision`, and ``curves``:
+    (lr, iterations, RelL1(k = 1, k = 3), max_steps) per lr."""
+    out = {}
+    for name, cells in p.sweeps.items():
+        lrs = p.sweep_lrs[name]
+        amp = np.array([[amplification(*curve(runs[c], m)) for m in members(runs[c])] for c in cells])
+        status = [sweep_status(a, factor) for a in amp]
+        curves = [(lr, *curve(runs[c], "k=3"), c.max_steps) for lr, c in zip(lrs, cells, strict=False)]
+        out[name] = dict(lrs=lrs, amplification=amp, status=status, curves=curves,
+                         **threshold_decision(lrs, status))
+    return out
+
+
+def threshold_verdict(st: Mapping[str, Any]) -> str:
+    """One sweep's outcome in words."""
+    return {True: f"threshold between {st['largest_attenuated']:g} and {st['smallest_amplified']:g}",
+            False: "no single threshold", None: "undecided at an end of the sweep"}[st["decision"]]
+
+
+def fig2_right_report(stats: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = []
+    for name, st in stats.items():
+        lines.append(f"{name}:")
+        lines += [f"   lr {lr:<6g} growth ×{np.min(a):.3g} … ×{np.max(a):.3g}  → {status}"
+                  for lr, a, status in zip(st["lrs"], st["amplification"], st["status"], strict=False)]
+        lines.append(f"   {threshold_verdict(st)}")
+    return "\n".join(lines)
+
+
+def threshold_claims(stats: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-sgd-threshold") -> list[Claim]:
+    """The smooth sweep: one threshold separates attenuated from amplified learning rates (each
+    decided by the whole ensemble; inconclusive where an end of the sweep is mixed)."""
+    sm = stats["smooth"]
+    return [decide("Fig. 2 right (Swish): one threshold separates attenuated from amplified", sm["threshold"],
+                   [sm["largest_attenuated"], sm["smallest_amplified"]],
+                   criterion=("smallest lr attenuated, largest amplified, no amplified lr below an "
+                              "attenuated one (each by the whole ensemble)"),
+                   decision=sm["decision"], verdict="reproduced", shown_in=shown_in)]
+
+
+def sweeps_value(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Every sweep's learning rates, amplifications and statuses (the results' value ``sweeps``)."""
+    return {name: {"lrs": st["lrs"], "amplification": st["amplification"], "status": st["status"]}
+            for name, st in stats.items()}
+
+
+# ------------------------------------------------------------------------- sharpness (App. E, (64))
+def sharpness(h: History, *, iters: int = 20) -> RitzPair:
+    """λ_max, the top eigenvalue of the Hessian of the mean training loss (over the run's whole
+    training subset, without weight decay) at the run's final reference weights, with its residual
+    (Lanczos on Hessian-vector products, :func:`instab.stability.top_hessian_eigenpair`)."""
+    model, _ = trained_state(h)
+    data = load_data(config_of(h))
+    model.train()
+    return top_hessian_eigenpair(model, cross_entropy, data.x_train, data.y_train, iters=iters)
+
+
+def momentum_lr_limit(curvature: float, *, momentum: float, weight_decay: float) -> float:
+    """The largest stable learning rate of heavy-ball SGD (PyTorch's: v ← μv + g + αθ, θ ← θ − ηv)
+    on a quadratic of curvature λ: η < 2(1 + μ)/(λ + α).  With μ = 0 this is App. E's (64),
+    Δt < 2/(α + λ₀); the factor 1 + μ is the momentum's (the eigenvalues of the 2 × 2 iteration
+    matrix stay in the unit disc iff 0 < η(λ + α) < 2(1 + μ))."""
+    return 2.0 * (1.0 + momentum) / (curvature + weight_decay)
+
+
+def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any]) -> dict[str, Any]:
+    """λ at the end of every run of the smooth sweep (``ritz``), and the threshold it predicts from
+    the stable trajectory: 2(1 + μ)/(λ + α) with λ at the end of the smallest-lr run
+    (``predicted``), beside the measured bracket (``bracket``) of ``sm`` (:func:`fig2_right`)."""
+    mu, wd = p.sweeps["smooth"][0].momentum, p.sweeps["smooth"][0].weight_decay
+    ritz = [sharpness(runs[c]) for c in p.sweeps["smooth"]]
+    lam_end = [r.value for r in ritz]
+    i_stable = int(np.argmin(sm["lrs"]))
+    predicted = momentum_lr_limit(lam_end[i_stable], momentum=mu, weight_decay=wd)
+    out = {"ritz": ritz, "lambda_end": lam_end, "momentum": mu, "weight_decay": wd, "predicted": predicted,
+            "bracket": (sm["largest_attenuated"], sm["smallest_amplified"]), "lrs": sm["lrs"],
+            "status": sm["status"], "worst_residual": max(r.relative_residual for r in ritz)}
+    assert out["worst_residual"] < 0.05, (
+        f"the top Hessian eigenvalue has not converged (relative residual {out['worst_residual']:.2g})")
+    return out
+
+
+def stability_report(s: Mapping[str, Any]) -> str:
+    lines = [f"Lanczos ({s['ritz'][0].iters} steps): relative residual ‖Hy − λy‖/λ ≤ {s['worst_residual']:.1e} "
+             "at every run's end"]
+    for lr, status, lam in zip(s["lrs"], s["status"], s["lambda_end"], strict=False):
+        lim = momentum_lr_limit(lam, momentum=s["momentum"], weight_decay=s["weight_decay"])
+        lines.append(f"lr {lr:<6g} {status:10s} λ at the end of the run {lam:8.3f};  "
+                     f"η(λ+α)/(2(1+μ)) = {lr / lim:.3f}")
+    lo_b, hi_b = s["bracket"]
+    lines.append(f"predicted threshold 2(1+μ)/(λ+α) at the stable run's end: {s['predicted']:.4g};  "
+                 f"measured: between {lo_b:g} and {hi_b:g}")
+    return "\n".join(lines)
+
+
+def stability_claims(s: Mapping[str, Any], shown_in: str = "sec-sgd-sharpness") -> list[Claim]:
+    """The paper's explanation (§5, App. E): the threshold is the linear stability limit of the
+    stable trajectory — reproduced if the prediction lies inside the measured bracket, refuted if
+    outside (the data decide; the claim fails only on a non-finite number)."""
+    lo_b, hi_b = s["bracket"]
+    predicted = s["predicted"]
+    inside = bool(lo_b <= predicted <= hi_b)
+    return [claim("threshold = linear stability limit 2(1+μ)/(λ+α) of the stable trajectory", predicted, None,
+                  interval=[lo_b, hi_b],
+                  criterion="the data decide: inside the measured bracket → reproduced, outside → refuted",
+                  ok=bool(np.isfinite(predicted) and np.isfinite(lo_b) and np.isfinite(hi_b)),
+                  verdict="reproduced" if inside else "refuted", shown_in=shown_in)]
+
+
+def stability_verdict(s: Mapping[str, Any]) -> str:
+    """The sentence the chapter quotes on the prediction against the bracket."""
+    (lo_b, hi_b), predicted = s["bracket"], s["predicted"]
+    inside = bool(lo_b <= predicted <= hi_b)
+    return (f"The linear limit of the stable trajectory, {predicted:.3g}, lies {'inside' if inside else 'outside'} "
+            f"the measured bracket ({lo_b:g}, {hi_b:g}): the paper's explanation is "
+            f"{'reproduced' if inside else 'refuted'} at this scale"
+            + ("." if inside
+               else f", though the two differ by a factor {max(predicted / hi_b, lo_b / predicted):.2g}."))
+
+
+def stability_value(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The results' value ``threshold_vs_sharpness``."""
+    return {"measured": list(s["bracket"]), "predicted": s["predicted"],
+            "formula": "2(1+mu)/(lambda+alpha), lambda at the end of the smallest-lr run",
+            "lambda_end": dict(zip(map(str, s["lrs"]), s["lambda_end"], strict=False)),
+            "relative_residual": [r.relative_residual for r in s["ritz"]],
+            "momentum": s["momentum"], "weight_decay": s["weight_decay"]}
+
+
+# ------------------------------------------------------------------------------------------- Fig. 5
+def fig5(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any]) -> dict[str, Any]:
+    """Paper Fig. 5: the smallest lr of the smooth sweep (``lr``), its run (``history``: test
+    accuracy every few iterations per variant), k = 1's accuracy in % (``acc``) and each member's
+    largest gap to it in points (``gaps``)."""
+    lrs = sm["lrs"]
+    stable = min(lrs)
+    h = runs[p.sweeps["smooth"][lrs.index(stable)]]
+    a1 = 100 * np.array(h.iter_acc["k=1"])
+    gaps = {m: float(np.max(np.abs(a1 - 100 * np.array(h.iter_acc[m])))) for m in members(h)}
+    return {"lr": stable, "history": h, "acc": a1, "gaps": gaps}
+
+
+def fig5_report(f: Mapping[str, Any], predicted: float) -> str:
+    a1, h, gaps = f["acc"], f["history"], f["gaps"]
+    return (f"lr {f['lr']:g} (predicted limit {predicted:.3g}): accuracy {a1[0]:.2f}% → {a1[-1]:.2f}% over "
+            f"{h.iter_acc_step[-1]} iterations, tested every {h.iter_acc_step[0]}; largest gap to k=1: "
+            + ", ".join(f"{m} {g:.2f}" for m, g in gaps.items()) + " points")
+
+
+def fig5_claims(f: Mapping[str, Any], shown_in: str = "fig-sgd-fig5") -> list[Claim]:
+    """At the smallest lr the k = 1 and perturbed accuracy curves overlap (every member within 0.5
+    points) and rise (≥ 5 points, ending at ≥ 2 × chance)."""
+    a1, gaps = f["acc"], f["gaps"]
+    return [decide("Fig. 5: k=1 and perturbed curves overlap at the smallest lr", max(gaps.values()),
+                   [min(gaps.values()), max(gaps.values())], criterion="every member: gap ≤ 0.5 points",
+                   decision=unanimous([g <= 0.5 for g in gaps.values()]), verdict="reproduced", shown_in=shown_in),
+            claim("Fig. 5: accuracy rises (not stuck)", float(a1[-1] - a1[0]), None,
+                  criterion="gain ≥ 5 points and final ≥ 2 × chance", ok=a1[-1] - a1[0] >= 5 and a1[-1] >= 20,
+                  verdict="reproduced", shown_in=shown_in)]
+
+
+# ----------------------------------------------------------------------------------------- dry run
+def _rows(p: Params) -> tuple[list[dict[str, Any]], list[RunConfig]]:
+    t = plan(p)
+    return [cost_row(f"sweep {name}", cells) for name, cells in t.sweeps.items()], t.configs()
+
+
+def dry_run(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Build and validate every configuration of the chapter's parameters, check the device, the
+    engine and the data, and estimate the cost — training nothing (``{"rows", "total", "checks"}``)."""
+    return dry_run_of(params, Params, _rows)

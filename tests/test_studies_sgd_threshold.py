@@ -1,0 +1,122 @@
+"""The study behind book/sgd_threshold.md: its plan, and its claim rules on synthetic data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from instab import book
+from instab.studies import sgd_threshold as study
+from instab.train import History, RunConfig
+
+
+def _params(scale: str, **change) -> study.Params:
+    values = {**book.chapter_parameters("sgd_threshold", scale), **change}
+    values["common"] = {**values["common"], "device": "cpu"}  # CUDA is not needed to build the plan
+    return study.Params.from_namespace(values)
+
+
+def test_fixed_lr_sweep_keeps_lr_times_iterations():
+    tiny = RunConfig(model="mlp", hidden=(8,), train_size=256, test_size=128, batch_size=64)
+    configs = study.fixed_lr_sweep(tiny, [0.4, 0.1, 0.025], lr_times_steps=1.0)
+    assert [c.max_steps for c in configs] == [2, 10, 40]
+    assert all(c.lr_decay_every == 0 and c.epochs is None for c in configs)
+
+
+def test_ci_and_paper_plans_validate():
+    p = _params("ci").validate()
+    plan = study.plan(p)
+    steps = [round(p.lr_times_steps / lr) for lr in p.sweep_lrs]
+    assert [c.max_steps for c in plan.sweeps["smooth"]] == steps
+    assert all(c.acc_every > 0 and c.keep_final for cells in plan.sweeps.values() for c in cells)
+    from instab.report import paper
+
+    assert paper("fig2_right_stable_lr") in _params("paper").validate().sweep_lrs
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sweeps": {"x": {"model": "mlp"}}}, "smooth"),
+    ({"sweep_lrs": [0.1, -0.1]}, "sweep_lrs"),
+    ({"amplified_factor": 2}, "amplified_factor"),
+    ({"members": [2]}, "members"),
+])
+def test_bad_parameters_fail_with_their_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        _params("ci", **change).validate()
+
+
+def test_amplification_tells_accumulation_from_amplification():
+    steps = np.arange(0, 1001, 5, dtype=float)
+    accumulated = 1e-9 * np.maximum(steps, 1)          # linear in the steps: ×10 over the span
+    amplified = 1e-9 * np.exp(steps / 50)
+    assert study.amplification(steps, accumulated) < 20
+    assert study.amplification(steps, amplified) > 1e6
+    assert math.isnan(study.amplification(steps, np.full_like(steps, np.nan)))
+
+
+def test_sweep_status_and_threshold_decision():
+    assert study.sweep_status([500, 300], 100) == "amplified"
+    assert study.sweep_status([5, 30], 100) == "attenuated"
+    assert study.sweep_status([50, 300], 100) == "mixed"
+    lrs = [0.01, 0.03, 0.1, 0.3]
+    t = study.threshold_decision(lrs, ["attenuated", "mixed", "amplified", "amplified"])
+    assert t["decision"] is True and (t["largest_attenuated"], t["smallest_amplified"]) == (0.01, 0.1)
+    kinked = ["attenuated", "amplified", "attenuated", "amplified"]
+    assert study.threshold_decision(lrs, kinked)["decision"] is False
+    assert study.threshold_decision(lrs, ["amplified"] * 4)["decision"] is False
+    assert study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"])["decision"] is None
+
+
+def _stats(status: list[str]) -> dict:
+    lrs = [0.01, 0.03, 0.1, 0.3]
+    return {"smooth": {"lrs": lrs, "status": status, **study.threshold_decision(lrs, status)}}
+
+
+def test_threshold_rule_holds_fails_or_is_inconclusive():
+    holds = study.threshold_claims(_stats(["attenuated", "attenuated", "amplified", "amplified"]))[0]
+    assert (holds.ok, holds.verdict, holds.shown_in) == (True, "reproduced", "fig-sgd-threshold")
+    assert holds.ours == pytest.approx(math.sqrt(0.03 * 0.1)) and holds.interval == [0.03, 0.1]
+    assert not study.threshold_claims(_stats(["amplified", "attenuated", "amplified", "amplified"]))[0].ok
+    open_ = study.threshold_claims(_stats(["mixed", "attenuated", "amplified", "amplified"]))[0]
+    assert (open_.ok, open_.verdict) == (True, "inconclusive")
+    assert study.threshold_verdict(_stats(["mixed"] * 4)["smooth"]) == "undecided at an end of the sweep"
+
+
+def _limit(predicted: float, bracket: tuple = (0.03, 0.1)) -> dict:
+    return {"predicted": predicted, "bracket": bracket}
+
+
+def test_stability_rule_is_decided_by_the_data():
+    inside = study.stability_claims(_limit(0.05))[0]
+    assert inside.ok and inside.verdict == "reproduced"
+    outside = study.stability_claims(_limit(0.5))[0]
+    assert outside.ok and outside.verdict == "refuted" and "factor 5" in study.stability_verdict(_limit(0.5))
+    assert not study.stability_claims(_limit(0.05, (math.nan, 0.1)))[0].ok  # not a measurement
+    assert study.momentum_lr_limit(1.0, momentum=0.0, weight_decay=0.0) == 2.0
+
+
+def _fig5(gaps: list[float], acc: list[float]) -> dict:
+    return {"gaps": {f"k={k}": g for k, g in zip((3, 5, 7), gaps, strict=True)}, "acc": np.array(acc)}
+
+
+def test_fig5_rules():
+    overlap, rises = study.fig5_claims(_fig5([0.1, 0.2, 0.3], [10.0, 60.0]))
+    assert overlap.ok and overlap.verdict == "reproduced" and rises.ok
+    overlap, rises = study.fig5_claims(_fig5([1.0, 2.0, 3.0], [10.0, 12.0]))
+    assert not overlap.ok and not rises.ok
+    assert study.fig5_claims(_fig5([0.1, 2.0, 0.3], [10.0, 60.0]))[0].verdict == "inconclusive"
+
+
+def test_fig5_takes_the_smallest_lr():
+    variants = [{"k": 1, "form": "paper", "init_ulp": 0, "threads": None},
+                {"k": 3, "form": "paper", "init_ulp": 0, "threads": None}]
+    h = History(config={"variants": variants}, variants=["k=1", "k=3"], settings={}, iter_acc_step=[10, 20],
+                iter_acc={"k=1": [0.1, 0.5], "k=3": [0.1, 0.52]})
+
+    class Plan:
+        sweeps = {"smooth": ["big", "small"]}
+
+    f = study.fig5(Plan(), {"big": None, "small": h}, {"lrs": [0.1, 0.01]})  # type: ignore[arg-type, dict-item]
+    assert f["lr"] == 0.01 and f["gaps"]["k=3"] == pytest.approx(2.0)

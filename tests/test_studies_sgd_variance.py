@@ -1,0 +1,160 @@
+"""The study behind book/sgd_variance.md: statistics, its plan, and its claim rules on synthetic data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from instab import book
+from instab.report import paper
+from instab.studies import sgd_variance as study
+from instab.train import RunConfig
+
+
+def _params(scale: str, **change) -> study.Params:
+    values = {**book.chapter_parameters("sgd_variance", scale), **change}
+    values["common"] = {**values["common"], "device": "cpu"}  # CUDA is not needed to build the plan
+    return study.Params.from_namespace(values)
+
+
+def test_spread_reproduces_the_papers_table1_stds():
+    """Population STDs (ddof = 0), as the paper's; it truncates rather than rounds (0.1657 → 0.16)."""
+    sp = study.spread(study.paper_table("table1_left_resnet56_cifar10_relu"))
+    pairs = ((sp["std_over_seeds"], "std_over_seeds_per_k"), (sp["std_over_k"], "std_over_k_per_seed"))
+    for ours, key in pairs:
+        theirs = np.array(paper(f"table1_left_resnet56_cifar10_relu.{key}"))
+        assert np.all((ours - theirs > -0.006) & (ours - theirs < 0.01))
+    assert round(sp["fp_std"], 2) == paper("table1_right.floating_point.test_acc_std")
+    assert round(sp["sgd_std"], 2) == paper("table1_right.batch_selection.test_acc_std")
+    lo, hi = sp["ratio_interval"]
+    assert lo < sp["ratio"] < hi
+
+
+def test_spread_separates_the_two_noises():
+    rows = np.array([0.0, 1.0, 2.0])[:, None]        # varies over k only
+    sp = study.spread(rows + np.zeros((3, 4)))
+    assert sp["sgd_std"] == 0 and sp["fp_std"] > 0 and sp["ratio"] == math.inf
+    with pytest.raises(ValueError, match="2×2"):
+        study.spread(np.zeros((1, 5)))
+
+
+def test_floating_point_error_is_one_rounding():
+    g = torch.Generator().manual_seed(0)
+    v = [torch.randn(1000, generator=g), torch.randn(10, 10, generator=g)]
+    for k in (1, 2, 4):
+        assert study.floating_point_error(v, 0.1, k=k)["norm"] == 0.0
+    e = study.floating_point_error(v, 0.1, k=3)
+    assert 0 < e["norm"] <= 2**-23 and 0 < e["max"] <= 2**-22 and 0 < e["share_changed"] < 1
+    assert 0 < study.floating_point_error(v, 0.1, k=3, form="release")["norm"] <= 2**-23
+
+
+def test_pairwise_disagreement():
+    a, b, c = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0]), np.array([0, 1, 2, 3])
+    d = study.pairwise_disagreement([a, b, c])
+    assert d["pairs"] == 3 and d["mean"] == pytest.approx((0.25 + 0 + 0.25) / 3)
+    assert d["low"] <= d["mean"] <= d["high"]
+    with pytest.raises(ValueError):
+        study.pairwise_disagreement([a])
+
+
+def test_ci_plan_runs_mlp_grids_stacked_and_the_float64_grid():
+    p = _params("ci").validate()
+    plan = study.plan(p)
+    assert len(plan.tables["relu"]) == len(p.seeds) and plan.tables["relu"][0].keep_final
+    for cells in plan.tables.values():
+        assert {(c.engine, c.eval_every, c.dtype) for c in cells} == {("stacked", cells[0].epochs, "float32")}
+    f64 = plan.float64
+    assert len(f64) == len(p.float64["seeds"]) and {c.dtype for c in f64} == {"float64"}
+    assert f64[0].epochs == p.float64["epochs"] and f64[0].activation == plan.tables["relu"][0].activation
+    assert plan.float64_ks == p.float64["k_values"] and all(c in plan.configs() for c in f64)
+
+
+def test_paper_plan_holds_the_papers_settings():
+    p = _params("paper").validate()
+    assert p.k_values == [1, 3, 5, 7, 9, 11] and len(p.seeds) == 6
+    plan = study.plan(p)
+    relu = plan.tables["relu"]
+    assert len(relu) == 6 and relu[0].model == "resnet56" and relu[0].dataset == "cifar10"
+    assert [v.k for v in relu[0].variants] == [1, 3, 5, 7, 9, 11] and relu[0].epochs == 200
+    models = {(c[0].model, c[0].dataset) for c in plan.tables.values()}
+    assert models == {("resnet56", "cifar10"), ("vgg16_bn", "cifar10"), ("vgg16_bn", "fashion_mnist"),
+                      ("resnet56", "fashion_mnist")}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tables": {"relu": {"model": "resnet7"}, "swish": {}}}, "tables\\['relu'\\].*resnet7"),
+    ({"tables": {"relu": {"model": "mlp"}}}, "tables=.*swish"),
+    ({"k_values": [1, 5]}, "k_values"),
+    ({"float64": {"table": "gelu"}}, "float64: table='gelu'"),
+    ({"float64": {"table": "relu", "k_values": [3, 5]}}, "float64: k_values"),
+    ({"float64": {"table": "relu", "epochs": 0}}, "epochs=0"),
+    ({"ratio_band": [1.5, 2.0]}, "ratio_band"),
+    ({"disagreement_floor": 2}, "disagreement_floor"),
+])
+def test_bad_parameters_fail_with_their_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        _params("ci", **change).validate()
+
+
+def test_table5_row_carries_the_interval():
+    t = np.array([[80.0, 81.0, 82.0], [80.5, 81.5, 81.0], [79.5, 80.0, 82.5]])
+    sp = study.spread(t)
+    row = study.table5_row("x", RunConfig(model="mlp", hidden=(32, 32), activation="swish"), sp)
+    assert row["network"] == "MLP 32-32, Swish" and row["ratio"] == sp["ratio"]
+    assert row["ratio_ci95"][0] <= row["ratio"] <= row["ratio_ci95"][1]
+
+
+def _sp(lo: float, hi: float) -> dict:
+    return {"ratio": (lo + hi) / 2, "ratio_interval": (lo, hi), "fp_std": 0.1, "sgd_std": 0.1}
+
+
+def test_ratio_rule_holds_fails_or_is_inconclusive():
+    ref = study.paper_spreads()
+    band = [0.5, 2.0]
+    holds, fails, open_ = study.ratio_claims({"relu": _sp(0.7, 1.3), "swish": _sp(3.0, 4.0),
+                                              "deep": _sp(0.3, 1.5)}, band, ref)
+    assert (holds.ok, holds.verdict, holds.shown_in) == (True, "reproduced", "fig-sgd-std")
+    assert holds.paper == round(ref["relu"]["ratio"], 3)
+    assert not fails.ok
+    assert open_.name.startswith("Table 5 row deep") and (open_.ok, open_.verdict) == (True, "inconclusive")
+    refuted = study.ratio_claims({"deep": _sp(3.0, 4.0)}, band, ref)[0]
+    assert (refuted.ok, refuted.verdict) == (True, "refuted")  # the data decide a Table 5 row
+
+
+def test_share_rule_holds_fails_or_is_inconclusive():
+    dis = {"relu": {"mean": 0.05, "low": 0.03, "high": 0.07}, "swish": {"mean": 0.002, "low": 0.001, "high": 0.004},
+           "deep": {"mean": 0.01, "low": 0.005, "high": 0.02}}
+    holds, fails, open_ = study.share_claims(dis, 0.01)
+    assert holds.ok and holds.verdict == "reproduced" and not fails.ok and open_.verdict == "inconclusive"
+    assert open_.name == "Table 5 row deep: share of test images the k runs label differently"
+
+
+def test_the_paper_is_inconsistent():
+    c = study.paper_inconsistency()
+    assert c.ok and c.verdict == "fact" and c.ours[0] != c.ours[1]
+
+
+def _f64(first: list[float], decades: list[float], interval: tuple, share: tuple) -> dict:
+    return {"growth": [{"first": f, "decades": d} for f, d in zip(first, decades, strict=True)],
+            "spread": _sp(*interval), "disagreement": dict(zip(("mean", "low", "high"), share, strict=True))}
+
+
+def test_float64_rules():
+    good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.6, 1.5), (0.05, 0.03, 0.07)), [0.5, 2.0], 0.01)
+    assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "reproduced"]
+    assert all(c.ok for c in good)
+    bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), [0.5, 2.0], 0.01)
+    assert [c.ok for c in bad] == [False, False, True, True] and [c.verdict for c in bad[2:]] == ["refuted"] * 2
+    mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), [0.5, 2.0], 0.01)
+    assert all(c.verdict == "inconclusive" and c.ok for c in mixed)
+    assert "inconclusive" in study.float64_verdict(_f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)), [0.5, 2.0])
+
+
+def test_table1_right_rules():
+    good = {"fp": {"norm": 5e-8, "max": 1e-7}, "batch": {"mean": 1.0}}
+    assert all(c.ok and c.verdict == "fact" for c in study.table1_right_claims(good))
+    bad = {"fp": {"norm": 1e-6, "max": 1e-6}, "batch": {"mean": 1e-3}}
+    assert [c.ok for c in study.table1_right_claims(bad)] == [False, False]
