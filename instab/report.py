@@ -150,8 +150,6 @@ class Results:
     params: dict[str, Any] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
-    #: claim-name prefix → the label of the figure or section that shows it (:meth:`link`)
-    links: dict[str, str] = field(default_factory=dict)
 
     def record(self, *claims: Claim) -> None:
         """Record claims made by :func:`claim`, :func:`decide` or :func:`judge` (a study's rules).
@@ -182,11 +180,6 @@ class Results:
         self.record(c)
         return c.verdict
 
-    def link(self, links: dict[str, str]) -> None:
-        """Say where each claim is shown: {claim-name prefix: figure or section label}.  The
-        scorecard links a claim to the label of its longest matching prefix."""
-        self.links.update(links)
-
     def value(self, name: str, value: Any) -> None:
         """Record a number that is reported but not itself a pass/fail claim."""
         self.values[name] = _plain(value)
@@ -208,7 +201,7 @@ class Results:
         Path(path).write_text(json.dumps({"chapter": self.chapter, "params": _plain(self.params),
                                           "environment": environment(),
                                           "claims": [asdict(c) for c in self.claims],
-                                          "links": self.links, "values": self.values}, indent=1))
+                                          "values": self.values}, indent=1))
         failed = [c for c in self.claims if not c.ok]
         if failed:
             raise AssertionError("claims not reproduced: " + "; ".join(
@@ -223,12 +216,6 @@ def _fmt(x: Any) -> str:
     if isinstance(x, list):
         return "[" + ", ".join(_fmt(v) for v in x) + "]"
     return str(x)
-
-
-def link_of(name: str, links: dict[str, str]) -> str | None:
-    """The label of the longest prefix in ``links`` that ``name`` starts with (``None``: none)."""
-    matches = [p for p in links if name.startswith(p)]
-    return links[max(matches, key=len)] if matches else None
 
 
 def counts(claims: list[dict[str, Any]]) -> dict[str, int]:
@@ -266,7 +253,7 @@ def scorecard(results_files: list[Path]) -> str:
                   "| claim | ours | interval | paper | criterion | verdict | holds |", "|---|---|---|---|---|---|---|"]
         for v in VERDICTS:
             for c in (c for c in d["claims"] if c.get("verdict") == v):
-                label = c.get("shown_in") or link_of(c["name"], d.get("links", {}))
+                label = c.get("shown_in")
                 name = c["name"] + (f" ({{numref}}`{label}`)" if label else "")
                 cells = [name, _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]), c["criterion"],
                          v, "yes" if c["ok"] else "**NO**"]

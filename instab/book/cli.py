@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from instab.book import execution, plan, rendering, robustness, sources
+from instab.book import execution, plan, registry, rendering, robustness, sources
+from instab.book.console import shown
 
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -70,6 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env)
     if a.action in ("build", "render"):
         rendering.render(a.params)
-    if failed:
-        raise SystemExit(f"error: {len(failed)} chapter(s) failed at scale {a.params!r}"
-                         f"{'' if env == 'native' else f' under {env}'}:\n" + execution.failures(failed, a.params, env))
+    # every finding of the chapters at hand decided from their data, against the registry's expected verdict
+    problems = registry.decide(a.params, todo, env)[2] if a.action in ("build", "execute", "render") else []
+    if failed or problems:
+        where = f"at scale {a.params!r}{'' if env == 'native' else f' under {env}'}"
+        msg = f"error: {len(failed)} chapter(s) failed {where}:\n" + execution.failures(failed, a.params, env) \
+            if failed else ""
+        if problems:
+            msg += (f"\n" if msg else "error: ") + f"the findings registry ({shown(registry.REGISTRY)}) and " \
+                f"the data disagree {where}:\n" + "\n".join(f"  {p}" for p in problems)
+        raise SystemExit(msg)

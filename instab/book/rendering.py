@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from instab.book import console, sources
+from instab import findings
+from instab.book import console, registry, sources
 from instab.book.console import say
 
 #: Cells whose code a reader need not scroll past (the rendered page collapses it; the output stays).
@@ -143,6 +144,8 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
     (site / "book" / "_scorecard.md").write_text(
         f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results))
+    fs, verdicts, problems = registry.decide(scale)
+    (site / "book" / "_findings.md").write_text(findings.verdict_table(fs, verdicts, scale, problems))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
     # jupyter-book writes <path-output>/_build/html: the repository's own _build, or beside a build
     # folder that $INSTAB_BUILD moved, from where the HTML goes to <build>/html
