@@ -196,7 +196,7 @@ def counts(findings: Sequence[Finding], verdicts: Mapping[str, str | None]) -> d
 
 
 #: Short names of the verdicts in the verdict-by-scale table.
-_NOT_RUN = "not run"
+_NOT_RUN = "—"
 
 
 def _cell(v: str | None) -> str:
@@ -219,13 +219,16 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
               f"machinery (not counted).", "", "| verdict | findings | meaning |", "|---|---|---|"]
     lines += [f"| {v} | {n[v]} | {VERDICTS[v]} |" for v in FINDING_VERDICTS if v != "fact"]
     lines += [f"| **failed** | {n['failed']} | a claim of the finding did not hold |", ""]
-    head = "| finding | chapter | paper | kind | " + " | ".join(SCALES) + f" | this build ({scale}) |"
-    lines += [head, "|" + "---|" * (5 + len(SCALES))]
+    lines += ["", "Expected verdicts at the ci, default and paper scales (— where a scale is not executed or not yet "
+              "reviewed), and the verdict this build computed:", "",
+              f"| finding | chapter | paper | expected: {' · '.join(SCALES)} | this build ({scale}) |",
+              "|---|---|---|---|---|"]
     for f in sorted(findings, key=lambda f: (f.kind == "control", f.chapter, f.id)):
         got = verdicts.get(f.id)
         mark = "" if got is None or got == f.expected.get(scale) else " ≠ expected"
-        why = f" {f.why_scale}" if f.why_scale else ""
-        cells = [f"`{f.id}`{why}", f"{{doc}}`{f.chapter}`", f.section, f.kind,
-                 *[_cell(f.expected[s]) for s in SCALES], _cell(got) + mark]
+        name = f.id + {"ours": " (ours)", "control": " (control)"}.get(f.kind, "")
+        why = f" — *{f.why_scale}*" if f.why_scale else ""
+        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, " · ".join(_cell(f.expected[s]) for s in SCALES),
+                 _cell(got) + mark]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
