@@ -228,7 +228,7 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
         mark = "" if got is None or got == f.expected.get(scale) else " ≠ expected"
         name = f.id + {"ours": " (ours)", "control": " (control)"}.get(f.kind, "")
         why = f" — *{f.why_scale}*" if f.why_scale else ""
-        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, " · ".join(_cell(f.expected[s]) for s in SCALES),
-                 _cell(got) + mark]
+        expected = " · ".join(_cell(f.expected[s]) for s in SCALES)
+        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, expected, _cell(got) + mark]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -207,18 +207,28 @@ class Table2:
     def text(self) -> str:
         """The table as printed by the chapter: per window, M's extreme eigenvalues, then the lower and
         the upper bound from (13), exact, by bisection, and the paper's measurement."""
-        nan, th = float("nan"), self.theory
-        lines = [f"{'w':>4} {'λ_min(M)':>10} {'λ_max(M)':>11} | "
-                 f"{'(13) min':>9} {'exact min':>10} {'bisect min':>10} {'paper e-min':>11} | "
-                 f"{'(13) max':>9} {'exact max':>10} {'bisect max':>10} {'paper e-max':>11}"]
+        lines = [f"{'w':>4} {'λ_min(M)':>10} {'λ_max(M)':>11} | " + bounds_header("(13) min", "(13) max")]
         for r in self.rows:
-            (lmin, lmax), pe = r.spectrum, self.reported.get(r.w, {})
+            lmin, lmax = r.spectrum
             lines.append(f"{r.w:>4} {lmin:>10.4g} {lmax:>11.6g} | "
-                         f"{th.alpha_min:>9.4g} {r.exact.alpha_min:>10.5g} "
-                         f"{r.found.alpha_min:>10.5g} {pe.get('alpha_min', nan):>11.3g} | "
-                         f"{th.alpha_max:>9.4g} {r.exact.alpha_max:>10.5g} "
-                         f"{r.found.alpha_max:>10.5g} {pe.get('alpha_max', nan):>11.3g}")
+                         + bounds_columns(self.theory, r.exact, r.found, self.reported.get(r.w, {})))
         return "\n".join(lines)
+
+
+def bounds_header(theory_min: str, theory_max: str) -> str:
+    """The header of :func:`bounds_columns` (Tables 2 and 6 as printed)."""
+    return (f"{theory_min:>9} {'exact min':>10} {'bisect min':>10} {'paper e-min':>11} | "
+            f"{theory_max:>9} {'exact max':>10} {'bisect max':>10} {'paper e-max':>11}")
+
+
+def bounds_columns(theory: AlphaBounds, exact: AlphaBounds, found: AlphaBounds, reported: dict[str, float]) -> str:
+    """One window's lower and upper bound as Tables 2 and 6 print them: from theory, exact, by
+    bisection, and the paper's measurement (nan where the paper gives none)."""
+    nan = float("nan")
+    return (f"{theory.alpha_min:>9.4g} {exact.alpha_min:>10.5g} "
+            f"{found.alpha_min:>10.5g} {reported.get('alpha_min', nan):>11.3g} | "
+            f"{theory.alpha_max:>9.4g} {exact.alpha_max:>10.5g} "
+            f"{found.alpha_max:>10.5g} {reported.get('alpha_max', nan):>11.3g}")
 
 
 def reported_windowed(key: str, p: OneLayerParams) -> dict[int, dict[str, float]]:

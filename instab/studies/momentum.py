@@ -34,6 +34,8 @@ from instab.report import Claim, claim
 from instab.studies.linear import (
     OneLayerParams,
     bisection_claim,
+    bounds_columns,
+    bounds_header,
     calibration_claims,
     measurement_claim,
     outcome,
@@ -117,15 +119,9 @@ class Table6:
     def text(self) -> str:
         """The table as printed by the chapter: per window, the lower and the upper bound from theory,
         exact, by bisection, and the paper's measurement."""
-        nan, th = float("nan"), self.theory
-        lines = [f"{'w':>4} | {'(61) min':>9} {'exact min':>10} {'bisect min':>10} {'paper e-min':>11} | "
-                 f"{'(60) max':>9} {'exact max':>10} {'bisect max':>10} {'paper e-max':>11}"]
+        lines = [f"{'w':>4} | " + bounds_header("(61) min", "(60) max")]
         for r in self.rows:
-            pe = self.reported.get(r.w, {})
-            lines.append(f"{r.w:>4} | {th.alpha_min:>9.4g} {r.exact.alpha_min:>10.5g} "
-                         f"{r.found.alpha_min:>10.5g} {pe.get('alpha_min', nan):>11.3g} | "
-                         f"{th.alpha_max:>9.4g} {r.exact.alpha_max:>10.5g} "
-                         f"{r.found.alpha_max:>10.5g} {pe.get('alpha_max', nan):>11.3g}")
+            lines.append(f"{r.w:>4} | " + bounds_columns(self.theory, r.exact, r.found, self.reported.get(r.w, {})))
         return "\n".join(lines)
 
 
