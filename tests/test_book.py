@@ -73,3 +73,23 @@ def test_bad_scale_and_chapter_are_named():
 
 def test_hash_depends_on_scale():
     assert book.content_hash("heat", "ci") != book.content_hash("heat", "default")
+
+
+def test_a_moved_expected_verdict_fails_the_build(tmp_path, monkeypatch):
+    """The registry decides: with one finding's expected verdict changed, the driver exits non-zero
+    naming the finding and both verdicts; with the registry as it is, the same call passes."""
+    import yaml
+
+    from instab.book import registry
+
+    book.main(["execute", "--params", "ci", "--chapter", "heat"])  # cached: the registry check alone
+    raw = yaml.safe_load(registry.REGISTRY.read_text())
+    entry = next(f for f in raw["findings"] if f["chapter"] == "heat" and f["expected"]["ci"] != "refuted")
+    was = entry["expected"]["ci"]
+    entry["expected"] = {"ci": "refuted", "default": "refuted", "paper": None}
+    moved = tmp_path / "findings.yml"
+    moved.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    monkeypatch.setattr(registry, "REGISTRY", moved)
+    with pytest.raises(SystemExit) as e:
+        book.main(["execute", "--params", "ci", "--chapter", "heat"])
+    assert f"{entry['id']}: verdict {was} at the ci scale, the registry expects refuted" in str(e.value)
