@@ -154,9 +154,33 @@ def _require(module: str, spec: str) -> Any:
 
 
 def _pin_one_thread() -> None:
-    """Pool initializer: one BLAS/OpenMP thread per process (set before torch is imported)."""
+    """One BLAS/OpenMP thread per process (set before torch is imported)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+
+
+#: How often a pool worker checks that the process that started it is alive (seconds).
+ORPHAN_POLL_S = 0.5
+
+
+def _exit_when_orphaned(parent: int, poll: float = ORPHAN_POLL_S) -> None:
+    """Watch (in a daemon thread) for the parent's death and end this process then: a worker whose
+    grid was killed (SIGKILL, out of memory) is re-parented and would otherwise finish its cell and
+    idle until killed by hand.  With the workers gone, the resource tracker they share with the
+    parent sees its pipe close and ends too.  The watch only reads the parent's pid: no numerics."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="instab-orphan-watch", daemon=True).start()
+
+
+def _worker_init(parent: int) -> None:
+    """Pool initializer: one thread, and an end with the parent (:func:`_exit_when_orphaned`)."""
+    _pin_one_thread()
+    _exit_when_orphaned(parent)
 
 
 def _fail(future: cf.Future, err: BaseException) -> None:
@@ -205,7 +229,7 @@ class LocalPool(cf.Executor):
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            self.max_workers, mp_context=self._context, initializer=_pin_one_thread
+            self.max_workers, mp_context=self._context, initializer=_worker_init, initargs=(os.getpid(),)
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
