@@ -4,7 +4,8 @@ and the computation lives in ``instab``.
 - a chapter file has at most :data:`MAX_CHAPTER_LINES` lines;
 - a code cell has at most :data:`MAX_CELL_LINES` lines (its parameters cell :data:`MAX_PARAMETER_LINES`);
 - at most :data:`MAX_CODE_BEFORE_FIGURE` lines of visible code come before the chapter's first figure;
-- no code cell both draws a figure and records a claim (plotting and deciding are separate steps).
+- no code cell both draws a figure and records a claim (plotting and deciding are separate steps);
+- no heading twice (a section pasted twice).
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ def plot_and_decide(md: Path) -> list[str]:
     return [f"code cell {i}" for i, _, source in _cells(md) if PLOTS.search(source) and DECIDES.search(source)]
 
 
+def repeated_headings(md: Path) -> list[str]:
+    """Headings of the chapter's prose that appear more than once (a section pasted twice)."""
+    import jupytext
+
+    nb = jupytext.read(md)
+    heads = [ln for c in nb.cells if c.cell_type == "markdown" for ln in c.source.splitlines() if ln.startswith("#")]
+    return sorted({h for h in heads if heads.count(h) > 1})
+
+
 def _demo(tmp_path: Path, *cells: str, between: str = "") -> Path:
     head = (book.ROOT / "book" / "heat.md").read_text().split("\n---\n", 1)[0] + "\n---\n"
     md = tmp_path / "demo.md"
@@ -85,6 +95,8 @@ def test_the_checks_see_what_they_forbid(tmp_path: Path) -> None:
     assert code_before_first_figure(md) == 2
     mixed = "fig, ax = plt.subplots()\nax.plot([1])\nresults.claim('x', 1, ok=True, verdict='fact')"
     assert plot_and_decide(_demo(tmp_path, mixed, "ax.plot([1])", "results.decide('y')")) == ["code cell 1"]
+    twice = _demo(tmp_path, "# a comment", "# a comment", "x = 1", between="\n## A section\n\nText.\n")
+    assert repeated_headings(twice) == ["## A section"]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -99,4 +111,5 @@ def test_a_chapter_fits_its_limits(chapter: str) -> None:
     if before > MAX_CODE_BEFORE_FIGURE:
         problems.append(f"{before} lines of visible code before the first figure (at most {MAX_CODE_BEFORE_FIGURE})")
     problems += [f"{c} both draws a figure and records a claim" for c in plot_and_decide(md)]
+    problems += [f"heading {h!r} appears twice or more" for h in repeated_headings(md)]
     assert not problems, f"book/{chapter}.md:\n  " + "\n  ".join(problems)

@@ -12,11 +12,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import nbformat
 import yaml
 
 from instab import findings
 from instab.book import console, registry, sources
 from instab.book.console import say
+from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
 
 #: Cells whose code a reader need not scroll past (the rendered page collapses it; the output stays).
 HIDDEN_INPUT_TAGS = ("parameters", "injected-parameters", "setup")
@@ -113,19 +115,27 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     results = []
     missing: list[str] = []
     not_run: list[str] = []
+    not_built: list[str] = []
     for f in sources.toc_files(root):
         md = root / f"{f}.md"
         name = Path(f).name
         if sources.is_notebook(md):
             nb = sources.out_dir(name, scale) / f"{name}.ipynb"
-            if not nb.exists() and (nb.parent / "SKIPPED.md").exists():
-                title = md.read_text().split("\n# ", 1)[-1].split("\n", 1)[0]
-                (site / f"{f}.md").write_text(f"# {title}\n\n" + (nb.parent / "SKIPPED.md").read_text())
-                not_run.append(name)
-                continue
             if not nb.exists():
-                raise SystemExit(f"error: chapter {name!r} has not been executed at scale {scale!r}; "
-                                 f"run: python -m instab.book execute --params {scale} --chapter {name}")
+                skipped = nb.parent / "SKIPPED.md"
+                if skipped.exists():
+                    note = skipped.read_text()
+                    not_run.append(name)
+                else:
+                    note = (f"This chapter was **not built at the {scale} scale** in this build.  Build it with "
+                            f"`python -m instab.book build --params {scale} --chapter {name}`.")
+                    not_built.append(name)
+                say(f"{name} ({scale}) has no executed notebook: its page says so, and keeps its sections, "
+                    f"figures and equations as targets for links")
+                (site / f"{f}.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook(
+                    cells=[nbformat.v4.new_markdown_cell(not_built_page(md.read_text(), note))],
+                    metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})))
+                continue
             (site / f"{f}.ipynb").write_text(for_reader(nb.read_text()))
             res = nb.parent / "results.json"
             if res.exists():
@@ -136,10 +146,13 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
             shutil.copy(md, site / f"{f}.md")
     for extra in [*(root / "book").glob("*.png"), *(root / "book").glob("*.svg")]:
         shutil.copy(extra, site / "book" / extra.name)
+    (site / "book" / NOT_BUILT_IMAGE).write_text(NOT_BUILT_SVG)
     stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
                       for m in missing)
     stopped += "".join(f"\n**Chapter `{m}` was not executed at this scale** (it needs a GPU; its page gives its dry "
                        f"run).\n" for m in not_run)
+    stopped += "".join(f"\n**Chapter `{m}` was not built in this build** (its page says how to build it).\n"
+                       for m in not_built)
     ran = [Path(r).parent.name for r in results]
     stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
     (site / "book" / "_scorecard.md").write_text(
