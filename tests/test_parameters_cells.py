@@ -36,3 +36,25 @@ def test_papermill_reads_every_parameter_of_the_chapter(chapter, tmp_path, caplo
     for scale in ("ci", "paper"):  # no "Passed unknown parameter" when a scale runs it
         names = yaml.safe_load(book.params_file(chapter, scale).read_text()) or {}
         assert set(names) <= set(inferred), f"book/params/{scale}/{chapter}.yml: unknown to papermill"
+
+
+def test_a_misspelled_parameter_is_named_under_papermill_itself(tmp_path):
+    """The README's own rerun recipe with a typo (`n_step` for `n_steps`): papermill only warns and
+    would run the defaults; the chapter's set-up cell stops it, naming the name and the allowed ones."""
+    nb = jupytext.read(book.ROOT / "book" / "heat.md")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    converted = tmp_path / "heat.ipynb"
+    jupytext.write(nb, converted, fmt="ipynb")
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        papermill.execute_notebook(str(converted), str(tmp_path / "out.ipynb"), parameters={"n_step": 10},
+                                   cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    assert "['n_step'] given to chapter 'heat' are not its parameters" in str(e.value)
+    assert "'n_steps'" in str(e.value)
+
+
+def test_injected_names_reads_papermills_cell_only():
+    from instab.studies.params import injected_names
+
+    ns = {"In": ["", "x = 1  # a parameters cell", "# Parameters\nn_step = 10\nr_values = [0.3]\n", "y = 2"]}
+    assert injected_names(ns) == ["n_step", "r_values"]
+    assert injected_names({}) == [] and injected_names({"In": ["x = 1"]}) == []
