@@ -6,6 +6,7 @@ bad chapter parameter fails before any work starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,16 +18,24 @@ def one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def positive(name: str, value: Any, *, integer: bool = False) -> Any:
+def positive(name: str, value: Any, *, integer: bool = False, at_most: float | None = None) -> Any:
+    """A finite positive number (an integer with ``integer``), at most ``at_most`` if given: the bound
+    that keeps a size or a step count from asking for more than a machine has, before any work."""
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be a positive {'integer' if integer else 'number'}")
+    what = "integer" if integer else "number"
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or not value > 0:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be a finite positive {what}")
+    if at_most is not None and value > at_most:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be a positive {what} at most {at_most:g}")
     return value
 
 
-def in_range(name: str, value: Any, lo: float, hi: float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be a number in [{lo}, {hi}]")
+def in_range(name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
+    """A number in [lo, hi] (an integer with ``integer``)."""
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not lo <= value <= hi:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be {'an integer' if integer else 'a number'} "
+                         f"in [{lo}, {hi}]")
     return value
 
 

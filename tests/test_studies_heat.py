@@ -1,5 +1,8 @@
 """The heat chapter's study (instab.studies.heat): its parameters and its claim rules, on synthetic data."""
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 
@@ -72,3 +75,16 @@ def test_one_ulp_claims():
     att, amp = study.one_ulp_claims(ulp([1e-16, 2e-16], [1e-16, 1e-12]), P)
     assert not att.ok and not amp.ok
     assert study.OneUlp(0.4, np.array([1.0, 0.0, 0.0]), 0.9).zero_steps.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_steps": float("inf")}, "n_steps=inf is not allowed; it must be a finite positive integer"),
+    ({"n_steps": 1_000_000_000_000}, "n_steps=1000000000000 is not allowed; it must be a positive integer at most"),
+    ({"rate_window": 2.5}, "rate_window=2.5 is not allowed; it must be an integer in"),
+    ({"profile_steps": [0, 4.5]}, "profile_steps[1]=4.5 is not allowed; it must be an integer in"),
+    ({"dx": float("inf")}, "dx=inf is not allowed; it must be a finite positive number"),
+    ({"dx": 1e-9}, "the grid may have at most"),
+])
+def test_bad_values_are_named_before_any_work(change, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(study.Params(), **change).validate()

@@ -27,6 +27,11 @@ __all__ = ["Params", "Fig1", "fig1", "amplifier", "GrowthRate", "growth_rates", 
            "one_ulp_claims"]
 
 
+#: Upper bounds that keep a run within a machine's memory and time (checked before any work).
+MAX_POINTS = 1e6
+MAX_STEPS = 1e7
+
+
 @dataclass
 class Params(StudyParams):
     """The heat chapter's parameters (its parameters cell): the ratios r = Δt/Δx² of Fig. 1, the grid
@@ -45,10 +50,13 @@ class Params(StudyParams):
         checks.each("r_values", self.r_values, checks.positive)
         checks.positive("length", self.length)
         checks.positive("dx", self.dx)
-        checks.positive("n_steps", self.n_steps, integer=True)
-        checks.each("profile_steps", self.profile_steps, checks.in_range, 0, self.n_steps)
+        if self.length / self.dx > MAX_POINTS:
+            raise ValueError(f"length={self.length!r} with dx={self.dx!r} is not allowed; the grid may have at most "
+                             f"{MAX_POINTS:g} points (length/dx)")
+        checks.positive("n_steps", self.n_steps, integer=True, at_most=MAX_STEPS)
+        checks.each("profile_steps", self.profile_steps, checks.in_range, 0, self.n_steps, integer=True)
         checks.each("amplifier_r", self.amplifier_r, checks.positive)
-        checks.in_range("rate_window", self.rate_window, 2, self.n_steps)
+        checks.in_range("rate_window", self.rate_window, 2, self.n_steps, integer=True)
         if not any(r < 0.5 for r in self.r_values) or not any(r > 0.5 for r in self.r_values):
             raise ValueError(f"r_values={self.r_values!r} is not allowed; it needs one value below and one "
                              f"above 1/2")
