@@ -76,9 +76,16 @@ class Data:
 
 # ------------------------------------------------------------------------------------------ readers
 def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes as an array; a file whose size is not the one its header
+    describes (truncated, or not IDX) raises ``ValueError`` naming it and how to repair it."""
     raw = path.read_bytes()
-    ndim = raw[3]
+    ndim = raw[3] if len(raw) >= 4 else 0
     shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + int(np.prod(shape, dtype=np.int64))
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or len(raw) != expected:
+        raise ValueError(f"{path}: a damaged IDX file ({len(raw)} bytes; its header describes "
+                         f"{expected if ndim else 'no valid IDX data'}); repair it with "
+                         f"`python -m instab.datasets prepare --root {path.parent.parent.parent}`")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +24,14 @@ from pathlib import Path
 
 FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+#: Size and SHA-256 of each uncompressed IDX file, as published (Zalando's files, unpacked from Debian's
+#: ``dataset-fashion-mnist``; the sizes follow from the IDX headers: 60,000 and 10,000 28×28 images).
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte": (47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train-labels-idx1-ubyte": (60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "t10k-images-idx3-ubyte": (7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "t10k-labels-idx1-ubyte": (10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -31,9 +40,26 @@ def fashion_raw_dir(root: str | Path) -> Path:
     return Path(root) / "FashionMNIST" / "raw"
 
 
-def fashion_ready(root: str | Path) -> bool:
+def fashion_problems(root: str | Path) -> dict[str, str]:
+    """{file: what is wrong} for each Fashion-MNIST IDX file under ``root`` that is missing, or
+    whose size or SHA-256 is not the published one (:data:`FASHION_SHA256`); ``{}`` when all are."""
     raw = fashion_raw_dir(root)
-    return all((raw / f).is_file() and (raw / f).stat().st_size > 0 for f in FASHION_FILES)
+    out = {}
+    for f in FASHION_FILES:
+        size, sha = FASHION_SHA256[f]
+        path = raw / f
+        if not path.is_file():
+            out[f] = "missing"
+        elif path.stat().st_size != size:
+            out[f] = f"{path.stat().st_size} bytes, not {size}"
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            out[f] = "SHA-256 differs from the published file's"
+    return out
+
+
+def fashion_ready(root: str | Path) -> bool:
+    """Whether every IDX file is there, whole and unaltered (:func:`fashion_problems`)."""
+    return not fashion_problems(root)
 
 
 def _debian_dir() -> Path | None:
@@ -63,20 +89,28 @@ def _apt_install() -> bool:
 def prepare_fashion_mnist(root: str | Path, *, allow_apt: bool = True, allow_download: bool = True) -> Path:
     """Ensure the uncompressed Fashion-MNIST IDX files exist under ``root/FashionMNIST/raw``."""
     raw = fashion_raw_dir(root)
-    if fashion_ready(root):
-        print(f"    Fashion-MNIST already in {raw}", flush=True)
+    problems = fashion_problems(root)
+    if not problems:
+        print(f"    Fashion-MNIST already in {raw} (sizes and SHA-256 checked)", flush=True)
         return raw
+    for f, why in problems.items():
+        if why != "missing":
+            print(f"    {raw / f}: {why}: unpacking it again", flush=True)
     src = _debian_dir()
     if src is None and allow_apt and _apt_install():
         src = _debian_dir()
     if src is not None:
         raw.mkdir(parents=True, exist_ok=True)
-        for f in FASHION_FILES:
+        for f in problems:
             tmp = raw / f"{f}.tmp"
             with gzip.open(src / f"{f}.gz", "rb") as fin, open(tmp, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
             tmp.replace(raw / f)
-        print(f"    Fashion-MNIST unpacked from {src} into {raw}", flush=True)
+        left = fashion_problems(root)
+        if left:
+            raise RuntimeError(f"Fashion-MNIST unpacked from {src} into {raw} is not the published data: "
+                               + "; ".join(f"{f}: {why}" for f, why in left.items()))
+        print(f"    Fashion-MNIST unpacked from {src} into {raw} (sizes and SHA-256 checked)", flush=True)
         return raw
     if allow_download:
         try:
