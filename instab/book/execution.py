@@ -253,6 +253,9 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
             raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
                                 f"{e.ename}: {e.evalue}" + see) from None
         raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in {progress.where}: {e}" + see) from None
+    except Exception as e:  # noqa: BLE001 - a kernel that died (killed, out of memory) or never started
+        raise ChapterFailed(f"chapter {chapter!r} ({scale}) stopped in {progress.where}: its kernel died or could "
+                            f"not start ({type(e).__name__}: {e})\n  see {console.shown(executed)}") from None
     stamp.write_text(digest)
     say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
     return True
