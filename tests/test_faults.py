@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,3 +67,38 @@ def test_a_killed_kernel_fails_its_chapter_and_the_next_one_runs(tmp_path: Path)
     assert "its kernel died or could not start" in out, out[-3000:]
     assert out.count("executed heat (ci)") == 1, out[-3000:]  # the second run went through
     assert proc.returncode != 0 and "1 chapter(s) failed" in out, out[-3000:]
+
+
+def test_the_cache_record_vouches_for_each_file(tmp_path: Path) -> None:
+    from instab.book import sources
+
+    (tmp_path / "c.ipynb").write_text("{}")
+    (tmp_path / "results.json").write_text('{"claims": []}')
+    assert sources.cache_problem(tmp_path, "c") == "no record of an execution"
+    sources.write_stamp(tmp_path, "c", "abc")
+    assert sources.cache_problem(tmp_path, "c", "abc") is None
+    assert sources.cache_problem(tmp_path, "c", "xyz") == "its source, parameters, instab, lock or environment changed"
+    (tmp_path / "results.json").write_text('{"claims": [1]}')  # edited, still valid JSON
+    assert "results.json was damaged or edited after it was executed" in sources.cache_problem(tmp_path, "c", "abc")
+    assert sources.damaged(tmp_path, "c")
+    (tmp_path / "results.json").unlink()
+    assert "results.json is missing" in sources.cache_problem(tmp_path, "c", "abc")
+    (tmp_path / sources.STAMP).write_text("abc")  # a record of the old kind: no checksums
+    assert sources.cache_problem(tmp_path, "c", "abc") == "no record of an execution"
+
+
+@pytest.mark.book
+def test_a_damaged_cached_chapter_is_executed_again(tmp_path: Path) -> None:
+    env = {**os.environ, "INSTAB_BUILD": str(tmp_path), "INSTAB_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "instab.book", "execute", "--params", "ci", "--chapter", "heat"]
+    first = subprocess.run(cmd, env=env, cwd=book.ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    res = tmp_path / "executed" / "ci" / "heat" / "results.json"
+    good = res.read_text()
+    res.write_text(good[: len(good) // 2])  # truncated
+    again = subprocess.run(cmd, env=env, cwd=book.ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "executing heat (ci) again:" in again.stdout and "was damaged or edited" in again.stdout
+    assert json.loads(res.read_text())["claims"] == json.loads(good)["claims"]  # executed again, same bits
+    third = subprocess.run(cmd, env=env, cwd=book.ROOT, capture_output=True, text=True)
+    assert "skipped heat (ci)" in third.stdout

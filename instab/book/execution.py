@@ -193,7 +193,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
         if not torch.cuda.is_available():
             dry = plan.dry_run(chapter, scale) or ""
             out.mkdir(parents=True, exist_ok=True)
-            for stale in (out / f"{chapter}.ipynb", out / "results.json", out / ".content-hash"):
+            for stale in (out / f"{chapter}.ipynb", out / "results.json", out / sources.STAMP):
                 stale.unlink(missing_ok=True)
             skipped.write_text(f"This chapter was **not executed at the {scale} scale** on the machine that built "
                                f"this book: its parameters ask for a CUDA GPU and there is none.  Run it where a GPU "
@@ -203,11 +203,15 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
                 f"dry run below\n{dry}")
             return False
     digest = sources.content_hash(chapter, scale)
-    stamp = out / ".content-hash"
+    stamp = out / sources.STAMP
     executed = out / f"{chapter}.ipynb"
-    if not force and executed.exists() and stamp.exists() and stamp.read_text() == digest:
-        say(f"skipped {chapter} ({scale}): source, parameters, instab, lock and environment unchanged")
+    problem = sources.cache_problem(out, chapter, digest)
+    if not force and problem is None:
+        say(f"skipped {chapter} ({scale}): source, parameters, instab, lock and environment unchanged "
+            f"(executed files checked)")
         return False
+    if not force and stamp.exists() and problem:
+        say(f"executing {chapter} ({scale}) again: {problem}")
     out.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
     (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
@@ -256,7 +260,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     except Exception as e:  # noqa: BLE001 - a kernel that died (killed, out of memory) or never started
         raise ChapterFailed(f"chapter {chapter!r} ({scale}) stopped in {progress.where}: its kernel died or could "
                             f"not start ({type(e).__name__}: {e})\n  see {console.shown(executed)}") from None
-    stamp.write_text(digest)
+    sources.write_stamp(out, chapter, digest)
     say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
     return True
 

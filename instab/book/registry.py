@@ -7,7 +7,6 @@ finding, both verdicts and the numbers: a changed verdict is a reviewed event, n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from instab import findings
@@ -29,8 +28,9 @@ def decide(scale: str, chapters: Iterable[str] | None = None, env: str = "native
     fs = registry()
     results = {}
     for c in chapters if chapters is not None else sources.chapters():
-        f = sources.out_dir(c, scale, env) / "results.json"
-        if f.exists():
-            results[c] = json.loads(f.read_text())
+        out = sources.out_dir(c, scale, env)
+        f = out / "results.json"
+        if f.exists() and not sources.damaged(out, c):
+            results[c] = sources.read_results(f)
     verdicts, problems = findings.check(fs, results, scale)
     return fs, verdicts, problems

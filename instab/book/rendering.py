@@ -121,9 +121,14 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
         name = Path(f).name
         if sources.is_notebook(md):
             nb = sources.out_dir(name, scale) / f"{name}.ipynb"
-            if not nb.exists():
+            harm = sources.damaged(nb.parent, name)
+            if not nb.exists() or harm:
                 skipped = nb.parent / "SKIPPED.md"
-                if skipped.exists():
+                if harm:
+                    note = (f"This chapter's executed files **failed their check** ({harm}): they are not shown.  "
+                            f"Execute it again: `python -m instab.book build --params {scale} --chapter {name}`.")
+                    not_built.append(name)
+                elif skipped.exists():
                     note = skipped.read_text()
                     not_run.append(name)
                 else:
@@ -139,6 +144,7 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
             (site / f"{f}.ipynb").write_text(for_reader(nb.read_text()))
             res = nb.parent / "results.json"
             if res.exists():
+                sources.read_results(res)  # a damaged one is named here, not deep in the scorecard
                 results.append(res)
             else:
                 missing.append(name)

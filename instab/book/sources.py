@@ -154,3 +154,70 @@ def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
 
 def out_dir(chapter: str, scale: str, env: str = "native") -> Path:
     return build_root(env) / "executed" / scale / chapter
+
+
+#: The chapter cache's record, beside the executed notebook: the chapter's content hash and the
+#: SHA-256 of every file the cache will reuse (the executed notebook and ``results.json``).
+STAMP = ".content-hash"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_stamp(out: Path, chapter: str, digest: str) -> None:
+    """Record that ``out`` holds chapter ``chapter`` executed from content ``digest``, with the
+    checksum of each file that the next build may reuse instead of executing again."""
+    import json
+
+    files = {f.name: _sha256(f) for f in (out / f"{chapter}.ipynb", out / "results.json") if f.is_file()}
+    (out / STAMP).write_text(json.dumps({"digest": digest, "files": files}, indent=1))
+
+
+def cache_problem(out: Path, chapter: str, digest: str | None = None) -> str | None:
+    """Why the executed chapter in ``out`` cannot be reused (``None``: it can): no record, another
+    content hash (when ``digest`` is given), or a file the record vouches for that is missing,
+    damaged or edited since it was executed."""
+    import json
+
+    try:
+        record = json.loads((out / STAMP).read_text())
+        files = dict(record["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no record of an execution"
+    if digest is not None and record.get("digest") != digest:
+        return "its source, parameters, instab, lock or environment changed"
+    if f"{chapter}.ipynb" not in files or "results.json" not in files:
+        return "its record lacks the executed notebook or results.json"
+    for name, sha in files.items():
+        f = out / name
+        if not f.is_file():
+            return f"{shown_path(f)} is missing"
+        if _sha256(f) != sha:
+            return f"{shown_path(f)} was damaged or edited after it was executed"
+    return None
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it, else whole."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def damaged(out: Path, chapter: str) -> str | None:
+    """What is wrong with an executed chapter whose record exists (``None`` when nothing is, or
+    when there is no record: a chapter that failed keeps its notebook and results unrecorded)."""
+    return cache_problem(out, chapter) if (out / STAMP).exists() else None
+
+
+def read_results(path: Path) -> dict:
+    """A chapter's ``results.json``; one that is not valid JSON raises ``SystemExit`` naming it."""
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise SystemExit(f"error: {shown_path(path)} is not valid JSON ({e}); execute its chapter again "
+                         f"(--force)") from None
