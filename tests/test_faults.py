@@ -102,3 +102,15 @@ def test_a_damaged_cached_chapter_is_executed_again(tmp_path: Path) -> None:
     assert json.loads(res.read_text())["claims"] == json.loads(good)["claims"]  # executed again, same bits
     third = subprocess.run(cmd, env=env, cwd=book.ROOT, capture_output=True, text=True)
     assert "skipped heat (ci)" in third.stdout
+
+
+def test_a_yaml_error_in_a_parameter_file_names_the_file_and_line(tmp_path: Path) -> None:
+    from instab.book import sources
+
+    bad = tmp_path / "heat.yml"
+    bad.write_text("n_steps: 10\nr_values: [0.4, 0.8\nlength: 3\n")
+    with pytest.raises(SystemExit, match=r"heat\.yml, line 3, column \d+: not valid YAML"):
+        sources.read_params_file(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(SystemExit, match="a parameter file is a mapping"):
+        sources.read_params_file(bad)

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-import yaml
 
 from instab.book import console, plan, sources
 from instab.book.console import say, visible
@@ -222,7 +221,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     jupytext.write(nb, src, fmt="ipynb")
     pf = sources.params_file(chapter, scale)
-    parameters = yaml.safe_load(pf.read_text()) if pf else {}
+    parameters = sources.read_params_file(pf) if pf else {}
     timeout = execution_timeout(scale)
     say(f"execute {chapter} ({scale}) with papermill" + (f", parameters from {pf.relative_to(sources.ROOT)}" if pf else "")
         + (f", timeout {timeout} s" if timeout else ", no timeout"))

@@ -136,7 +136,7 @@ def check_parameter_file(chapter: str, scale: str, root: Path = ROOT) -> None:
     if pf is None:
         return
     names = parameter_names(chapter, root)
-    unknown = [k for k in (yaml.safe_load(pf.read_text()) or {}) if k not in names]
+    unknown = [k for k in read_params_file(pf) if k not in names]
     if unknown:
         raise SystemExit(f"error: {pf.relative_to(root)} sets {', '.join(map(repr, unknown))}, which chapter "
                          f"{chapter!r} does not have; its parameters are: {', '.join(names)}")
@@ -148,7 +148,7 @@ def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
     values = _parameters_cell(chapter, root)
     pf = params_file(chapter, scale, root)
     if pf is not None:
-        values.update(yaml.safe_load(pf.read_text()) or {})
+        values.update(read_params_file(pf))
     return values
 
 
@@ -221,3 +221,19 @@ def read_results(path: Path) -> dict:
     except ValueError as e:
         raise SystemExit(f"error: {shown_path(path)} is not valid JSON ({e}); execute its chapter again "
                          f"(--force)") from None
+
+
+def read_params_file(path: Path) -> dict:
+    """A parameter file's mapping; invalid YAML, or YAML that is no mapping, raises ``SystemExit``
+    naming the file and the line."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SystemExit(f"error: {shown_path(path)}{where}: not valid YAML: "
+                         f"{getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: {shown_path(path)}: a parameter file is a mapping of parameter names to values, "
+                         f"not a {type(data).__name__}")
+    return data
