@@ -229,6 +229,7 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
         name = f.id + {"ours": " (ours)", "control": " (control)"}.get(f.kind, "")
         why = f" — *{f.why_scale}*" if f.why_scale else ""
         expected = " · ".join(_cell(f.expected[s]) for s in SCALES)
-        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, expected, _cell(got) + mark]
+        evidence = f" ({{ref}}`rows <scorecard-{f.chapter}>`)" if got is not None else ""
+        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, expected, _cell(got) + mark + evidence]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -233,9 +233,11 @@ def describe_environment(env: dict[str, Any]) -> str:
             f"NumPy {env.get('numpy')}, {env.get('threads')} thread(s); CPU {env.get('cpu')}")
 
 
-def scorecard(results_files: list[Path]) -> str:
+def scorecard(results_files: list[Path], finding_of: dict[str, dict[str, str]] | None = None) -> str:
     """A MyST markdown scorecard: the environment, claims counted by verdict, then every claim of
-    every chapter grouped by verdict, ours next to the paper's."""
+    every chapter grouped by verdict, ours next to the paper's, each with the finding it is evidence
+    of (``finding_of``: chapter → claim name → finding id; the chapter's section is the target
+    ``scorecard-<chapter>``)."""
     data = [json.loads(Path(f).read_text()) for f in results_files]
     if not data:
         return "*No chapter has been executed yet.*\n"
@@ -249,14 +251,17 @@ def scorecard(results_files: list[Path]) -> str:
     for d in data:
         c_of = counts(d["claims"])
         summary = ", ".join(f"{c_of[v]} {v}" for v in VERDICTS if c_of[v])
-        lines += [f"### {{doc}}`{d['chapter']}`", "", f"{summary}; {c_of['failed']} did not hold.", "",
-                  "| claim | ours | interval | paper | criterion | verdict | holds |", "|---|---|---|---|---|---|---|"]
+        owner = (finding_of or {}).get(d["chapter"], {})
+        lines += [f"(scorecard-{d['chapter']})=", f"### {{doc}}`{d['chapter']}`", "",
+                  f"{summary}; {c_of['failed']} did not hold.", "",
+                  "| claim | finding | ours | interval | paper | criterion | verdict | holds |",
+                  "|---|---|---|---|---|---|---|---|"]
         for v in VERDICTS:
             for c in (c for c in d["claims"] if c.get("verdict") == v):
                 label = c.get("shown_in")
                 name = c["name"] + (f" ({{numref}}`{label}`)" if label else "")
-                cells = [name, _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]), c["criterion"],
-                         v, "yes" if c["ok"] else "**NO**"]
+                cells = [name, owner.get(c["name"], "—"), _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]),
+                         c["criterion"], v, "yes" if c["ok"] else "**NO**"]
                 lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
         lines.append("")
     return "\n".join(lines)

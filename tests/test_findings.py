@@ -114,6 +114,6 @@ def test_the_verdict_table_shows_every_scale_and_marks_a_moved_verdict() -> None
     table = findings.verdict_table([f, c], {"a": "reproduced", "b": "fact"}, "ci", ["a: moved"])
     assert "- a: moved" in table
     assert "| a — *3 × 3 is too small.* | {doc}`heat <heat>` | §3 | inconclusive · reproduced · — | " \
-           "reproduced ≠ expected |" in table
+           "reproduced ≠ expected ({ref}`rows <scorecard-heat>`) |" in table
     assert "| b (control) |" in table
     assert "| reproduced | 1 |" in table and "1 about the paper or ours, and 1 controls" in table

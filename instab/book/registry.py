@@ -34,3 +34,15 @@ def decide(scale: str, chapters: Iterable[str] | None = None, env: str = "native
             results[c] = sources.read_results(f)
     verdicts, problems = findings.check(fs, results, scale)
     return fs, verdicts, problems
+
+
+def finding_of(scale: str, env: str = "native") -> dict[str, dict[str, str]]:
+    """chapter → claim name → the id of the finding it is evidence of (claims no finding names are absent)."""
+    fs = registry()
+    out: dict[str, dict[str, str]] = {}
+    for c in sources.chapters():
+        f = sources.out_dir(c, scale, env) / "results.json"
+        if f.exists() and not sources.damaged(f.parent, c):
+            rows, _ = findings.assign(fs, c, sources.read_results(f)["claims"])
+            out[c] = {r["name"]: fid for fid, rs in rows.items() for r in rs}
+    return out

@@ -162,7 +162,7 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     ran = [Path(r).parent.name for r in results]
     stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
     (site / "book" / "_scorecard.md").write_text(
-        f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results))
+        f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results, registry.finding_of(scale)))
     fs, verdicts, problems = registry.decide(scale)
     (site / "book" / "_findings.md").write_text(findings.verdict_table(fs, verdicts, scale, problems))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
