@@ -69,9 +69,10 @@ def test_sweep_status_and_threshold_decision():
     assert study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"])["decision"] is None
 
 
-def _stats(status: list[str]) -> dict:
+def _stats(status: list[str], name: str = "smooth") -> dict:
     lrs = [0.01, 0.03, 0.1, 0.3]
-    return {"smooth": {"lrs": lrs, "status": status, **study.threshold_decision(lrs, status)}}
+    return {name: {"lrs": lrs, "status": status, "amplification": np.ones((4, 3)),
+                   **study.threshold_decision(lrs, status)}}
 
 
 def test_threshold_rule_holds_fails_or_is_inconclusive():
@@ -82,6 +83,21 @@ def test_threshold_rule_holds_fails_or_is_inconclusive():
     open_ = study.threshold_claims(_stats(["mixed", "attenuated", "amplified", "amplified"]))[0]
     assert (open_.ok, open_.verdict) == (True, "inconclusive")
     assert study.threshold_verdict(_stats(["mixed"] * 4)["smooth"]) == "undecided at an end of the sweep"
+
+
+def test_kinked_sweeps_are_decided_by_their_data():
+    """A ReLU sweep is judged by the same rule, its own claim, and never fails the chapter."""
+    ok = ["attenuated", "attenuated", "amplified", "amplified"]
+    for status, verdict in ((ok, "reproduced"), (["amplified", "attenuated", "amplified", "amplified"], "refuted"),
+                            (["mixed", "attenuated", "amplified", "amplified"], "inconclusive")):
+        smooth, relu = study.threshold_claims({**_stats(ok), **_stats(status, "MLP, ReLU")})
+        assert smooth.name.startswith("Fig. 2 right (Swish)") and smooth.verdict == "reproduced"
+        assert relu.name.startswith("Fig. 2 right (MLP, ReLU)") and (relu.ok, relu.verdict) == (True, verdict)
+    bad = _stats(ok, "MLP, ReLU")
+    bad["MLP, ReLU"]["amplification"][0, 0] = math.nan
+    assert not study.threshold_claims({**_stats(ok), **bad})[1].ok  # not a measurement
+    words = study.kinked_verdicts({**_stats(ok), **_stats(["mixed"] * 4, "MLP, ReLU")})
+    assert words == "MLP, ReLU, undecided at an end of the sweep (inconclusive)."
 
 
 def _limit(predicted: float, bracket: tuple = (0.03, 0.1)) -> dict:
