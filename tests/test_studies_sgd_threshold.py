@@ -108,7 +108,7 @@ def test_kinked_sweeps_are_decided_by_their_data():
     bad["MLP, ReLU"]["amplification"][0, 0] = math.nan
     assert not study.threshold_claims({**_stats(ok), **bad})[1].ok  # not a measurement
     words = study.kinked_verdicts({**_stats(ok), **_stats(["mixed"] * 4, "MLP, ReLU")})
-    assert words == "MLP, ReLU, undecided at an end of the sweep (inconclusive)."
+    assert words == "MLP, ReLU: undecided at an end of the sweep (inconclusive)."
 
 
 def _limit(lam_star: list[float], bracket: tuple = (0.03, 0.1), level: float = 0.95) -> dict:

@@ -317,11 +317,11 @@ def containment_verdict(held: Mapping[str, Any], plateau_limit: float) -> str:
     """The sentence the chapter quotes on the containment at a constant lr."""
     plateaus = [g["plateau"] for g in held["members"].values()]
     where = f"RelL1 ends between {min(plateaus):.3f} and {max(plateaus):.3f} over the ensemble"
-    return {True: f"{where}, below `plateau_limit` = {plateau_limit:g} for every member: the difference is "
+    return {True: f"{where}, below plateau_limit = {plateau_limit:g} for every member: the difference is "
                   "contained even without the decay.",
-            False: f"{where}, at or above `plateau_limit` = {plateau_limit:g} for every member: at a constant "
+            False: f"{where}, at or above plateau_limit = {plateau_limit:g} for every member: at a constant "
                    "learning rate the difference is not contained.",
-            None: f"{where}, on both sides of `plateau_limit` = {plateau_limit:g}: this ensemble cannot say "
+            None: f"{where}, on both sides of plateau_limit = {plateau_limit:g}: this ensemble cannot say "
                   "whether the difference is contained (inconclusive)."}[containment(held, plateau_limit)]
 
 

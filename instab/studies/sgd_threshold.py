@@ -256,7 +256,7 @@ def threshold_claims(stats: Mapping[str, Mapping[str, Any]], shown_in: str = "fi
 def kinked_verdicts(stats: Mapping[str, Mapping[str, Any]]) -> str:
     """The sentence the chapter quotes on the sweeps other than the smooth one."""
     words = {True: "reproduced", False: "refuted", None: "inconclusive"}
-    parts = [f"{name}, {threshold_verdict(st)} ({words[st['decision']]})" for name, st in stats.items()
+    parts = [f"{name}: {threshold_verdict(st)} ({words[st['decision']]})" for name, st in stats.items()
              if name != "smooth"]
     return ("; ".join(parts) + ".") if parts else "no other sweep at this scale."
 
