@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["band_decision", "floor_decision", "unanimous", "mean_interval"]
+__all__ = ["band_decision", "floor_decision", "unanimous", "mean_interval", "prediction_interval"]
 
 
 def band_decision(interval: Sequence[float], band: Sequence[float]) -> bool | None:
@@ -51,3 +51,17 @@ def mean_interval(values: Sequence[float], *, level: float = 0.95, n_boot: int =
     boots = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)
+
+
+def prediction_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): where one more draw of the population of ``values`` falls with
+    probability ``level`` — Student's t prediction interval mean ± t_{n−1} · s · √(1 + 1/n), exact
+    for normal draws at every n ≥ 2 (scipy.stats.t).  NaN bounds for fewer than 2 values."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return (float(x.mean()) if x.size else math.nan), math.nan, math.nan
+    half = float(stats.t.ppf((1 + level) / 2, x.size - 1)) * float(x.std(ddof=1)) * math.sqrt(1 + 1 / x.size)
+    m = float(x.mean())
+    return m, m - half, m + half

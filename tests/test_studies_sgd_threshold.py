@@ -34,6 +34,14 @@ def test_ci_and_paper_plans_validate():
     from instab.report import paper
 
     assert paper("fig2_right_stable_lr") in _params("paper").validate().sweep_lrs
+    # the stable trajectory: the smallest lr's run, k = 1 alone, per seed and fraction of the run
+    small = plan.sweeps["smooth"][int(np.argmin(p.sweep_lrs))]
+    assert set(plan.sharpness) == {(s, f) for s in p.sharpness_seeds for f in p.sharpness_points}
+    assert all(c.lr == small.lr and c.keep_final and len(c.variants) == 1 and c.init_seed == c.batch_seed == s
+               and c.max_steps == round(f * small.max_steps) for (s, f), c in plan.sharpness.items())
+    assert plan.sharpness[(0, 1.0)].replace(variants=small.variants, rel_l1_every=small.rel_l1_every,
+                                            acc_every=small.acc_every, eval_every=1) == small
+    assert set(plan.sharpness.values()) <= set(plan.configs())
 
 
 @pytest.mark.parametrize("change, message", [
@@ -41,6 +49,9 @@ def test_ci_and_paper_plans_validate():
     ({"sweep_lrs": [0.1, -0.1]}, "sweep_lrs"),
     ({"amplified_factor": 2}, "amplified_factor"),
     ({"members": [2]}, "members"),
+    ({"sharpness_seeds": [0, 1, 2]}, "sharpness_seeds"),
+    ({"sharpness_points": [0.5, 1.5]}, "sharpness_points"),
+    ({"bracket_ratio_max": 1.0}, "bracket_ratio_max"),
 ])
 def test_bad_parameters_fail_with_their_name(change, message):
     with pytest.raises(ValueError, match=message):
@@ -69,9 +80,10 @@ def test_sweep_status_and_threshold_decision():
     assert study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"])["decision"] is None
 
 
-def _stats(status: list[str]) -> dict:
+def _stats(status: list[str], name: str = "smooth") -> dict:
     lrs = [0.01, 0.03, 0.1, 0.3]
-    return {"smooth": {"lrs": lrs, "status": status, **study.threshold_decision(lrs, status)}}
+    return {name: {"lrs": lrs, "status": status, "amplification": np.ones((4, 3)),
+                   **study.threshold_decision(lrs, status)}}
 
 
 def test_threshold_rule_holds_fails_or_is_inconclusive():
@@ -84,17 +96,61 @@ def test_threshold_rule_holds_fails_or_is_inconclusive():
     assert study.threshold_verdict(_stats(["mixed"] * 4)["smooth"]) == "undecided at an end of the sweep"
 
 
-def _limit(predicted: float, bracket: tuple = (0.03, 0.1)) -> dict:
-    return {"predicted": predicted, "bracket": bracket}
+def test_kinked_sweeps_are_decided_by_their_data():
+    """A ReLU sweep is judged by the same rule, its own claim, and never fails the chapter."""
+    ok = ["attenuated", "attenuated", "amplified", "amplified"]
+    for status, verdict in ((ok, "reproduced"), (["amplified", "attenuated", "amplified", "amplified"], "refuted"),
+                            (["mixed", "attenuated", "amplified", "amplified"], "inconclusive")):
+        smooth, relu = study.threshold_claims({**_stats(ok), **_stats(status, "MLP, ReLU")})
+        assert smooth.name.startswith("Fig. 2 right (Swish)") and smooth.verdict == "reproduced"
+        assert relu.name.startswith("Fig. 2 right (MLP, ReLU)") and (relu.ok, relu.verdict) == (True, verdict)
+    bad = _stats(ok, "MLP, ReLU")
+    bad["MLP, ReLU"]["amplification"][0, 0] = math.nan
+    assert not study.threshold_claims({**_stats(ok), **bad})[1].ok  # not a measurement
+    words = study.kinked_verdicts({**_stats(ok), **_stats(["mixed"] * 4, "MLP, ReLU")})
+    assert words == "MLP, ReLU: undecided at an end of the sweep (inconclusive)."
+
+
+def _limit(lam_star: list[float], bracket: tuple = (0.03, 0.1), level: float = 0.95) -> dict:
+    """A :func:`study.stability_limit` result from per-seed λ* (μ = 0.9, α = 0)."""
+    from instab.ensemble import prediction_interval
+
+    eta = [study.momentum_lr_limit(x, momentum=0.9, weight_decay=0.0) for x in lam_star]
+    mid, lo, hi = prediction_interval([math.log(x) if x > 0 else math.nan for x in lam_star], level=level)
+    lim = [study.momentum_lr_limit(math.exp(x), momentum=0.9, weight_decay=0.0) for x in (mid, hi, lo)]
+    return {"predicted": lim[0], "interval": (lim[1], lim[2]), "bracket": bracket, "level": level,
+            "lambda_star": dict(enumerate(lam_star)), "per_seed": dict(enumerate(eta)),
+            "trajectory": {i: [(0.5, x / 2), (1.0, x)] for i, x in enumerate(lam_star)}}
 
 
 def test_stability_rule_is_decided_by_the_data():
-    inside = study.stability_claims(_limit(0.05))[0]
-    assert inside.ok and inside.verdict == "reproduced"
-    outside = study.stability_claims(_limit(0.5))[0]
-    assert outside.ok and outside.verdict == "refuted" and "factor 5" in study.stability_verdict(_limit(0.5))
-    assert not study.stability_claims(_limit(0.05, (math.nan, 0.1)))[0].ok  # not a measurement
+    """Overlap → reproduced, wholly outside → refuted, a coarse or missing bracket → inconclusive;
+    never a failure of the chapter unless λ is not a positive number."""
+    inside = study.stability_claims(_limit([50, 55, 60, 58]), 4.0)[0]  # η* ≈ 0.065
+    assert inside.ok and inside.verdict == "reproduced" and inside.interval[0] < 0.065 < inside.interval[1]
+    outside = _limit([3.0, 3.3, 3.6, 3.1])  # η* ≈ 1.2
+    c = study.stability_claims(outside, 4.0)[0]
+    assert c.ok and c.verdict == "refuted" and "wholly outside" in study.stability_verdict(outside, 4.0)
+    straddle = _limit([38, 40, 36, 41], bracket=(0.05, 0.1))  # η* ≈ 0.097, its interval reaches past 0.1
+    assert study.stability_claims(straddle, 4.0)[0].verdict == "reproduced"
+    coarse = study.stability_claims(_limit([50, 55, 60, 58], bracket=(0.01, 0.1)), 4.0)[0]
+    assert coarse.ok and coarse.verdict == "inconclusive"
+    assert study.stability_claims(_limit([50, 55, 60, 58], (math.nan, 0.1)), 4.0)[0].verdict == "inconclusive"
+    assert not study.stability_claims(_limit([50, 55, -1.0, 58]), 4.0)[0].ok  # not a measurement
+    wide = _limit([5.0, 500.0, 50.0, 20.0])  # a wide spread of λ: a wide interval that overlaps
+    assert wide["interval"][0] < 0.03 and wide["interval"][1] > 0.1
     assert study.momentum_lr_limit(1.0, momentum=0.0, weight_decay=0.0) == 2.0
+
+
+def test_prediction_interval_covers_one_more_draw():
+    """Student's t prediction interval: one more normal draw falls inside 95% of the time (n = 4)."""
+    from instab.ensemble import prediction_interval
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, 0.5, size=(4000, 5))
+    hits = [lo <= row[4] <= hi for row in x for _, lo, hi in [prediction_interval(row[:4])]]
+    assert abs(np.mean(hits) - 0.95) < 0.012  # 4000 trials: binomial SD 0.0034
+    assert math.isnan(prediction_interval([1.0])[1])
 
 
 def _fig5(gaps: list[float], acc: list[float]) -> dict:

@@ -21,7 +21,7 @@ from typing import Any, Self, cast
 import numpy as np
 
 from instab import checks
-from instab.report import Claim, claim, decide
+from instab.report import Claim, claim, decide, judge
 from instab.stability import RitzPair, top_hessian_eigenpair
 from instab.studies.sgd import (
     SgdParams,
@@ -36,12 +36,13 @@ from instab.studies.sgd import (
     trained_state,
     unanimous,
 )
-from instab.train import History, RunConfig, cross_entropy, load_data
+from instab.train import History, RunConfig, Variant, cross_entropy, load_data
 
 __all__ = ["Params", "ThresholdPlan", "plan", "fixed_lr_sweep", "amplification", "sweep_status",
            "threshold_decision", "fig2_right", "fig2_right_report", "threshold_verdict", "threshold_claims",
-           "sweeps_value", "sharpness", "momentum_lr_limit", "stability_limit", "stability_report",
-           "stability_claims", "stability_verdict", "fig5", "fig5_report", "fig5_claims", "dry_run"]
+           "kinked_verdicts", "sweeps_value", "sharpness", "momentum_lr_limit", "stability_limit",
+           "stability_report", "stability_claims", "stability_decision", "stability_verdict", "trajectory", "fig5",
+           "fig5_report", "fig5_claims", "dry_run"]
 
 
 @dataclasses.dataclass
@@ -53,10 +54,21 @@ class Params(SgdParams):
     sweep_lrs: list[float]
     lr_times_steps: float
     amplified_factor: float
+    sharpness_seeds: list[int]
+    sharpness_points: list[float]
+    bracket_ratio_max: float
 
     def validate(self) -> Self:
         super().validate()
         checks.each("sweep_lrs", self.sweep_lrs, checks.positive)
+        if len(set(self.sharpness_seeds)) < 4 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0
+                                                     for x in self.sharpness_seeds):
+            raise ValueError(f"sharpness_seeds={self.sharpness_seeds!r} is not allowed; at least 4 distinct "
+                             "integers >= 0 (the spread of λ over seeds is the prediction's uncertainty)")
+        if not self.sharpness_points or any(not 0 < f <= 1 for f in self.sharpness_points):
+            raise ValueError(f"sharpness_points={self.sharpness_points!r} is not allowed; fractions of the run "
+                             "in (0, 1]")
+        checks.in_range("bracket_ratio_max", self.bracket_ratio_max, 1.1, 100)
         checks.positive("lr_times_steps", self.lr_times_steps)
         checks.in_range("amplified_factor", self.amplified_factor, 10, 1e12)
         if "smooth" not in self.sweeps:
@@ -73,10 +85,13 @@ class ThresholdPlan:
     sweeps: dict[str, list[RunConfig]]
     sweep_lrs: dict[str, list[float]]
     members: list[int]
+    #: the smooth sweep's smallest-lr run, k = 1 alone, per (seed, fraction of the run): the
+    #: stable trajectory's states, for its curvature (:func:`stability_limit`)
+    sharpness: dict[tuple[int, float], RunConfig] = dataclasses.field(default_factory=dict)
 
     def configs(self) -> list[RunConfig]:
         """Every configuration of the grid."""
-        return [c for cells in self.sweeps.values() for c in cells]
+        return [c for cells in self.sweeps.values() for c in cells] + list(self.sharpness.values())
 
     def describe(self) -> str:
         return "\n".join(f"sweep {name}: {cells[0].model} {cells[0].activation}/{cells[0].pool}, lr "
@@ -113,7 +128,20 @@ def plan(p: Params) -> ThresholdPlan:
                                     acc_every=max(1, cast(int, cell.max_steps) // 20)).validate()
                        for cell in fixed_lr_sweep(base, lrs, c)]
         lrs_of[name] = lrs
-    return ThresholdPlan(swept, lrs_of, member_ks)
+    return ThresholdPlan(swept, lrs_of, member_ks, trajectory(swept["smooth"], lrs_of["smooth"], p))
+
+
+def trajectory(cells: Sequence[RunConfig], lrs: Sequence[float], p: Params) -> dict[tuple[int, float], RunConfig]:
+    """The stable trajectory's states: the smallest-lr run of the smooth sweep, k = 1 alone, with
+    initialisation and batch order from each of ``sharpness_seeds``, stopped after each fraction
+    ``sharpness_points`` of its iterations (at a constant lr a run stopped early is the longer
+    run's trajectory up to there), keeping its final weights."""
+    base = cells[int(np.argmin(lrs))]
+    steps = cast(int, base.max_steps)
+    return {(seed, float(f)): base.replace(variants=(Variant(1),), init_seed=int(seed), batch_seed=int(seed),
+                                           max_steps=max(1, round(f * steps)), rel_l1_every=0, acc_every=0,
+                                           eval_every=10**6, keep_final=True).validate()
+            for seed in p.sharpness_seeds for f in sorted(p.sharpness_points)}
 
 
 # ---------------------------------------------------------------------------------- Fig. 2 right
@@ -199,14 +227,38 @@ def fig2_right_report(stats: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def threshold_claims(stats: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-sgd-threshold") -> list[Claim]:
-    """The smooth sweep: one threshold separates attenuated from amplified learning rates (each
-    decided by the whole ensemble; inconclusive where an end of the sweep is mixed)."""
-    sm = stats["smooth"]
-    return [decide("Fig. 2 right (Swish): one threshold separates attenuated from amplified", sm["threshold"],
-                   [sm["largest_attenuated"], sm["smallest_amplified"]],
-                   criterion=("smallest lr attenuated, largest amplified, no amplified lr below an "
-                              "attenuated one (each by the whole ensemble)"),
-                   decision=sm["decision"], verdict="reproduced", shown_in=shown_in)]
+    """One claim per sweep, each by the same rule (:func:`threshold_decision`): one threshold
+    separates attenuated from amplified learning rates, each lr decided by its whole ensemble.
+
+    The smooth (Swish) sweep is the chapter's assertion: it fails the chapter if its ensembles
+    contradict a threshold (inconclusive where an end of the sweep is mixed).  Every other sweep
+    (ReLU, max-pooling: the paper's own ResNet-56 uses ReLU) is decided by its data — its verdict
+    may differ from the smooth sweep's, so it is its own claim: ``reproduced`` (a threshold),
+    ``refuted`` (an amplified lr below an attenuated one, or an end of the sweep on the wrong
+    side), ``inconclusive`` (an end of the sweep mixed); it fails only on a non-finite growth."""
+    criterion = ("smallest lr attenuated, largest amplified, no amplified lr below an attenuated one "
+                 "(each by the whole ensemble)")
+    out = []
+    for name, st in stats.items():
+        bracket = [st["largest_attenuated"], st["smallest_amplified"]]
+        if name == "smooth":
+            out.append(decide("Fig. 2 right (Swish): one threshold separates attenuated from amplified",
+                              st["threshold"], bracket, criterion=criterion, decision=st["decision"],
+                              verdict="reproduced", shown_in=shown_in))
+            continue
+        amp = np.asarray(st["amplification"], float)
+        out.append(judge(f"Fig. 2 right ({name}): one threshold separates attenuated from amplified",
+                         st["threshold"], bracket, criterion=f"the data decide: {criterion}",
+                         holds=st["decision"], sane=bool(np.all(np.isfinite(amp))), shown_in=shown_in))
+    return out
+
+
+def kinked_verdicts(stats: Mapping[str, Mapping[str, Any]]) -> str:
+    """The sentence the chapter quotes on the sweeps other than the smooth one."""
+    words = {True: "reproduced", False: "refuted", None: "inconclusive"}
+    parts = [f"{name}: {threshold_verdict(st)} ({words[st['decision']]})" for name, st in stats.items()
+             if name != "smooth"]
+    return ("; ".join(parts) + ".") if parts else "no other sweep at this scale."
 
 
 def sweeps_value(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -234,67 +286,124 @@ def momentum_lr_limit(curvature: float, *, momentum: float, weight_decay: float)
     return 2.0 * (1.0 + momentum) / (curvature + weight_decay)
 
 
-def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any]) -> dict[str, Any]:
-    """λ at the end of every run of the smooth sweep (``ritz``), and the threshold it predicts from
-    the stable trajectory: 2(1 + μ)/(λ + α) with λ at the end of the smallest-lr run
-    (``predicted``), beside the measured bracket (``bracket``) of ``sm`` (:func:`fig2_right`)."""
+def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any], *,
+                    level: float = 0.95) -> dict[str, Any]:
+    """The threshold the stable trajectory predicts, with its uncertainty, beside the measured
+    bracket (``bracket``) of ``sm`` (:func:`fig2_right`).
+
+    λ, the top Hessian eigenvalue (:func:`sharpness`, residual-checked), is measured along the
+    smallest-lr run at every point of ``p.sharpness`` (``trajectory``: {seed: [(fraction, λ)]}),
+    for every seed; per seed the sharpest point, λ* = max over the trajectory (``lambda_star``) —
+    a larger step that follows that trajectory turns unstable where it is sharpest — gives
+    η* = 2(1 + μ)/(λ* + α) (``per_seed``).  The prediction's interval (``interval``) is the
+    ``level`` prediction interval of one run's η*: Student's t over the seeds' log λ*
+    (:func:`instab.ensemble.prediction_interval`), mapped through η*(λ).  Also λ at the end of
+    every run of the smooth sweep (``lambda_end``, the picture of where each lr ends)."""
+    from instab.ensemble import prediction_interval
+
     mu, wd = p.sweeps["smooth"][0].momentum, p.sweeps["smooth"][0].weight_decay
-    ritz = [sharpness(runs[c]) for c in p.sweeps["smooth"]]
-    lam_end = [r.value for r in ritz]
-    i_stable = int(np.argmin(sm["lrs"]))
-    predicted = momentum_lr_limit(lam_end[i_stable], momentum=mu, weight_decay=wd)
-    out = {"ritz": ritz, "lambda_end": lam_end, "momentum": mu, "weight_decay": wd, "predicted": predicted,
-            "bracket": (sm["largest_attenuated"], sm["smallest_amplified"]), "lrs": sm["lrs"],
-            "status": sm["status"], "worst_residual": max(r.relative_residual for r in ritz)}
+    end = [sharpness(runs[c]) for c in p.sweeps["smooth"]]
+    along = {key: sharpness(runs[c]) for key, c in p.sharpness.items()}
+    traj: dict[int, list[tuple[float, float]]] = {}
+    for (seed, f), r in sorted(along.items()):
+        traj.setdefault(seed, []).append((f, r.value))
+    lam_star = {seed: max(v for _, v in pts) for seed, pts in traj.items()}
+    per_seed = {seed: momentum_lr_limit(lam, momentum=mu, weight_decay=wd) for seed, lam in lam_star.items()}
+    logs = [math.log(x) if x > 0 else math.nan for x in lam_star.values()]
+    mid, lo, hi = prediction_interval(logs, level=level)
+    # η* falls as λ grows: the interval's ends swap
+    interval = (momentum_lr_limit(math.exp(hi), momentum=mu, weight_decay=wd),
+                momentum_lr_limit(math.exp(lo), momentum=mu, weight_decay=wd))
+    ritz = [*end, *along.values()]
+    out = {"lambda_end": [r.value for r in end], "trajectory": traj, "lambda_star": lam_star, "per_seed": per_seed,
+           "predicted": momentum_lr_limit(math.exp(mid), momentum=mu, weight_decay=wd), "interval": interval,
+           "level": level, "momentum": mu, "weight_decay": wd, "iters": end[0].iters,
+           "bracket": (sm["largest_attenuated"], sm["smallest_amplified"]), "lrs": sm["lrs"], "status": sm["status"],
+           "worst_residual": max(r.relative_residual for r in ritz), "relative_residual": [r.relative_residual
+                                                                                        for r in ritz]}
     assert out["worst_residual"] < 0.05, (
         f"the top Hessian eigenvalue has not converged (relative residual {out['worst_residual']:.2g})")
     return out
 
 
 def stability_report(s: Mapping[str, Any]) -> str:
-    lines = [f"Lanczos ({s['ritz'][0].iters} steps): relative residual ‖Hy − λy‖/λ ≤ {s['worst_residual']:.1e} "
-             "at every run's end"]
+    lines = [f"Lanczos ({s['iters']} steps): relative residual ‖Hy − λy‖/λ ≤ {s['worst_residual']:.1e} "
+             "at every point"]
     for lr, status, lam in zip(s["lrs"], s["status"], s["lambda_end"], strict=False):
         lim = momentum_lr_limit(lam, momentum=s["momentum"], weight_decay=s["weight_decay"])
         lines.append(f"lr {lr:<6g} {status:10s} λ at the end of the run {lam:8.3f};  "
                      f"η(λ+α)/(2(1+μ)) = {lr / lim:.3f}")
+    lines.append(f"the stable trajectory (lr {min(s['lrs']):g}, k = 1), λ at fractions of the run:")
+    for seed, pts in s["trajectory"].items():
+        lines.append(f"   seed {seed}: " + ", ".join(f"{f:g}: {v:.3f}" for f, v in pts)
+                     + f";  η* = 2(1+μ)/(max λ + α) = {s['per_seed'][seed]:.4g}")
+    lo_p, hi_p = s["interval"]
     lo_b, hi_b = s["bracket"]
-    lines.append(f"predicted threshold 2(1+μ)/(λ+α) at the stable run's end: {s['predicted']:.4g};  "
-                 f"measured: between {lo_b:g} and {hi_b:g}")
+    lines.append(f"predicted threshold {s['predicted']:.4g}, {s['level']:.0%} prediction interval for one run "
+                 f"({lo_p:.4g}, {hi_p:.4g});  measured: between {lo_b:g} and {hi_b:g}")
     return "\n".join(lines)
 
 
-def stability_claims(s: Mapping[str, Any], shown_in: str = "sec-sgd-sharpness") -> list[Claim]:
-    """The paper's explanation (§5, App. E): the threshold is the linear stability limit of the
-    stable trajectory — reproduced if the prediction lies inside the measured bracket, refuted if
-    outside (the data decide; the claim fails only on a non-finite number)."""
+def stability_decision(s: Mapping[str, Any], bracket_ratio_max: float) -> bool | None:
+    """The prediction against the measured bracket: False when the predicted interval lies wholly
+    outside the bracket; None when the bracket is undefined (no threshold in the sweep) or wider
+    than a factor ``bracket_ratio_max`` (too coarse to test a prediction), or the interval is not
+    finite; True when they overlap."""
+    (lo_p, hi_p), (lo_b, hi_b) = s["interval"], s["bracket"]
+    if not all(np.isfinite([lo_b, hi_b])) or not np.isfinite(lo_p) or math.isnan(hi_p):
+        return None
+    if hi_p < lo_b or lo_p > hi_b:
+        return False
+    return None if hi_b / lo_b > bracket_ratio_max else True
+
+
+def stability_claims(s: Mapping[str, Any], bracket_ratio_max: float,
+                     shown_in: str = "sec-sgd-sharpness") -> list[Claim]:
+    """The paper's explanation (App. A: the amplification "likely results from not satisfying the
+    CFL condition"), made quantitative by App. E's (64) with momentum: the threshold is the linear
+    stability limit of the stable trajectory.  The data decide (:func:`stability_decision`):
+    reproduced if the predicted interval overlaps the measured bracket, refuted if it lies wholly
+    outside, inconclusive if the bracket is too coarse; the claim fails only on a λ that is not a
+    positive finite number."""
     lo_b, hi_b = s["bracket"]
-    predicted = s["predicted"]
-    inside = bool(lo_b <= predicted <= hi_b)
-    return [claim("threshold = linear stability limit 2(1+μ)/(λ+α) of the stable trajectory", predicted, None,
-                  interval=[lo_b, hi_b],
-                  criterion="the data decide: inside the measured bracket → reproduced, outside → refuted",
-                  ok=bool(np.isfinite(predicted) and np.isfinite(lo_b) and np.isfinite(hi_b)),
-                  verdict="reproduced" if inside else "refuted", shown_in=shown_in)]
+    lams = [*s["lambda_star"].values()]
+    sane = bool(np.all(np.isfinite(lams)) and min(lams) > 0)
+    return [judge("threshold = linear stability limit 2(1+μ)/(λ+α) of the stable trajectory", s["predicted"],
+                  list(s["interval"]),
+                  criterion=(f"the data decide: the {s['level']:.0%} prediction interval (λ over seeds and the "
+                             f"trajectory) against the measured bracket ({lo_b:g}, {hi_b:g}): overlap → reproduced, "
+                             f"wholly outside → refuted, bracket wider than ×{bracket_ratio_max:g} or undefined → "
+                             "inconclusive"),
+                  holds=stability_decision(s, bracket_ratio_max) if sane else False, sane=sane,
+                  shown_in=shown_in)]
 
 
-def stability_verdict(s: Mapping[str, Any]) -> str:
+def stability_verdict(s: Mapping[str, Any], bracket_ratio_max: float) -> str:
     """The sentence the chapter quotes on the prediction against the bracket."""
-    (lo_b, hi_b), predicted = s["bracket"], s["predicted"]
-    inside = bool(lo_b <= predicted <= hi_b)
-    return (f"The linear limit of the stable trajectory, {predicted:.3g}, lies {'inside' if inside else 'outside'} "
-            f"the measured bracket ({lo_b:g}, {hi_b:g}): the paper's explanation is "
-            f"{'reproduced' if inside else 'refuted'} at this scale"
-            + ("." if inside
-               else f", though the two differ by a factor {max(predicted / hi_b, lo_b / predicted):.2g}."))
+    (lo_b, hi_b), (lo_p, hi_p) = s["bracket"], s["interval"]
+    d = stability_decision(s, bracket_ratio_max)
+    head = (f"The linear limit of the stable trajectory, over {len(s['per_seed'])} seeds and "
+            f"{len(next(iter(s['trajectory'].values())))} points along each run, predicts a threshold of "
+            f"{s['predicted']:.3g} ({s['level']:.0%} prediction interval {lo_p:.3g} to {hi_p:.3g}); the sweep "
+            f"measures it between {lo_b:g} and {hi_b:g}")
+    if d is True:
+        return f"{head}: they overlap, and the paper's explanation is reproduced at this scale."
+    if d is False:
+        far = max(lo_p / hi_b, lo_b / hi_p)
+        return (f"{head}: the prediction lies wholly outside, by a factor {far:.2g} at least, and the paper's "
+                "explanation is refuted at this scale.")
+    return f"{head}: the bracket is too coarse (or undefined) to say, and the comparison is inconclusive."
 
 
 def stability_value(s: Mapping[str, Any]) -> dict[str, Any]:
     """The results' value ``threshold_vs_sharpness``."""
-    return {"measured": list(s["bracket"]), "predicted": s["predicted"],
-            "formula": "2(1+mu)/(lambda+alpha), lambda at the end of the smallest-lr run",
+    return {"measured": list(s["bracket"]), "predicted": s["predicted"], "interval": list(s["interval"]),
+            "level": s["level"],
+            "formula": "2(1+mu)/(lambda*+alpha), lambda* the largest along the smallest-lr run, per seed",
+            "trajectory": {str(k): v for k, v in s["trajectory"].items()},
+            "per_seed": {str(k): v for k, v in s["per_seed"].items()},
             "lambda_end": dict(zip(map(str, s["lrs"]), s["lambda_end"], strict=False)),
-            "relative_residual": [r.relative_residual for r in s["ritz"]],
+            "relative_residual": s["relative_residual"],
             "momentum": s["momentum"], "weight_decay": s["weight_decay"]}
 
 
@@ -333,7 +442,9 @@ def fig5_claims(f: Mapping[str, Any], shown_in: str = "fig-sgd-fig5") -> list[Cl
 # ----------------------------------------------------------------------------------------- dry run
 def _rows(p: Params) -> tuple[list[dict[str, Any]], list[RunConfig]]:
     t = plan(p)
-    return [cost_row(f"sweep {name}", cells) for name, cells in t.sweeps.items()], t.configs()
+    rows = [cost_row(f"sweep {name}", cells) for name, cells in t.sweeps.items()]
+    rows.append(cost_row("stable trajectory (k = 1, seeds × points)", list(t.sharpness.values())))
+    return rows, t.configs()
 
 
 def dry_run(params: Mapping[str, Any]) -> dict[str, Any]:
