@@ -2,7 +2,7 @@
 
 - :func:`rel_l1` — RelL1(θ, θ′) = (2/N) Σᵢ |θᵢ − θ′ᵢ| / (|θᵢ| + |θ′ᵢ|), the paper's measure of how far
   two runs' weights have drifted apart (bounded by 2; relative because floating-point error is).
-- :func:`disagreement` — the share of test images two runs classify differently, with a bootstrap
+- :func:`disagreement` — the share of test images two runs classify differently, with a Wilson
   interval (:func:`disagreement_interval`).
 - :func:`relative_error` — ‖a − b‖ / ‖b‖, for gradient perturbations (paper Table 1 right).
 """
@@ -17,6 +17,8 @@ from typing import Literal, overload
 import numpy as np
 import torch
 from torch import nn
+
+from instab.ensemble import proportion_interval
 
 # State-dict entries that are BatchNorm running statistics, not parameters: RelL1 leaves them out.
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -109,14 +111,11 @@ def disagreement(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.mean(la != lb))
 
 
-def disagreement_interval(a: torch.Tensor, b: torch.Tensor, *, n_boot: int = 2000, level: float = 0.95,
-                          seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of :func:`disagreement` (resampling the test examples)."""
-    diff = (_labels(a) != _labels(b)).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+def disagreement_interval(a: torch.Tensor, b: torch.Tensor, *, level: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of :func:`disagreement`: the share is a proportion of independent trials
+    (each example differs or not), :func:`instab.ensemble.proportion_interval`."""
+    diff = _labels(a) != _labels(b)
+    return proportion_interval(int(diff.sum()), int(diff.size), level=level)
 
 
 def mean_pairwise_disagreement(predictions: Sequence[torch.Tensor]) -> float:

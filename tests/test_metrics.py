@@ -75,7 +75,7 @@ def test_disagreement_and_interval():
     b = a.clone()
     b[:10] = (b[:10] + 1) % 4
     assert disagreement(a, b) == pytest.approx(0.1)
-    lo, hi = disagreement_interval(a, b, seed=1)
+    lo, hi = disagreement_interval(a, b)
     assert lo < 0.1 < hi and 0 <= lo and hi <= 0.25
     logits = torch.nn.functional.one_hot(a, 4).float()
     assert disagreement(logits, a) == 0.0

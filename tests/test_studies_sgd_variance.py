@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from instab import book
+from instab.ensemble import proportion_interval
 from instab.report import paper
 from instab.studies import sgd_variance as study
 from instab.train import RunConfig
@@ -52,10 +53,13 @@ def test_floating_point_error_is_one_rounding():
 
 
 def test_pairwise_disagreement():
-    a, b, c = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0]), np.array([0, 1, 2, 3])
-    d = study.pairwise_disagreement([a, b, c])
+    a, b, c = np.tile([0, 1, 2, 3], 5), np.tile([0, 1, 2, 0], 5), np.tile([0, 1, 2, 3], 5)
+    d = study.pairwise_disagreement([a, b, c])  # three runs, 20 images: BCa over the images
     assert d["pairs"] == 3 and d["mean"] == pytest.approx((0.25 + 0 + 0.25) / 3)
     assert d["low"] <= d["mean"] <= d["high"]
+    two = study.pairwise_disagreement([a, b])  # one pair: 5 of 20 images differ, Wilson
+    assert (two["low"], two["high"]) == pytest.approx(proportion_interval(5, 20))
+    assert math.isnan(study.pairwise_disagreement([a, b], interval=False)["low"])
     with pytest.raises(ValueError):
         study.pairwise_disagreement([a])
 
@@ -91,7 +95,6 @@ def test_paper_plan_holds_the_papers_settings():
     ({"float64": {"table": "gelu"}}, "float64: table='gelu'"),
     ({"float64": {"table": "relu", "k_values": [3, 5]}}, "float64: k_values"),
     ({"float64": {"table": "relu", "epochs": 0}}, "epochs=0"),
-    ({"ratio_band": [1.5, 2.0]}, "ratio_band"),
     ({"disagreement_floor": 2}, "disagreement_floor"),
 ])
 def test_bad_parameters_fail_with_their_name(change, message):
@@ -114,14 +117,41 @@ def _sp(lo: float, hi: float) -> dict:
 def test_ratio_rule_holds_fails_or_is_inconclusive():
     ref = study.paper_spreads()
     band = [0.5, 2.0]
-    holds, fails, open_ = study.ratio_claims({"relu": _sp(0.7, 1.3), "swish": _sp(3.0, 4.0),
-                                              "deep": _sp(0.3, 1.5)}, band, ref)
+    claims = study.ratio_claims({"relu": _sp(0.7, 1.3), "swish": _sp(3.0, 4.0), "deep": _sp(0.3, 1.5)}, band, ref)
+    holds, fails, open_ = claims[0::2]
     assert (holds.ok, holds.verdict, holds.shown_in) == (True, "reproduced", "fig-sgd-std")
     assert holds.paper == round(ref["relu"]["ratio"], 3)
     assert not fails.ok
     assert open_.name.startswith("Table 5 row deep") and (open_.ok, open_.verdict) == (True, "inconclusive")
     refuted = study.ratio_claims({"deep": _sp(3.0, 4.0)}, band, ref)[0]
     assert (refuted.ok, refuted.verdict) == (True, "refuted")  # the data decide a Table 5 row
+    # the second claim per grid: do the two STDs differ (the interval excludes 1)?
+    differ = claims[1::2]
+    assert [c.name for c in differ] == ["Table 1 left (ReLU): the two STDs differ",
+                                        "Table 4 (Swish): the two STDs differ",
+                                        "Table 5 row deep: the two STDs differ"]
+    assert [c.verdict for c in differ] == ["inconclusive", "extension", "inconclusive"]
+    below = study.ratio_claims({"deep": _sp(0.7, 0.95)}, band, ref)
+    assert [c.verdict for c in below] == ["reproduced", "extension"]  # comparable, and different
+
+
+def test_comparable_band_is_the_papers_widest_comparable_ratio():
+    (lo, hi), reason = study.comparable_band()
+    t5 = paper("table5_swish.resnet56_cifar10")
+    assert hi == pytest.approx(t5["fp_std"] / t5["sgd_std"]) and lo == pytest.approx(1 / hi)
+    own = [study.paper_spreads()[n]["ratio"] for n in ("relu", "swish")]
+    own += [v["fp_std"] / v["sgd_std"] for v in paper("table5_swish").values()]
+    assert all(lo <= r <= hi for r in own) and "Table 5" in reason
+
+
+def test_ratio_interval_is_capped_at_one_and_tests_the_k_effect():
+    rng = np.random.default_rng(0)
+    seed_effect = rng.normal(0, 3, (1, 8)) + rng.normal(0, 1, (8, 8))
+    sp = study.spread(80 + seed_effect)
+    lo, hi = sp["ratio_interval"]
+    assert 0 < lo < hi < 1 and sp["k_effect_p"] > 0.01
+    k_effect = rng.normal(0, 3, (8, 1)) + rng.normal(0, 1, (8, 8))
+    assert study.spread(80 + k_effect)["k_effect_p"] < 1e-3
 
 
 def test_share_rule_holds_fails_or_is_inconclusive():
@@ -144,10 +174,11 @@ def _f64(first: list[float], decades: list[float], interval: tuple, share: tuple
 
 def test_float64_rules():
     good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.6, 1.5), (0.05, 0.03, 0.07)), [0.5, 2.0], 0.01)
-    assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "reproduced"]
-    assert all(c.ok for c in good)
+    assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "inconclusive", "reproduced"]
+    assert all(c.ok for c in good) and good[3].name == "float64: the two STDs differ"
     bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), [0.5, 2.0], 0.01)
-    assert [c.ok for c in bad] == [False, False, True, True] and [c.verdict for c in bad[2:]] == ["refuted"] * 2
+    assert [c.ok for c in bad] == [False, False, True, True, True]
+    assert [c.verdict for c in bad[2:]] == ["refuted", "extension", "refuted"]
     mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), [0.5, 2.0], 0.01)
     assert all(c.verdict == "inconclusive" and c.ok for c in mixed)
     assert "inconclusive" in study.float64_verdict(_f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)), [0.5, 2.0])
