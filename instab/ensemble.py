@@ -64,7 +64,6 @@ def mean_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[floa
     return m, float(lo), float(hi)
 
 
-
 def prediction_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): where one more draw of the population of ``values`` falls with
     probability ``level`` — Student's t prediction interval mean ± t_{n−1} · s · √(1 + 1/n), exact
