@@ -66,6 +66,8 @@ def test_measurement_claim():
     assert study.measurement_claim("m", 104.0, 100.0, shown_in="s").ok
     c = study.measurement_claim("m", 106.0, 100.0, shown_in="s")
     assert (c.ok, c.verdict, c.criterion) == (False, "reproduced", "within 5%")
+    c = study.measurement_claim("m", 100.0, 100.0, shown_in="s", verdict="fact", criterion="by construction")
+    assert (c.ok, c.verdict, c.criterion) == (True, "fact", "by construction")
 
 
 CONVERGES, OVERFLOWS = _run([1.0, 0.5], [1.0, 1e-4]), _run([1.0, np.inf], [1.0, np.inf])
@@ -92,6 +94,12 @@ def test_table2_claims():
                                         "Table 2 w=4: exact alpha_max vs paper's measurement",
                                         "w=4: Lanczos α_min = closed form −½aβ(N−w+1)²w²"]
     assert all(c.ok for c in claims)
+    # α_max = 2/Δt = the paper's 2e8 by construction (λ_min(M) = 0): a fact; so is the closed form (a method check)
+    assert [c.verdict for c in claims] == ["extension", "reproduced", "extension", "fact", "fact"]
+    nontrivial = study.Row(w, (1e6, 4 * closed), AlphaBounds(closed, 1.8e8), AlphaBounds(closed, 1.8e8))
+    table = study.Table2(AlphaBounds(1.0, 2.0), [nontrivial], {w: {"alpha_min": closed, "alpha_max": 2e8}})
+    mx = study.table2_claims(table, CI)[3]
+    assert (mx.verdict, mx.ok, mx.criterion) == ("reproduced", False, "within 5%")
     bad = study.Row(w, (0.0, 0.0), AlphaBounds(closed * 1.1, 2e8), AlphaBounds(closed * 1.2, 2e8))
     table = study.Table2(AlphaBounds(1.0, 2.0), [bad], {w: {"alpha_min": closed, "alpha_max": 2e8}})
     claims = study.table2_claims(table, CI)
