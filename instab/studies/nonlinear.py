@@ -462,17 +462,23 @@ def thresholds(p: Params, pr: Problem) -> Thresholds:
                       pr.map.fixed_point(sign), lines)
 
 
+#: Why matching 0.03 is no evidence: the pooling was chosen so that it does.
+CALIBRATION = ("a calibration — mean pooling is chosen because it gives 0.03 (as in the authors' release, "
+               "sunyx523/surprising-instabilities, single_layer/PySun.py, AvgPooling)")
+
+
 def threshold_claims(th: Thresholds, p: Params) -> list[Claim]:
-    """2/α (a fact), and with mean pooling: 2/λ(σ*) ≈ the paper's 0.03 (within 10%), while sum
-    pooling's threshold differs from 0.03 by more than a factor 2 (a correction of the paper)."""
+    """2/α (a fact), and with mean pooling: 2/λ(σ*) ≈ the paper's 0.03 (within 10%: a
+    ``calibration``, the pooling being chosen so that it holds), while sum pooling's threshold differs
+    from 0.03 by more than a factor 2 (a correction of the paper)."""
     out = [claim("blow-up threshold 2/α (map)", th.dt_blow, paper("fig4_nonlinear.blow_up_above_dt"),
                  criterion="2/α computed (= 0.1 for α = 20); the bisection on the run is checked below",
                  ok=abs(th.dt_blow - 2 / p.alpha) < 1e-12, verdict="fact", shown_in="fig-nonlinear-bifurcation")]
     if p.pooling == "mean":
         ref = paper("fig4_nonlinear.converge_below_dt")
         out.append(claim("convergence threshold 2/λ(σ*) (map, mean pooling)", th.dt_conv, ref,
-                         criterion="within 10% of the paper's 0.03 (quoted to one digit)",
-                         ok=abs(th.dt_conv - ref) < CLAIM_TOL_PAPER * ref, verdict="extension",
+                         criterion=f"within 10% of the paper's 0.03 (one digit): {CALIBRATION}",
+                         ok=abs(th.dt_conv - ref) < CLAIM_TOL_PAPER * ref, verdict="calibration",
                          shown_in="fig-nonlinear-bifurcation"))
         dt_sum = th.conv("sum")
         out.append(claim("sum pooling does not give the paper's 0.03", dt_sum, ref,
@@ -797,7 +803,8 @@ def measured_thresholds(p: Params, pr: Problem, th: Thresholds) -> Measured:
 
 def measured_claims(ms: Measured, th: Thresholds) -> list[Claim]:
     """The measured blow-up threshold is 2/α within 1% (the paper's 0.1); with mean pooling the
-    measured convergence threshold is the paper's 0.03 within 10%; it is the map's 2/λ(σ*) within
+    measured convergence threshold is the paper's 0.03 within 10% (a ``calibration``: see
+    :data:`CALIBRATION`); it is the map's 2/λ(σ*) within
     1% + the slow-convergence bias; the other pooling converges, or not, as (★) says (at the
     paper's 0.03 sum pooling does not: a correction of the paper's written model)."""
     out = [claim("blow-up threshold: measured = 2/α", ms.blow, paper("fig4_nonlinear.blow_up_above_dt"),
@@ -807,8 +814,8 @@ def measured_claims(ms: Measured, th: Thresholds) -> list[Claim]:
     if ms.pooling == "mean":
         ref = paper("fig4_nonlinear.converge_below_dt")
         out.append(claim("convergence threshold (mean pooling): measured ≈ the paper's 0.03", ms.conv, ref,
-                         criterion="bisection on the run within 10% of 0.03 (quoted to one digit)",
-                         ok=abs(ms.conv - ref) < CLAIM_TOL_PAPER * ref, verdict="reproduced",
+                         criterion=f"bisection on the run within 10% of 0.03 (one digit): {CALIBRATION}",
+                         ok=abs(ms.conv - ref) < CLAIM_TOL_PAPER * ref, verdict="calibration",
                          shown_in="fig-nonlinear-bifurcation"))
     out.append(claim(f"convergence threshold ({ms.pooling} pooling): measured = map", ms.conv, th.dt_conv,
                      criterion=f"within {100 * (ms.bias + 0.01):.1f}% of 2/λ(σ*) (1% + the slow-convergence bias)",
