@@ -180,3 +180,20 @@ def test_sweep_claims():
     assert disagree.lines()[-1].startswith("the sign of Λ predicts amplification at 3 of 5")
     few = study.Sweep(dts[:2], lam[:2], np.array([0.1, 0.2]))
     assert not study.sweep_claims(few)[0].ok
+
+
+def test_transitioning_claims_both_outcomes():
+    # unstable (the map repels, the run leaves the regime): the paper's "all regimes are stable" corrected
+    unstable = study.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, 5, 1.8, True)
+    computed, measured = study.transitioning_claims(unstable)
+    assert (computed.verdict, measured.verdict, computed.ok, measured.ok) == ("corrected", "corrected", True, True)
+    assert measured.ours == 5 and "left the transitioning regime at n = 5" in unstable.line()
+    # stable (the map attracts, the run stays and shrinks): reproduced
+    stable = study.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 1e-20, True)
+    assert [c.verdict for c in study.transitioning_claims(stable)] == ["reproduced", "reproduced"]
+    assert all(c.ok for c in study.transitioning_claims(stable))
+    # stays in the regime but grows: undecided by the run
+    grows = study.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 0.5, True)
+    assert study.transitioning_claims(grows)[1].verdict == "inconclusive"
+    # the run contradicts the map: the measured row fails
+    assert not study.transitioning_claims(study.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, None, 1e-9, True))[1].ok
