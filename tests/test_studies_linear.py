@@ -86,27 +86,57 @@ def test_table2_claims():
     w, n = 4, 32
     closed = 0.25 * (n - w + 1) ** 2 * w * w
     row = study.Row(w, (0.0, 4 * closed), AlphaBounds(closed, 2e8), AlphaBounds(closed * 1.001, 2e8 * 0.999))
-    table = study.Table2(AlphaBounds(1.0, 2.0), [row], {w: {"alpha_min": closed * 1.02, "alpha_max": 2e8}})
+    table = study.Table2(AlphaBounds(1.0, 2.0), [row], {})
     claims = study.table2_claims(table, CI)
     assert [c.name for c in claims] == ["Table 2 w=4: bisection alpha_min = exact",
-                                        "Table 2 w=4: exact alpha_min vs paper's measurement",
                                         "Table 2 w=4: bisection alpha_max = exact",
-                                        "Table 2 w=4: exact alpha_max vs paper's measurement",
                                         "w=4: Lanczos α_min = closed form −½aβ(N−w+1)²w²"]
     assert all(c.ok for c in claims)
-    # α_max = 2/Δt = the paper's 2e8 by construction (λ_min(M) = 0): a fact; so is the closed form (a method check)
-    assert [c.verdict for c in claims] == ["extension", "reproduced", "extension", "fact", "fact"]
-    nontrivial = study.Row(w, (1e6, 4 * closed), AlphaBounds(closed, 1.8e8), AlphaBounds(closed, 1.8e8))
-    table = study.Table2(AlphaBounds(1.0, 2.0), [nontrivial], {w: {"alpha_min": closed, "alpha_max": 2e8}})
-    mx = study.table2_claims(table, CI)[3]
-    assert (mx.verdict, mx.ok, mx.criterion) == ("reproduced", False, "within 5%")
+    # the closed form checks the method: a fact
+    assert [c.verdict for c in claims] == ["extension", "extension", "fact"]
     bad = study.Row(w, (0.0, 0.0), AlphaBounds(closed * 1.1, 2e8), AlphaBounds(closed * 1.2, 2e8))
-    table = study.Table2(AlphaBounds(1.0, 2.0), [bad], {w: {"alpha_min": closed, "alpha_max": 2e8}})
-    claims = study.table2_claims(table, CI)
-    assert [c.ok for c in claims] == [False, False, True, True, False]
+    claims = study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), [bad], {}), CI)
+    assert [c.ok for c in claims] == [False, True, False]
     random = study.Params(image_kind="random", image_size=32, kernel_sizes=[4])
     assert len(study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), [row], {}), random)) == 2
     assert study.Table2(AlphaBounds(1.0, 2.0), [row], {}).text().splitlines()[1].split()[0] == "4"
+
+
+def test_table2_claims_at_the_papers_windows():
+    exact = {w: 0.25 * (257 - w) ** 2 * w * w for w in (16, 32)}  # 3.717e6, 1.296e7
+    rows = [study.Row(w, (0.0, 4 * e), AlphaBounds(e, 2e8), AlphaBounds(e, 2e8)) for w, e in exact.items()]
+    reported = study.reported_windowed("table2_linear.empirical_windowed", P)
+    claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
+    # α_max = 2/Δt = the paper's 2e8 by construction (λ_min(M) = 0): a fact
+    mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
+    assert (mx.verdict, mx.ok) == ("fact", True) and "by construction" in mx.criterion
+    # 3.717e6 does not round to 3.8e6 (±5e4); 1.296e7 rounds to 1.3e7 (±5e5)
+    assert claims["Table 2 w=16: exact alpha_min vs paper's measurement"].verdict == "refuted"
+    assert claims["Table 2 w=32: exact alpha_min vs paper's measurement"].verdict == "reproduced"
+    table = claims["Table 2: exact alpha_min within the printed precision at every window"]
+    assert (table.verdict, table.ok) == ("refuted", True)
+    assert table.ours == pytest.approx(3.8e6 / exact[16] - 1)
+    # a nontrivial upper bound (λ_min(M) > 0) is compared within 5%: evidence, and it can fail
+    rows[0] = study.Row(16, (1e6, 4 * exact[16]), AlphaBounds(exact[16], 1.8e8), AlphaBounds(exact[16], 1.8e8))
+    claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
+    mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
+    assert (mx.verdict, mx.ok, mx.criterion) == ("reproduced", False, "within 5%")
+
+
+def test_precision_claims_both_outcomes():
+    hold = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.8e7}, {32: 5e5, 64: 5e5},
+                                  shown_in="s")
+    assert [c.verdict for c in hold] == ["reproduced"] * 3 and all(c.ok for c in hold)
+    assert hold[-1].name == "T: exact alpha_min within the printed precision at every window"
+    assert hold[0].criterion == "|paper − exact| ≤ 5e+05 (half its last printed digit, ±3.8%)"
+    fail = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.9e7}, {32: 5e5, 64: 5e5},
+                                  shown_in="s")
+    assert [c.verdict for c in fail] == ["reproduced", "refuted", "refuted"] and all(c.ok for c in fail)
+    assert fail[-1].ours == pytest.approx(3.9e7 / 3.814e7 - 1)
+    assert study.precision_text(fail) == "w = 32: +0.3% (reproduced), w = 64: +2.3% (refuted)"
+    assert study.precision_text([]) == "(not at the paper's setting)"
+    assert study.precision_claims("T", {16: 1.0}, {}, {}, shown_in="s") == []
+    assert not study.precision_claims("T", {16: float("nan")}, {16: 1.0}, {16: 0.05}, shown_in="s")[0].ok
 
 
 def test_window_claims():
