@@ -142,11 +142,66 @@ def test_precision_claims_both_outcomes():
 def test_window_claims():
     f = study.Fourier(AlphaBounds(100.0, 2.0), np.zeros((2, 2)))
     p = study.Params(image_size=32, window_sizes=[1, 16])
-    fact, refuted = study.window_claims(np.array([10.0, 40.0]), f, p)
-    assert (fact.ok, fact.verdict, refuted.ok, refuted.verdict) == (True, "fact", True, "refuted")
-    fact, refuted = study.window_claims(np.array([10.0, 101.0]), f, p)
-    assert not fact.ok and not refuted.ok
+    fact, valid = study.window_claims(np.array([10.0, 40.0]), f, p)
+    assert (fact.ok, fact.verdict, valid.ok, valid.verdict) == (True, "fact", True, "refuted")
+    assert valid.name == "windowed α_min (valid correlation) approaches (13) as the window grows"
+    assert valid.criterion.startswith("valid correlation, checkerboard 32², w ≤ 16")
+    # the data decide: within 5% of (13) reproduced, between ½ and 95% inconclusive
+    assert study.window_claims(np.array([10.0, 96.0]), f, p)[1].verdict == "reproduced"
+    assert study.window_claims(np.array([10.0, 70.0]), f, p)[1].verdict == "inconclusive"
+    fact, _ = study.window_claims(np.array([10.0, 101.0]), f, p)
+    assert not fact.ok
     assert len(study.window_claims(np.array([10.0]), f, study.Params(image_size=32, window_sizes=[4]))) == 1
+
+
+def test_padded_correlations_and_top_eigenvalue():
+    from instab.pde.correlate import padded
+
+    image = np.arange(16.0).reshape(4, 4)
+    assert padded(image, 3, "valid") is image
+    assert padded(image, 3, "full").shape == (8, 8) and padded(image, 3, "full")[:2].sum() == 0
+    assert np.array_equal(padded(image, 3, "circular")[4:, :4], image[:2])
+    with pytest.raises(ValueError, match="correlation"):
+        padded(image, 3, "same")
+    with pytest.raises(ValueError, match="circular"):
+        padded(image, 5, "circular")
+    # the pixel checkerboard: valid λ_max = (N−w+1)²w² (rank one); circular at w = N is max|Î|² = N⁴;
+    # full at w = N is (Σ_{|d|<N} (N−|d|)·(top eigenvector))² — the 1-D Toeplitz bound squared
+    board = study.images.make("checkerboard", 8)
+    assert study.top_eigenvalue(board, 4) == pytest.approx(25.0 * 16.0)
+    assert study.top_eigenvalue(padded(board, 8, "circular"), 8) == pytest.approx(8.0**4)
+    i = np.arange(8)
+    toeplitz = np.clip(8 - np.abs(i[:, None] - i[None, :]), 0, None).astype(float)
+    assert study.top_eigenvalue(padded(board, 8, "full"), 8) == pytest.approx(np.linalg.eigvalsh(toeplitz)[-1] ** 2)
+    big = study.images.make("checkerboard", 16)  # Lanczos (w² > 64) against the same closed form
+    assert study.top_eigenvalue(big, 9) == pytest.approx(64.0 * 81.0, rel=1e-8)
+
+
+def _continuum(last_row, first_row=None):
+    rows = [first_row or last_row, last_row]
+    return study.Continuum([8, 16], [1.0, 2.0, 4.0], np.array(rows), [1.0, 1.0])
+
+
+def test_continuum_claims_both_outcomes():
+    p = study.Params()
+    [c] = study.continuum_claims(_continuum([0.46, 0.92, 0.977]), p)
+    assert (c.verdict, c.ok, c.shown_in) == ("reproduced", True, "sec-linear-continuum")
+    assert c.criterion.startswith("full correlation, checkerboard 16², w = 1N…4N")
+    # stalls far from (13): refuted; moves away: refuted; still approaching but not within 5%: inconclusive
+    assert study.continuum_claims(_continuum([0.40, 0.50, 0.51]), p)[0].verdict == "refuted"
+    assert study.continuum_claims(_continuum([0.40, 0.50, 0.45]), p)[0].verdict == "refuted"
+    assert study.continuum_claims(_continuum([0.40, 0.60, 0.80]), p)[0].verdict == "inconclusive"
+    assert not study.continuum_claims(_continuum([0.4, 0.5, float("nan")]), p)[0].ok
+    cont = _continuum([0.46, 0.92, 0.977], [0.47, 0.92, 0.975])
+    assert cont.size_spread == pytest.approx(0.01) and cont.windows(16) == [16, 32, 64]
+    assert cont.lines()[2].startswith("  16 |    0.4600")
+
+
+def test_continuum_of_a_small_checkerboard():
+    p = study.Params(continuum_sizes=[4, 8], continuum_factors=[1.0, 2.0])
+    c = study.continuum(p)
+    assert c.ratio.shape == (2, 2) and np.allclose(c.circular, 1.0)
+    assert np.all(np.diff(c.ratio, axis=1) > 0) and c.size_spread < 0.02
 
 
 def test_map_claims():
