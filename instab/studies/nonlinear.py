@@ -763,7 +763,7 @@ def transitioning(p: Params, pr: Problem) -> Transitioning:
     regime, beside the map's multiplier at σ = 0."""
     dt = TRANSITIONING_DT_FRACTION * paper("fig4_nonlinear.converge_below_dt")
     # on the checkerboard (K*I)(x) = ±σ at every position, so max|β(K*I)| = |βσ|
-    K0 = (pr.K0 * (TRANSITIONING_START / abs(p.beta * pr.s0))).astype(pr.net.dtype)
+    K0: np.ndarray = (pr.K0 * (TRANSITIONING_START / abs(p.beta * pr.s0))).astype(pr.net.dtype)
     run = nl.simulate(pr.net, K0, dt, TRANSITIONING_ITER)
     inside = run.shares[:, 1] >= 1.0
     left = None if bool(np.all(inside)) else int(np.argmin(inside))
