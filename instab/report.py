@@ -30,6 +30,25 @@ def paper(key: str) -> Any:
     >>> paper("fig1_heat.cfl")
     0.5
     """
+    return _numbers(_node(key))
+
+
+def printed_halfwidth(key: str) -> float:
+    """Half a unit in the last digit of the number at ``key`` as the paper prints it (its text in
+    ``reported.yml``): the precision of a rounded number, e.g. 3.8e6 → 5e4, 1.42e8 → 5e5.
+
+    >>> printed_halfwidth("table2_linear.empirical_windowed.16.alpha_min")
+    50000.0
+    """
+    from decimal import Decimal
+
+    exponent = Decimal(str(_node(key)).strip()).as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"{key!r}: {_node(key)!r} is not a finite number")
+    return 0.5 * 10.0**exponent
+
+
+def _node(key: str) -> Any:
     node: Any = _reported()
     for part in key.split("."):
         if isinstance(node, dict) and part in node:
@@ -39,7 +58,7 @@ def paper(key: str) -> Any:
         else:
             have = list(node) if isinstance(node, dict) else node
             raise KeyError(f"{key!r}: no {part!r} in reported.yml (have: {have})")
-    return _numbers(node)
+    return node
 
 
 def _numbers(node: Any) -> Any:

@@ -66,6 +66,8 @@ def test_measurement_claim():
     assert study.measurement_claim("m", 104.0, 100.0, shown_in="s").ok
     c = study.measurement_claim("m", 106.0, 100.0, shown_in="s")
     assert (c.ok, c.verdict, c.criterion) == (False, "reproduced", "within 5%")
+    c = study.measurement_claim("m", 100.0, 100.0, shown_in="s", verdict="fact", criterion="by construction")
+    assert (c.ok, c.verdict, c.criterion) == (True, "fact", "by construction")
 
 
 CONVERGES, OVERFLOWS = _run([1.0, 0.5], [1.0, 1e-4]), _run([1.0, np.inf], [1.0, np.inf])
@@ -84,31 +86,122 @@ def test_table2_claims():
     w, n = 4, 32
     closed = 0.25 * (n - w + 1) ** 2 * w * w
     row = study.Row(w, (0.0, 4 * closed), AlphaBounds(closed, 2e8), AlphaBounds(closed * 1.001, 2e8 * 0.999))
-    table = study.Table2(AlphaBounds(1.0, 2.0), [row], {w: {"alpha_min": closed * 1.02, "alpha_max": 2e8}})
+    table = study.Table2(AlphaBounds(1.0, 2.0), [row], {})
     claims = study.table2_claims(table, CI)
     assert [c.name for c in claims] == ["Table 2 w=4: bisection alpha_min = exact",
-                                        "Table 2 w=4: exact alpha_min vs paper's measurement",
                                         "Table 2 w=4: bisection alpha_max = exact",
-                                        "Table 2 w=4: exact alpha_max vs paper's measurement",
                                         "w=4: Lanczos α_min = closed form −½aβ(N−w+1)²w²"]
     assert all(c.ok for c in claims)
+    # the closed form checks the method: a fact
+    assert [c.verdict for c in claims] == ["extension", "extension", "fact"]
     bad = study.Row(w, (0.0, 0.0), AlphaBounds(closed * 1.1, 2e8), AlphaBounds(closed * 1.2, 2e8))
-    table = study.Table2(AlphaBounds(1.0, 2.0), [bad], {w: {"alpha_min": closed, "alpha_max": 2e8}})
-    claims = study.table2_claims(table, CI)
-    assert [c.ok for c in claims] == [False, False, True, True, False]
+    claims = study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), [bad], {}), CI)
+    assert [c.ok for c in claims] == [False, True, False]
     random = study.Params(image_kind="random", image_size=32, kernel_sizes=[4])
     assert len(study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), [row], {}), random)) == 2
     assert study.Table2(AlphaBounds(1.0, 2.0), [row], {}).text().splitlines()[1].split()[0] == "4"
 
 
+def test_table2_claims_at_the_papers_windows():
+    exact = {w: 0.25 * (257 - w) ** 2 * w * w for w in (16, 32)}  # 3.717e6, 1.296e7
+    rows = [study.Row(w, (0.0, 4 * e), AlphaBounds(e, 2e8), AlphaBounds(e, 2e8)) for w, e in exact.items()]
+    reported = study.reported_windowed("table2_linear.empirical_windowed", P)
+    claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
+    # α_max = 2/Δt = the paper's 2e8 by construction (λ_min(M) = 0): a fact
+    mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
+    assert (mx.verdict, mx.ok) == ("fact", True) and "by construction" in mx.criterion
+    # 3.717e6 does not round to 3.8e6 (±5e4); 1.296e7 rounds to 1.3e7 (±5e5)
+    assert claims["Table 2 w=16: exact alpha_min vs paper's measurement"].verdict == "refuted"
+    assert claims["Table 2 w=32: exact alpha_min vs paper's measurement"].verdict == "reproduced"
+    table = claims["Table 2: exact alpha_min within the printed precision at every window"]
+    assert (table.verdict, table.ok) == ("refuted", True)
+    assert table.ours == pytest.approx(3.8e6 / exact[16] - 1)
+    # a nontrivial upper bound (λ_min(M) > 0) is compared within 5%: evidence, and it can fail
+    rows[0] = study.Row(16, (1e6, 4 * exact[16]), AlphaBounds(exact[16], 1.8e8), AlphaBounds(exact[16], 1.8e8))
+    claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
+    mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
+    assert (mx.verdict, mx.ok, mx.criterion) == ("reproduced", False, "within 5%")
+
+
+def test_precision_claims_both_outcomes():
+    hold = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.8e7}, {32: 5e5, 64: 5e5},
+                                  shown_in="s")
+    assert [c.verdict for c in hold] == ["reproduced"] * 3 and all(c.ok for c in hold)
+    assert hold[-1].name == "T: exact alpha_min within the printed precision at every window"
+    assert hold[0].criterion == "|paper − exact| ≤ 5e+05 (half its last printed digit, ±3.8%)"
+    fail = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.9e7}, {32: 5e5, 64: 5e5},
+                                  shown_in="s")
+    assert [c.verdict for c in fail] == ["reproduced", "refuted", "refuted"] and all(c.ok for c in fail)
+    assert fail[-1].ours == pytest.approx(3.9e7 / 3.814e7 - 1)
+    assert study.precision_text(fail) == "w = 32: +0.3% (reproduced), w = 64: +2.3% (refuted)"
+    assert study.precision_text([]) == "(not at the paper's setting)"
+    assert study.precision_claims("T", {16: 1.0}, {}, {}, shown_in="s") == []
+    assert not study.precision_claims("T", {16: float("nan")}, {16: 1.0}, {16: 0.05}, shown_in="s")[0].ok
+
+
 def test_window_claims():
     f = study.Fourier(AlphaBounds(100.0, 2.0), np.zeros((2, 2)))
     p = study.Params(image_size=32, window_sizes=[1, 16])
-    fact, refuted = study.window_claims(np.array([10.0, 40.0]), f, p)
-    assert (fact.ok, fact.verdict, refuted.ok, refuted.verdict) == (True, "fact", True, "refuted")
-    fact, refuted = study.window_claims(np.array([10.0, 101.0]), f, p)
-    assert not fact.ok and not refuted.ok
+    fact, valid = study.window_claims(np.array([10.0, 40.0]), f, p)
+    assert (fact.ok, fact.verdict, valid.ok, valid.verdict) == (True, "fact", True, "refuted")
+    assert valid.name == "windowed α_min (valid correlation) approaches (13) as the window grows"
+    assert valid.criterion.startswith("valid correlation, checkerboard 32², w ≤ 16")
+    # the data decide: within 5% of (13) reproduced, between ½ and 95% inconclusive
+    assert study.window_claims(np.array([10.0, 96.0]), f, p)[1].verdict == "reproduced"
+    assert study.window_claims(np.array([10.0, 70.0]), f, p)[1].verdict == "inconclusive"
+    fact, _ = study.window_claims(np.array([10.0, 101.0]), f, p)
+    assert not fact.ok
     assert len(study.window_claims(np.array([10.0]), f, study.Params(image_size=32, window_sizes=[4]))) == 1
+
+
+def test_padded_correlations_and_top_eigenvalue():
+    from instab.pde.correlate import padded
+
+    image = np.arange(16.0).reshape(4, 4)
+    assert padded(image, 3, "valid") is image
+    assert padded(image, 3, "full").shape == (8, 8) and padded(image, 3, "full")[:2].sum() == 0
+    assert np.array_equal(padded(image, 3, "circular")[4:, :4], image[:2])
+    with pytest.raises(ValueError, match="correlation"):
+        padded(image, 3, "same")
+    with pytest.raises(ValueError, match="circular"):
+        padded(image, 5, "circular")
+    # the pixel checkerboard: valid λ_max = (N−w+1)²w² (rank one); circular at w = N is max|Î|² = N⁴;
+    # full at w = N is (Σ_{|d|<N} (N−|d|)·(top eigenvector))² — the 1-D Toeplitz bound squared
+    board = study.images.make("checkerboard", 8)
+    assert study.top_eigenvalue(board, 4) == pytest.approx(25.0 * 16.0)
+    assert study.top_eigenvalue(padded(board, 8, "circular"), 8) == pytest.approx(8.0**4)
+    i = np.arange(8)
+    toeplitz = np.clip(8 - np.abs(i[:, None] - i[None, :]), 0, None).astype(float)
+    assert study.top_eigenvalue(padded(board, 8, "full"), 8) == pytest.approx(np.linalg.eigvalsh(toeplitz)[-1] ** 2)
+    big = study.images.make("checkerboard", 16)  # Lanczos (w² > 64) against the same closed form
+    assert study.top_eigenvalue(big, 9) == pytest.approx(64.0 * 81.0, rel=1e-8)
+
+
+def _continuum(last_row, first_row=None):
+    rows = [first_row or last_row, last_row]
+    return study.Continuum([8, 16], [1.0, 2.0, 4.0], np.array(rows), [1.0, 1.0])
+
+
+def test_continuum_claims_both_outcomes():
+    p = study.Params()
+    [c] = study.continuum_claims(_continuum([0.46, 0.92, 0.977]), p)
+    assert (c.verdict, c.ok, c.shown_in) == ("reproduced", True, "sec-linear-continuum")
+    assert c.criterion.startswith("full correlation, checkerboard 16², w = 1N…4N")
+    # stalls far from (13): refuted; moves away: refuted; still approaching but not within 5%: inconclusive
+    assert study.continuum_claims(_continuum([0.40, 0.50, 0.51]), p)[0].verdict == "refuted"
+    assert study.continuum_claims(_continuum([0.40, 0.50, 0.45]), p)[0].verdict == "refuted"
+    assert study.continuum_claims(_continuum([0.40, 0.60, 0.80]), p)[0].verdict == "inconclusive"
+    assert not study.continuum_claims(_continuum([0.4, 0.5, float("nan")]), p)[0].ok
+    cont = _continuum([0.46, 0.92, 0.977], [0.47, 0.92, 0.975])
+    assert cont.size_spread == pytest.approx(0.01) and cont.windows(16) == [16, 32, 64]
+    assert cont.lines()[2].startswith("  16 |    0.4600")
+
+
+def test_continuum_of_a_small_checkerboard():
+    p = study.Params(continuum_sizes=[4, 8], continuum_factors=[1.0, 2.0])
+    c = study.continuum(p)
+    assert c.ratio.shape == (2, 2) and np.allclose(c.circular, 1.0)
+    assert np.all(np.diff(c.ratio, axis=1) > 0) and c.size_spread < 0.02
 
 
 def test_map_claims():

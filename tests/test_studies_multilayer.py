@@ -62,7 +62,7 @@ def fig6(ratio, pred_ratio=1.0, lam0=5.0):
 def test_fig6_claims_hold():
     p = study.Params(steps=100, rtol=0.02)
     claims = by_name(study.fig6_claims(fig6([0.2, 0.7, 0.99], pred_ratio=1.02), p))
-    assert len(claims) == 4 and all(c.ok for c in claims.values())
+    assert len(claims) == 2 and all(c.ok for c in claims.values())
     assert all(c.shown_in == "fig-multilayer-fig6" for c in claims.values())
     assert claims["mlp: Δt*/(2/α) at the largest α"].paper is not None
 
@@ -76,19 +76,24 @@ def test_fig6_claims_fail():
     assert ok["mlp: Δt*/(2/α) rises with α"].ok
 
 
-def edge(dev, gap):
+def edge(dev, gap, floor=(1.0, 1.02), ceiling=(0.5, 1.01)):
     return study.Edge(["mlp"], [{"lr": 0.1}], {"mlp": np.array([50.0])}, {"mlp": np.array(dev)},
-                      {"mlp": np.array(gap)})
+                      {"mlp": np.array(gap)}, {"mlp": np.array(floor)}, {"mlp": np.array(ceiling)})
 
 
 def test_edge_claims():
     p = study.Params()
-    [c] = study.edge_claims(edge([0.08, 0.01], [0.1, 0.001]), p)
-    assert c.ok and c.name == "mlp: α ≥ 10λ₀ ⇒ 2/(α+λ₀) ≲ Δt* ≲ 2/α"
-    [c] = study.edge_claims(edge([-0.1, 0.01], [0.1, 0.001]), p)
-    assert not c.ok
-    [c] = study.edge_claims(edge([0.2, 0.01], [0.1, 0.001]), p)
-    assert not c.ok
+    floor, ceiling, guess = study.edge_claims(edge([0.03, 0.01], [0.1, 0.001]), p)
+    assert (floor.name, ceiling.name) == ("mlp: Δt* ≥ 0.95·2/(α+λ₀) at every α", "mlp: Δt* ≤ 2/α at every α")
+    assert all(c.ok for c in (floor, ceiling, guess)) and (floor.verdict, ceiling.verdict) == ("extension",) * 2
+    # the 5% guess, decided by the data: holds → extension, fails (at α = 10 λ₀) → refuted
+    assert guess.name == "mlp: α ≥ 10λ₀ ⇒ Δt* within 5% of 2/(α+λ₀) (first guess)" and guess.verdict == "extension"
+    guess = study.edge_claims(edge([0.08, 0.01], [0.1, 0.001]), p)[2]
+    assert (guess.ok, guess.verdict) == (True, "refuted")
+    assert study.edge_claims(edge([-0.06, 0.01], [0.1, 0.001]), p)[2].verdict == "refuted"
+    # the floor and the ceiling fail when a cell (the α = 10 λ₀ one included) breaks them
+    floor, ceiling, _ = study.edge_claims(edge([0.0], [0.1], floor=(1.0, 0.9), ceiling=(0.5, 1.2)), p)
+    assert not floor.ok and not ceiling.ok
     ed = edge([0.08, -0.01], [0.1, 0.001])
     assert ed.max_dev() == 0.08 and ed.values()["mlp.alpha_ge_10_lambda0.max_deviation_from_64"] == 0.08
 

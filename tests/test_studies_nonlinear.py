@@ -45,6 +45,8 @@ def test_threshold_claims():
     assert [c.ok for c in good.values()] == [True, True, True]
     assert good["blow-up threshold 2/α (map)"].verdict == "fact"
     assert good["sum pooling does not give the paper's 0.03"].verdict == "corrected"
+    # mean pooling was chosen because it gives 0.03: matching it is a calibration, not evidence
+    assert good["convergence threshold 2/λ(σ*) (map, mean pooling)"].verdict == "calibration"
     assert all(c.shown_in == "fig-nonlinear-bifurcation" for c in good.values())
     bad = by_name(study.threshold_claims(thresholds(dt_conv=0.05, dt_blow=0.11, dt_sum=0.03), p))
     assert not any(c.ok for c in bad.values())
@@ -158,6 +160,7 @@ def test_measured_claims():
     good = study.measured_claims(measured(0.0320, 0.1, runs), th)
     assert [c.ok for c in good] == [True] * 5
     assert [c.verdict for c in good[3:]] == ["corrected", "extension"]
+    assert [c.verdict for c in good[:3]] == ["reproduced", "calibration", "extension"]
     assert good[3].name == "sum pooling, Δt = 0.9 × the paper's 0.03: does not converge as (★) says"
     bad_runs = [("0.9 × the paper's 0.03", 0.027, 1e-7, False), ("0.9 × its map threshold", 0.0031, 0.5, True)]
     bad = study.measured_claims(measured(0.025, 0.12, bad_runs), th)
@@ -177,3 +180,20 @@ def test_sweep_claims():
     assert disagree.lines()[-1].startswith("the sign of Λ predicts amplification at 3 of 5")
     few = study.Sweep(dts[:2], lam[:2], np.array([0.1, 0.2]))
     assert not study.sweep_claims(few)[0].ok
+
+
+def test_transitioning_claims_both_outcomes():
+    # unstable (the map repels, the run leaves the regime): the paper's "all regimes are stable" corrected
+    unstable = study.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, 5, 1.8, True)
+    computed, measured = study.transitioning_claims(unstable)
+    assert (computed.verdict, measured.verdict, computed.ok, measured.ok) == ("corrected", "corrected", True, True)
+    assert measured.ours == 5 and "left the transitioning regime at n = 5" in unstable.line()
+    # stable (the map attracts, the run stays and shrinks): reproduced
+    stable = study.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 1e-20, True)
+    assert [c.verdict for c in study.transitioning_claims(stable)] == ["reproduced", "reproduced"]
+    assert all(c.ok for c in study.transitioning_claims(stable))
+    # stays in the regime but grows: undecided by the run
+    grows = study.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 0.5, True)
+    assert study.transitioning_claims(grows)[1].verdict == "inconclusive"
+    # the run contradicts the map: the measured row fails
+    assert not study.transitioning_claims(study.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, None, 1e-9, True))[1].ok

@@ -41,3 +41,25 @@ class Correlator:
         small_hat = sfft.rfft2(small, s=self.shape, workers=1)
         full = sfft.irfft2(self._image_hat * np.conj(small_hat), s=self.shape, workers=1)
         return full[: self.shape[0] - m0 + 1, : self.shape[1] - m1 + 1]
+
+
+#: How a w×w kernel meets an N×N image: ``valid`` (deep learning's default: (N−w+1)² positions),
+#: ``full`` (zero padding: every one of the (N+w−1)² positions where kernel and image overlap) or
+#: ``circular`` (the image periodic: N² positions).
+CORRELATIONS = ("valid", "full", "circular")
+
+
+def padded(image: np.ndarray, w: int, correlation: str) -> np.ndarray:
+    """The image on which the *valid* correlation of a w×w kernel is the ``correlation`` one:
+    ``valid`` the image itself, ``full`` the image with w − 1 zeros on every side, ``circular`` the
+    image wrapped by w − 1 rows and columns (w ≤ N)."""
+    image = np.asarray(image)
+    if correlation == "valid":
+        return image
+    if correlation == "full":
+        return np.pad(image, w - 1)
+    if correlation == "circular":
+        if w > min(image.shape):
+            raise ValueError(f"w={w} is not allowed for circular correlation; it must be ≤ the image size")
+        return np.pad(image, ((0, w - 1), (0, w - 1)), mode="wrap")
+    raise ValueError(f"correlation={correlation!r} is not allowed; choose one of {list(CORRELATIONS)}")

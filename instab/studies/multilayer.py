@@ -347,9 +347,9 @@ def fig6(p: Params, pl: Plan) -> Fig6:
 
 
 def fig6_claims(f6: Fig6, p: Params) -> list[Claim]:
-    """Per network: Δt*/(2/α) is within 5% of 1 at the largest α (the paper's Fig. 6), rises with
-    α (non-decreasing to the bisection's precision, last > first); beyond the paper, (64) is a
-    floor (Δt* ≥ 0.95 · 2/(α+λ₀) at every α) and (65) a ceiling (Δt*/(2/α) ≤ :meth:`Params.upper`)."""
+    """Per network: Δt*/(2/α) is within 5% of 1 at the largest α (the paper's Fig. 6) and rises with
+    α (non-decreasing to the bisection's precision, last > first).  (The floor and the ceiling,
+    checked over these α and the α = 10 λ₀ cell, are :func:`edge_claims`.)"""
     upper = p.upper()
     out = []
     for n in f6.networks:
@@ -360,27 +360,24 @@ def fig6_claims(f6: Fig6, p: Params) -> list[Claim]:
                 claim(f"{n}: Δt*/(2/α) rises with α", r, None,
                       criterion=f"non-decreasing (to {upper - 1:.1%}) and last > first",
                       ok=bool(np.all(np.diff(r) >= -(upper - 1) * r[:-1]) and r[-1] > r[0]),
-                      verdict="reproduced", shown_in="fig-multilayer-fig6"),
-                claim(f"{n}: Δt* ≥ 0.95·2/(α+λ₀) at every α", (f6.lr_max[n] / f6.pred[n]).min(), None,
-                      criterion="min over α of Δt*/(2/(α+λ₀)) ≥ 0.95",
-                      ok=bool(np.all(f6.lr_max[n] >= 0.95 * f6.pred[n])), verdict="extension",
-                      shown_in="fig-multilayer-fig6"),
-                claim(f"{n}: Δt* ≤ 2/α at every α", r.max(), None,
-                      criterion=f"max over α of Δt*/(2/α) ≤ 1 + rtol + 2·resolution = {upper:.4f}",
-                      ok=bool(np.all(r <= upper)), verdict="extension", shown_in="fig-multilayer-fig6")]
+                      verdict="reproduced", shown_in="fig-multilayer-fig6")]
     return out
 
 
 @dataclass
 class Edge:
     """The cells at α = 10 λ₀ (``results``, one per network) and, over every α ≥ 10 λ₀ measured
-    (``alphas``), ``dev`` = Δt*/(2/(α+λ₀)) − 1 and ``gap`` = λ₀/α (2/α over 2/(α+λ₀), minus 1)."""
+    (``alphas``), ``dev`` = Δt*/(2/(α+λ₀)) − 1 and ``gap`` = λ₀/α (2/α over 2/(α+λ₀), minus 1);
+    over every α measured, the grid's and α = 10 λ₀: ``floor`` = Δt*/(2/(α+λ₀)) and ``ceiling`` =
+    Δt*/(2/α)."""
 
     networks: list[str]
     results: list[dict]
     alphas: dict[str, np.ndarray]
     dev: dict[str, np.ndarray]
     gap: dict[str, np.ndarray]
+    floor: dict[str, np.ndarray] = field(default_factory=dict)
+    ceiling: dict[str, np.ndarray] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         return [f"{n}: α ≥ 10 λ₀ at α = {np.round(self.alphas[n], 4).tolist()}: "
@@ -407,7 +404,7 @@ def edge(p: Params, pl: Plan, f6: Fig6) -> Edge:
 
     results = run_grid([pl.config(n, 10 * f6.lam0[n]) for n in f6.networks], workers=p.workers,
                        executor=p.executor, desc="α = 10 λ₀ cells")
-    alphas, dev, gap = {}, {}, {}
+    alphas, dev, gap, floor, ceiling = {}, {}, {}, {}, {}
     for n, e in zip(f6.networks, results, strict=True):
         a_all = np.array(list(f6.alphas) + [e["config"]["alpha"]])
         lr_all = np.append(f6.lr_max[n], e["lr"])
@@ -415,17 +412,39 @@ def edge(p: Params, pl: Plan, f6: Fig6) -> Edge:
         alphas[n] = a_all[keep]
         dev[n] = lr_all[keep] / bounds.multilayer_lr_bound(a_all[keep], f6.lam0[n]) - 1
         gap[n] = f6.lam0[n] / a_all[keep]
-    return Edge(list(f6.networks), results, alphas, dev, gap)
+        floor[n] = lr_all / bounds.multilayer_lr_bound(a_all, f6.lam0[n])
+        ceiling[n] = lr_all / bounds.multilayer_lr_bound(a_all)
+    return Edge(list(f6.networks), results, alphas, dev, gap, floor, ceiling)
+
+
+#: The first guess on where (64) takes over from (65), stated before the α = 10 λ₀ cells were run.
+EDGE_GUESS_TOL = 0.05
 
 
 def edge_claims(ed: Edge, p: Params) -> list[Claim]:
-    """Per network, over every α ≥ 10 λ₀: the sandwich 2/(α+λ₀) ≲ Δt* ≲ 2/α, i.e.
-    −0.05 ≤ Δt*/(2/(α+λ₀)) − 1 ≤ λ₀/α + (:meth:`Params.upper` − 1)."""
+    """Per network, beyond the paper: (64) with λ₀ at initialisation is a floor (Δt* ≥ 0.95 ·
+    2/(α+λ₀)) and (65) a ceiling (Δt*/(2/α) ≤ :meth:`Params.upper`) at every α measured, the grid's
+    and α = 10 λ₀; and the first guess on where (64) takes over — for α ≥ 10 λ₀, Δt* within 5% of
+    2/(α+λ₀) — decided by the data: ``extension`` if it holds at every such α, ``refuted`` if not
+    (the row fails only on a non-finite number)."""
     upper = p.upper()
-    return [claim(f"{n}: α ≥ 10λ₀ ⇒ 2/(α+λ₀) ≲ Δt* ≲ 2/α", np.round(ed.dev[n], 4), None,
-                  criterion=f"−0.05 ≤ Δt*/(2/(α+λ₀)) − 1 ≤ λ₀/α + {upper - 1:.3f}",
-                  ok=bool(np.all(ed.dev[n] >= -0.05) and np.all(ed.dev[n] <= ed.gap[n] + upper - 1)),
-                  verdict="extension", shown_in="fig-multilayer-fig6") for n in ed.networks]
+    out = []
+    for n in ed.networks:
+        floor, ceiling, dev = ed.floor[n], ed.ceiling[n], ed.dev[n]
+        holds = bool(np.all(np.abs(dev) <= EDGE_GUESS_TOL))
+        out += [claim(f"{n}: Δt* ≥ 0.95·2/(α+λ₀) at every α", floor.min(), None,
+                      criterion="min over α (the grid's and 10λ₀) of Δt*/(2/(α+λ₀)) ≥ 0.95",
+                      ok=bool(np.all(floor >= 0.95)), verdict="extension", shown_in="fig-multilayer-fig6"),
+                claim(f"{n}: Δt* ≤ 2/α at every α", ceiling.max(), None,
+                      criterion=f"max over α (the grid's and 10λ₀) of Δt*/(2/α) ≤ 1 + rtol + 2·resolution = "
+                                f"{upper:.4f}",
+                      ok=bool(np.all(ceiling <= upper)), verdict="extension", shown_in="fig-multilayer-fig6"),
+                claim(f"{n}: α ≥ 10λ₀ ⇒ Δt* within 5% of 2/(α+λ₀) (first guess)", np.round(dev, 4), None,
+                      criterion=f"|Δt*/(2/(α+λ₀)) − 1| ≤ {EDGE_GUESS_TOL} at every α ≥ 10λ₀: holds → extension, "
+                                "fails → refuted",
+                      ok=bool(np.all(np.isfinite(dev))), verdict="extension" if holds else "refuted",
+                      shown_in="fig-multilayer-fig6")]
+    return out
 
 
 @dataclass
