@@ -273,14 +273,15 @@ def scorecard(results_files: list[Path], finding_of: dict[str, dict[str, str]] |
         owner = (finding_of or {}).get(d["chapter"], {})
         lines += [f"(scorecard-{d['chapter']})=", f"### {{doc}}`{d['chapter']}`", "",
                   f"{summary}; {c_of['failed']} did not hold.", "",
-                  "| claim | finding | ours | interval | paper | criterion | verdict | holds |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| claim (→ its finding) | ours | interval | paper | criterion | verdict | holds |",
+                  "|---|---|---|---|---|---|---|"]
         for v in VERDICTS:
             for c in (c for c in d["claims"] if c.get("verdict") == v):
                 label = c.get("shown_in")
                 name = c["name"] + (f" ({{numref}}`{label}`)" if label else "")
-                cells = [name, owner.get(c["name"], "—"), _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]),
-                         c["criterion"], v, "yes" if c["ok"] else "**NO**"]
+                finding = f" → *{owner[c['name']]}*" if c["name"] in owner else ""
+                cells = [name + finding, _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]), c["criterion"],
+                         v, "yes" if c["ok"] else "**NO**"]
                 lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
         lines.append("")
     return "\n".join(lines)
