@@ -79,5 +79,5 @@ def main(argv: list[str] | None = None) -> None:
             if failed else ""
         if problems:
             msg += (f"\n" if msg else "error: ") + f"the findings registry ({shown(registry.REGISTRY)}) and " \
-                f"the data disagree {where}:\n" + "\n".join(f"  {p}" for p in problems)
+                f"the data disagree {where}:\n" + "\n".join(f"  registry: {p}" for p in problems)
         raise SystemExit(msg)

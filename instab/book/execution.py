@@ -293,7 +293,7 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
                               stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
             assert proc.stdout is not None
             for ln in proc.stdout:  # the driver's lines (each names its chapter) as they come
-                if ln.startswith(("[instab.book]", "error", "  see")) or "Error" in ln:
+                if ln.startswith(("[instab.book]", "error", "  see", "  registry:")) or "Error" in ln:
                     print(ln.rstrip("\n"), flush=True)
         return proc.returncode
 
