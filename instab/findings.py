@@ -43,7 +43,7 @@ class Finding:
     quote: str
     criterion: str
     evidence: tuple[str, ...]
-    expected: Mapping[str, str | None]
+    expected: Mapping[str, str | list[str] | None]
     #: the claims whose verdict is the finding's (default: all of its evidence)
     decided_by: tuple[str, ...] = ()
     #: why the expected verdict differs between scales (required when it does)
@@ -95,10 +95,14 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
         if not isinstance(exp, dict) or set(exp) != set(SCALES):
             raise RegistryError(f"{where}: expected must give a verdict (or null) for each of {list(SCALES)}")
         for s, v in exp.items():
-            if v is not None and v not in FINDING_VERDICTS:
-                raise RegistryError(f"{where}: expected.{s}={v!r} is not allowed; choose one of "
-                                    f"{list(FINDING_VERDICTS)} or null")
-        if len({v for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
+            for one in (v if isinstance(v, list) else [v]):
+                if one is not None and one not in FINDING_VERDICTS:
+                    raise RegistryError(f"{where}: expected.{s}={one!r} is not allowed; choose one of "
+                                        f"{list(FINDING_VERDICTS)}, a list of them, or null")
+            if isinstance(v, list) and (len(v) < 2 or "inconclusive" not in v or len(set(v)) != len(v)):
+                raise RegistryError(f"{where}: expected.{s}={v!r}: a list names one decided verdict and "
+                                    f"'inconclusive' (an ensemble too small to decide the same way on every CPU)")
+        if len({str(v) for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
             raise RegistryError(f"{where}: its expected verdict depends on the scale; say why (why_scale)")
         if e["kind"] == "control" and any(v not in (None, "fact") for v in exp.values()):
             raise RegistryError(f"{where}: a control's expected verdict is 'fact' (it is no evidence about the paper)")
@@ -136,8 +140,9 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     """A finding's verdict from its evidence rows: (verdict, problem).
 
     ``failed`` if a row did not hold; else the one verdict its deciding rows (``decided_by``, else
-    every row) share; a finding whose deciding rows disagree is a problem of the registry (split it,
-    or say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
+    every row) share, ``inconclusive`` if some decide one way and the others cannot decide; a
+    finding whose deciding rows decide different ways is a problem of the registry (split it, or
+    say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
     if not rows:
         return None, ""
     if any(not r["ok"] for r in rows):
@@ -146,6 +151,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     if not deciding:
         return None, f"{f.id}: none of its rows is one of decided_by {list(f.decided_by)}"
     verdicts = sorted({r["verdict"] for r in deciding})
+    if len(verdicts) == 2 and "inconclusive" in verdicts:  # some rows decide, others cannot: not decided
+        return "inconclusive", ""
     if len(verdicts) > 1:
         return None, (f"{f.id}: its deciding rows disagree ({', '.join(verdicts)}): split the finding or "
                       f"name the rows that decide it (decided_by)")
@@ -177,12 +184,19 @@ def check(findings: Sequence[Finding], results: Mapping[str, Mapping[str, Any]],
             verdicts[f.id] = v
             expected = f.expected[scale]
             if v is None and not why and expected is not None:
-                problems.append(f"{f.id}: expected {expected} at the {scale} scale, but no claim of "
+                problems.append(f"{f.id}: expected {_cell(expected)} at the {scale} scale, but no claim of "
                                 f"{chapter} is its evidence ({list(f.evidence)})")
-            elif v is not None and v != expected:
-                problems.append(f"{f.id}: verdict {v} at the {scale} scale, the registry expects {expected}: "
-                                f"{_fmt_rows(rows[f.id])}")
+            elif v is not None and v not in allowed(f, scale):
+                problems.append(f"{f.id}: verdict {v} at the {scale} scale, the registry expects "
+                                f"{_cell(expected)}: {_fmt_rows(rows[f.id])}")
     return verdicts, problems
+
+
+def allowed(f: Finding, scale: str) -> tuple[str, ...]:
+    """The verdicts the registry accepts for ``f`` at ``scale``: one, or (where the scale's ensemble
+    is too small to decide the same way on every CPU) a decided verdict and ``inconclusive``."""
+    v = f.expected.get(scale)
+    return tuple(v) if isinstance(v, list) else () if v is None else (v,)
 
 
 def counts(findings: Sequence[Finding], verdicts: Mapping[str, str | None]) -> dict[str, int]:
@@ -199,7 +213,9 @@ def counts(findings: Sequence[Finding], verdicts: Mapping[str, str | None]) -> d
 _NOT_RUN = "—"
 
 
-def _cell(v: str | None) -> str:
+def _cell(v: str | list[str] | None) -> str:
+    if isinstance(v, list):
+        return " or ".join(v)
     return _NOT_RUN if v is None else ("**failed**" if v == "failed" else v)
 
 
@@ -225,7 +241,7 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
               "|---|---|---|---|---|"]
     for f in sorted(findings, key=lambda f: (f.kind == "control", f.chapter, f.id)):
         got = verdicts.get(f.id)
-        mark = "" if got is None or got == f.expected.get(scale) else " ≠ expected"
+        mark = "" if got is None or got in allowed(f, scale) else " ≠ expected"
         name = f.id + {"ours": " (ours)", "control": " (control)"}.get(f.kind, "")
         why = f" — *{f.why_scale}*" if f.why_scale else ""
         expected = " · ".join(_cell(f.expected[s]) for s in SCALES)

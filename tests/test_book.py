@@ -75,7 +75,7 @@ def test_hash_depends_on_scale():
     assert book.content_hash("heat", "ci") != book.content_hash("heat", "default")
 
 
-def test_a_moved_expected_verdict_fails_the_build(tmp_path, monkeypatch):
+def test_a_moved_expected_verdict_fails_the_build(tmp_path, monkeypatch, capsys):
     """The registry decides: with one finding's expected verdict changed, the driver exits non-zero
     naming the finding and both verdicts; with the registry as it is, the same call passes."""
     import yaml
@@ -90,6 +90,8 @@ def test_a_moved_expected_verdict_fails_the_build(tmp_path, monkeypatch):
     moved = tmp_path / "findings.yml"
     moved.write_text(yaml.safe_dump(raw, allow_unicode=True))
     monkeypatch.setattr(registry, "REGISTRY", moved)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         book.main(["execute", "--params", "ci", "--chapter", "heat"])
-    assert f"{entry['id']}: verdict {was} at the ci scale, the registry expects refuted" in str(e.value)
+    assert e.value.code == book.cli.REGISTRY_DISAGREES
+    assert f"{entry['id']}: verdict {was} at the ci scale, the registry expects refuted" in capsys.readouterr().err

@@ -63,7 +63,8 @@ def test_the_verdict_comes_from_the_rows() -> None:
     assert findings.verdict_of(f, [_row("a1"), _row("a2")]) == ("reproduced", "")
     assert findings.verdict_of(f, [_row("a1"), _row("a2", ok=False)]) == ("failed", "")
     assert findings.verdict_of(f, []) == (None, "")
-    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "inconclusive")])
+    assert findings.verdict_of(f, [_row("a1"), _row("a2", "inconclusive")]) == ("inconclusive", "")
+    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "refuted")])
     assert v is None and "disagree" in why
     g = dataclasses.replace(f, decided_by=("a1",))
     assert findings.verdict_of(g, [_row("a1"), _row("a2", "inconclusive")]) == ("reproduced", "")
@@ -117,3 +118,18 @@ def test_the_verdict_table_shows_every_scale_and_marks_a_moved_verdict() -> None
            "reproduced ≠ expected ({ref}`rows <scorecard-heat>`) |" in table
     assert "| b (control) |" in table
     assert "| reproduced | 1 |" in table and "1 about the paper or ours, and 1 controls" in table
+
+
+def test_a_scale_too_small_to_decide_may_allow_a_verdict_or_inconclusive(tmp_path: Path) -> None:
+    entry = {**ENTRY, "expected": {"ci": ["reproduced", "inconclusive"], "default": "reproduced", "paper": None},
+             "why_scale": "3 × 3 decides on some CPUs only."}
+    fs = findings.load(_write(tmp_path, entry), ["heat"])
+    assert findings.allowed(fs[0], "ci") == ("reproduced", "inconclusive")
+    for v in ("reproduced", "inconclusive"):
+        assert findings.check(fs, {"heat": {"claims": [_row("threshold", v)]}}, "ci")[1] == []
+    _, problems = findings.check(fs, {"heat": {"claims": [_row("threshold", "refuted")]}}, "ci")
+    assert problems == ["heat-cfl: verdict refuted at the ci scale, the registry expects reproduced or "
+                        "inconclusive: threshold = 0.5 (refuted)"]
+    bad = {**entry, "expected": {"ci": ["reproduced", "refuted"], "default": "reproduced", "paper": None}}
+    with pytest.raises(findings.RegistryError, match="a list names one decided verdict and 'inconclusive'"):
+        findings.load(_write(tmp_path, bad), ["heat"])
