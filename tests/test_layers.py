@@ -1,4 +1,4 @@
-"""The package's import layers: no cycle, and every arrow points down (the layers of the design note, README "The package, in layers").
+"""The package's import layers: no cycle, and every arrow points down (README: "The package, in layers").
 
 Every module of ``instab`` is parsed with :mod:`ast` (nothing is imported) and every ``import``
 of an ``instab`` module becomes an arrow, wherever it stands: at the top, inside a function (the
