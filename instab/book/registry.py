@@ -21,18 +21,24 @@ def registry() -> list[findings.Finding]:
     return findings.load(REGISTRY, sources.chapters())
 
 
+def executed_results(scale: str, chapters: Iterable[str] | None = None, env: str = "native") -> dict[str, dict]:
+    """chapter → its ``results.json``, for the ``chapters`` (default: all) that wrote one at ``scale``
+    whose record vouches for it; a chapter that did not is no evidence."""
+    out = {}
+    for c in chapters if chapters is not None else sources.chapters():
+        folder = sources.out_dir(c, scale, env)
+        f = folder / "results.json"
+        if f.exists() and not sources.damaged(folder, c):
+            out[c] = sources.read_results(f)
+    return out
+
+
 def decide(scale: str, chapters: Iterable[str] | None = None, env: str = "native") -> tuple[
         list[findings.Finding], dict[str, str | None], list[str]]:
-    """(registry, {finding id: verdict}, problems) over the ``chapters`` (default: all) that wrote a
-    ``results.json`` at ``scale``; a chapter that did not is no evidence and is not decided."""
+    """(registry, {finding id: verdict}, problems) over the executed ``chapters`` (default: all) at
+    ``scale`` (:func:`executed_results`)."""
     fs = registry()
-    results = {}
-    for c in chapters if chapters is not None else sources.chapters():
-        out = sources.out_dir(c, scale, env)
-        f = out / "results.json"
-        if f.exists() and not sources.damaged(out, c):
-            results[c] = sources.read_results(f)
-    verdicts, problems = findings.check(fs, results, scale)
+    verdicts, problems = findings.check(fs, executed_results(scale, chapters, env), scale)
     return fs, verdicts, problems
 
 
@@ -40,9 +46,7 @@ def finding_of(scale: str, env: str = "native") -> dict[str, dict[str, str]]:
     """chapter → claim name → the id of the finding it is evidence of (claims no finding names are absent)."""
     fs = registry()
     out: dict[str, dict[str, str]] = {}
-    for c in sources.chapters():
-        f = sources.out_dir(c, scale, env) / "results.json"
-        if f.exists() and not sources.damaged(f.parent, c):
-            rows, _ = findings.assign(fs, c, sources.read_results(f)["claims"])
-            out[c] = {r["name"]: fid for fid, rs in rows.items() for r in rs}
+    for c, res in executed_results(scale, env=env).items():
+        rows, _ = findings.assign(fs, c, res["claims"])
+        out[c] = {r["name"]: fid for fid, rs in rows.items() for r in rs}
     return out
