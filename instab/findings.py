@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from instab.report import VERDICTS
+from instab.report import VERDICTS, sane
 
 #: The scales a registry entry states a verdict for.
 SCALES = ("ci", "default", "paper")
@@ -139,13 +139,13 @@ def assign(findings: Sequence[Finding], chapter: str, claims: Sequence[Mapping[s
 def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, str]:
     """A finding's verdict from its evidence rows: (verdict, problem).
 
-    ``failed`` if a row did not hold; else the one verdict its deciding rows (``decided_by``, else
-    every row) share, ``inconclusive`` if some decide one way and the others cannot decide; a
+    ``failed`` if a row is not sane (:func:`instab.report.sane`); else the one verdict its deciding
+    rows (``decided_by``, else every row) share, ``inconclusive`` if some decide one way and the others cannot decide; a
     finding whose deciding rows decide different ways is a problem of the registry (split it, or
     say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
     if not rows:
         return None, ""
-    if any(not r["ok"] for r in rows):
+    if any(not sane(r) for r in rows):
         return "failed", ""
     deciding = [r for r in rows if not f.decided_by or f.matches(r["name"], f.decided_by)]
     if not deciding:

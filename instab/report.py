@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -109,10 +110,19 @@ def check_verdict(verdict: str) -> str:
     return verdict
 
 
+#: Verdicts a claim rule names for when its criterion holds; ``refuted`` and ``inconclusive`` are
+#: outcomes only the data give (a criterion that fails, an interval that straddles).
+IF_HOLDS = ("reproduced", "corrected", "extension", "calibration", "fact")
+#: Verdicts whose criterion failing means the machinery, not the paper, is wrong: the claim is not
+#: sane and the chapter fails (a control, or a number set up to match the paper).
+MACHINERY = ("calibration", "fact")
+
+
 @dataclass
 class Claim:
-    """One claim: our number, the paper's (if it reports one), the criterion, whether our statement
-    held (``ok``) and what it says about the paper (``verdict``, one of :data:`VERDICTS`)."""
+    """One claim: our number, the paper's (if it reports one), the criterion, whether it held
+    (``ok``), what that says about the paper (``verdict``, one of :data:`VERDICTS`, decided by the
+    data) and whether the measurement is sane (``sane``: if not, the chapter fails)."""
 
     name: str
     ours: Any
@@ -123,42 +133,72 @@ class Claim:
     interval: Any = None
     #: the label of the figure, table or section that shows the claim (the scorecard links it)
     shown_in: str | None = None
+    sane: bool = True
 
 
-def claim(name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool, verdict: str,
-          interval: Any = None, shown_in: str | None = None) -> Claim:
+def _has_nan(x: Any) -> bool:
+    if isinstance(x, float):
+        return math.isnan(x)
+    if isinstance(x, str):
+        return x == "nan"
+    if isinstance(x, list | tuple):
+        return any(_has_nan(v) for v in x)
+    if isinstance(x, dict):
+        return any(_has_nan(v) for v in x.values())
+    return False
+
+
+def claim(name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool | None, verdict: str,
+          interval: Any = None, shown_in: str | None = None, sane: bool | None = None,
+          if_fails: str = "refuted") -> Claim:
     """A claim, not yet recorded (a study's rule returns it; :meth:`Results.record` records it).
 
-    ``ok`` is the chapter's test of it, ``verdict`` what it says about the paper (:data:`VERDICTS`),
-    ``interval`` an optional interval around ``ours``, ``shown_in`` the label of the figure or
-    section that shows it (a MyST target of the chapter, which the scorecard links).  ``fact`` is
-    for statements true by construction; ``inconclusive`` must pass ``ok=True`` (use :func:`decide`
-    for claims an ensemble decides)."""
-    check_verdict(verdict)
-    if verdict == "inconclusive" and not ok:
-        raise ValueError(f"claim {name!r}: an inconclusive claim cannot fail (ok=True)")
-    return Claim(name, _plain(ours), _plain(paper), criterion, bool(ok), verdict, _plain(interval), shown_in)
+    ``ok`` is the criterion's outcome on the data: ``True`` — the claim's verdict is ``verdict``
+    (what holding means: one of :data:`IF_HOLDS`); ``False`` — it is ``if_fails`` (``refuted``
+    unless the rule states an alternative, e.g. ``corrected``); ``None`` (an ensemble whose
+    interval straddles the criterion) — ``inconclusive``.  The verdict is thus an outcome of the
+    data, never a label: the registry (:mod:`instab.findings`) fixes the expected one and the build
+    fails when they differ.  A claim *fails* — its chapter fails — only when it is not ``sane``:
+    a NaN in ``ours`` or ``interval`` (unless ``sane`` says otherwise), ``sane=False`` (a residual
+    too large, a non-finite number), or a ``fact``/``calibration`` whose criterion does not hold
+    (a control or a set-up that broke).  ``interval`` is an optional interval around ``ours``,
+    ``shown_in`` the label of the figure or section that shows it (a MyST target of the chapter,
+    which the scorecard links)."""
+    if verdict not in IF_HOLDS:
+        raise ValueError(f"claim {name!r}: verdict {verdict!r} names what holding means; choose one of "
+                         f"{list(IF_HOLDS)} ('refuted' and 'inconclusive' are outcomes the data give)")
+    check_verdict(if_fails)
+    if if_fails in ("inconclusive", *MACHINERY) or if_fails == verdict:
+        raise ValueError(f"claim {name!r}: if_fails={if_fails!r} is not allowed; choose 'refuted' or a decided "
+                         f"verdict other than {verdict!r}")
+    ours, interval = _plain(ours), _plain(interval)
+    if sane is None:
+        sane = not (_has_nan(ours) or _has_nan(interval))
+    holds = None if ok is None else bool(ok)  # NumPy's bools too
+    outcome = verdict if holds else "inconclusive" if holds is None else if_fails
+    if verdict in MACHINERY and holds is not True:
+        sane = False
+    return Claim(name, ours, _plain(paper), criterion, holds is not False, outcome, interval, shown_in, bool(sane))
 
 
 def decide(name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str, decision: bool | None,
-           verdict: str, shown_in: str | None = None) -> Claim:
+           verdict: str, shown_in: str | None = None, if_fails: str = "refuted") -> Claim:
     """A claim about a chaotic outcome, decided by an ensemble statistic and its interval:
     ``decision`` True (the interval says it holds: ``verdict``), False (the interval says it fails:
-    the claim fails) or None (the interval straddles the criterion: ``inconclusive``, shown but not
-    failing)."""
-    check_verdict(verdict)
-    return claim(name, ours, paper, criterion=criterion, ok=decision is not False,
-                 verdict=verdict if decision is not None else "inconclusive", interval=interval, shown_in=shown_in)
+    ``if_fails``, by default ``refuted``) or None (the interval straddles the criterion:
+    ``inconclusive``)."""
+    return claim(name, ours, paper, criterion=criterion, ok=decision, verdict=verdict, interval=interval,
+                 shown_in=shown_in, if_fails=if_fails)
 
 
 def judge(name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str, holds: bool | None,
-          sane: bool, shown_in: str | None = None) -> Claim:
-    """A claim whose verdict the data decide (no outcome is expected in advance): the paper's
-    statement ``reproduced`` if ``holds``, ``refuted`` if it fails, ``inconclusive`` if the interval
-    cannot say.  The claim fails only if the measurement is not ``sane`` (e.g. not finite)."""
-    verdict = {True: "reproduced", False: "refuted", None: "inconclusive"}[holds]
-    return claim(name, ours, paper, criterion=criterion, ok=bool(sane), verdict=verdict, interval=interval,
-                 shown_in=shown_in)
+          sane: bool, shown_in: str | None = None, if_holds: str = "reproduced", if_fails: str = "refuted") -> Claim:
+    """A claim whose verdict the data decide and whose measurement has its own sanity test: the
+    paper's statement ``if_holds`` (``reproduced``) if ``holds``, ``if_fails`` (``refuted``) if it
+    fails, ``inconclusive`` if the interval cannot say.  The claim fails only if the measurement is
+    not ``sane`` (e.g. not finite)."""
+    return claim(name, ours, paper, criterion=criterion, ok=holds, verdict=if_holds, interval=interval,
+                 shown_in=shown_in, sane=bool(sane), if_fails=if_fails)
 
 
 @dataclass
@@ -178,27 +218,6 @@ class Results:
                 raise ValueError(f"claim {c.name!r} is recorded twice")
             self.claims.append(c)
 
-    def claim(self, name: str, ours: Any, paper: Any = None, *, criterion: str = "", ok: bool,
-              verdict: str, interval: Any = None, shown_in: str | None = None) -> None:
-        """Record a claim (see :func:`claim`)."""
-        self.record(claim(name, ours, paper, criterion=criterion, ok=ok, verdict=verdict, interval=interval,
-                          shown_in=shown_in))
-
-    def decide(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
-               decision: bool | None, verdict: str, shown_in: str | None = None) -> bool | None:
-        """Record a claim decided by an ensemble (see :func:`decide`).  Returns ``decision``."""
-        self.record(decide(name, ours, interval, paper, criterion=criterion, decision=decision, verdict=verdict,
-                           shown_in=shown_in))
-        return decision
-
-    def judge(self, name: str, ours: Any, interval: Any, paper: Any = None, *, criterion: str,
-              holds: bool | None, sane: bool, shown_in: str | None = None) -> str:
-        """Record a claim whose verdict the data decide (see :func:`judge`); ``make robust`` fails if
-        the verdict changes with the floating-point environment.  Returns the verdict."""
-        c = judge(name, ours, interval, paper, criterion=criterion, holds=holds, sane=sane, shown_in=shown_in)
-        self.record(c)
-        return c.verdict
-
     def value(self, name: str, value: Any) -> None:
         """Record a number that is reported but not itself a pass/fail claim."""
         self.values[name] = _plain(value)
@@ -208,7 +227,7 @@ class Results:
         rows = [("claim", "ours", "interval", "paper", "criterion", "verdict", "holds")]
         for c in self.claims:
             rows.append((c.name, _fmt(c.ours), _fmt(c.interval), _fmt(c.paper), c.criterion, c.verdict,
-                         "yes" if c.ok else "NO"))
+                         "NOT SANE" if not c.sane else "yes" if c.ok else "no"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
@@ -221,9 +240,9 @@ class Results:
                                           "environment": environment(),
                                           "claims": [asdict(c) for c in self.claims],
                                           "values": self.values}, indent=1))
-        failed = [c for c in self.claims if not c.ok]
+        failed = [c for c in self.claims if not c.sane]
         if failed:
-            raise AssertionError("claims not reproduced: " + "; ".join(
+            raise AssertionError("claims whose measurement is not sane (or a control that broke): " + "; ".join(
                 f"{c.name}: ours={_fmt(c.ours)} paper={_fmt(c.paper)} ({c.criterion})" for c in failed))
 
 
@@ -238,10 +257,17 @@ def _fmt(x: Any) -> str:
 
 
 def counts(claims: list[dict[str, Any]]) -> dict[str, int]:
-    """Claims per verdict (every verdict listed, zeros included), and ``failed``: claims that did not hold."""
+    """Claims per verdict (every verdict listed, zeros included), and ``failed``: claims that are not
+    sane (results written before claims had ``sane``: that did not hold)."""
     out = {v: sum(c.get("verdict") == v for c in claims) for v in VERDICTS}
-    out["failed"] = sum(not c["ok"] for c in claims)
+    out["failed"] = sum(not sane(c) for c in claims)
     return out
+
+
+def sane(c: Mapping[str, Any]) -> bool:
+    """Whether a recorded claim (a ``results.json`` row) is sane; rows written before claims had
+    ``sane`` failed exactly when they did not hold."""
+    return bool(c.get("sane", c["ok"]))
 
 
 def describe_environment(env: dict[str, Any]) -> str:
@@ -266,13 +292,14 @@ def scorecard(results_files: list[Path], finding_of: dict[str, dict[str, str]] |
     lines = [f"Executed under: {e}." for e in sorted(envs)] + [""]
     lines += ["| verdict | claims | meaning |", "|---|---|---|"]
     lines += [f"| {v} | {total[v]} | {VERDICTS[v]} |" for v in VERDICTS]
-    lines += [f"| **did not hold** | {total['failed']} | the chapter's test of the claim failed |", ""]
+    lines += [f"| **failed** | {total['failed']} | the measurement is not sane, or a control broke: the chapter "
+              "fails |", ""]
     for d in data:
         c_of = counts(d["claims"])
         summary = ", ".join(f"{c_of[v]} {v}" for v in VERDICTS if c_of[v])
         owner = (finding_of or {}).get(d["chapter"], {})
         lines += [f"(scorecard-{d['chapter']})=", f"### {{doc}}`{d['chapter']}`", "",
-                  f"{summary}; {c_of['failed']} did not hold.", "",
+                  f"{summary}; {c_of['failed']} failed.", "",
                   "| claim (→ its finding) | ours | interval | paper | criterion | verdict | holds |",
                   "|---|---|---|---|---|---|---|"]
         for v in VERDICTS:
@@ -281,7 +308,7 @@ def scorecard(results_files: list[Path], finding_of: dict[str, dict[str, str]] |
                 name = c["name"] + (f" ({{numref}}`{label}`)" if label else "")
                 finding = f" → *{owner[c['name']]}*" if c["name"] in owner else ""
                 cells = [name + finding, _fmt(c["ours"]), _fmt(c.get("interval")), _fmt(c["paper"]), c["criterion"],
-                         v, "yes" if c["ok"] else "**NO**"]
+                         v, "**not sane**" if not sane(c) else "yes" if c["ok"] else "no"]
                 lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
         lines.append("")
     return "\n".join(lines)

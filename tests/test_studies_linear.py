@@ -65,7 +65,7 @@ def test_bisection_claim_without_and_with_the_papers_bound():
 def test_measurement_claim():
     assert study.measurement_claim("m", 104.0, 100.0, shown_in="s").ok
     c = study.measurement_claim("m", 106.0, 100.0, shown_in="s")
-    assert (c.ok, c.verdict, c.criterion) == (False, "reproduced", "within 5%")
+    assert (c.ok, c.verdict, c.criterion) == (False, "refuted", "within 5%")
     c = study.measurement_claim("m", 100.0, 100.0, shown_in="s", verdict="fact", criterion="by construction")
     assert (c.ok, c.verdict, c.criterion) == (True, "fact", "by construction")
 
@@ -114,13 +114,13 @@ def test_table2_claims_at_the_papers_windows():
     assert claims["Table 2 w=16: exact alpha_min vs paper's measurement"].verdict == "refuted"
     assert claims["Table 2 w=32: exact alpha_min vs paper's measurement"].verdict == "reproduced"
     table = claims["Table 2: exact alpha_min within the printed precision at every window"]
-    assert (table.verdict, table.ok) == ("refuted", True)
+    assert (table.verdict, table.ok, table.sane) == ("refuted", False, True)
     assert table.ours == pytest.approx(3.8e6 / exact[16] - 1)
     # a nontrivial upper bound (λ_min(M) > 0) is compared within 5%: evidence, and it can fail
     rows[0] = study.Row(16, (1e6, 4 * exact[16]), AlphaBounds(exact[16], 1.8e8), AlphaBounds(exact[16], 1.8e8))
     claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
     mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
-    assert (mx.verdict, mx.ok, mx.criterion) == ("reproduced", False, "within 5%")
+    assert (mx.verdict, mx.ok, mx.criterion) == ("refuted", False, "within 5%")
 
 
 def test_precision_claims_both_outcomes():
@@ -131,7 +131,7 @@ def test_precision_claims_both_outcomes():
     assert hold[0].criterion == "|paper − exact| ≤ 5e+05 (half its last printed digit, ±3.8%)"
     fail = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.9e7}, {32: 5e5, 64: 5e5},
                                   shown_in="s")
-    assert [c.verdict for c in fail] == ["reproduced", "refuted", "refuted"] and all(c.ok for c in fail)
+    assert [c.verdict for c in fail] == ["reproduced", "refuted", "refuted"] and all(c.sane for c in fail)
     assert fail[-1].ours == pytest.approx(3.9e7 / 3.814e7 - 1)
     assert study.precision_text(fail) == "w = 32: +0.3% (reproduced), w = 64: +2.3% (refuted)"
     assert study.precision_text([]) == "(not at the paper's setting)"
@@ -143,7 +143,7 @@ def test_window_claims():
     f = study.Fourier(AlphaBounds(100.0, 2.0), np.zeros((2, 2)))
     p = study.Params(image_size=32, window_sizes=[1, 16])
     fact, valid = study.window_claims(np.array([10.0, 40.0]), f, p)
-    assert (fact.ok, fact.verdict, valid.ok, valid.verdict) == (True, "fact", True, "refuted")
+    assert (fact.ok, fact.verdict, valid.ok, valid.verdict, valid.sane) == (True, "fact", False, "refuted", True)
     assert valid.name == "windowed α_min (valid correlation) approaches (13) as the window grows"
     assert valid.criterion.startswith("valid correlation, checkerboard 32², w ≤ 16")
     # the data decide: within 5% of (13) reproduced, between ½ and 95% inconclusive
@@ -191,7 +191,7 @@ def test_continuum_claims_both_outcomes():
     assert study.continuum_claims(_continuum([0.40, 0.50, 0.51]), p)[0].verdict == "refuted"
     assert study.continuum_claims(_continuum([0.40, 0.50, 0.45]), p)[0].verdict == "refuted"
     assert study.continuum_claims(_continuum([0.40, 0.60, 0.80]), p)[0].verdict == "inconclusive"
-    assert not study.continuum_claims(_continuum([0.4, 0.5, float("nan")]), p)[0].ok
+    assert not study.continuum_claims(_continuum([0.4, 0.5, float("nan")]), p)[0].sane
     cont = _continuum([0.46, 0.92, 0.977], [0.47, 0.92, 0.975])
     assert cont.size_spread == pytest.approx(0.01) and cont.windows(16) == [16, 32, 64]
     assert cont.lines()[2].startswith("  16 |    0.4600")

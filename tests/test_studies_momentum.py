@@ -52,7 +52,7 @@ def test_table6_claims_hold():
                             "Table 6 w=32: exact alpha_min vs paper's measurement",
                             "Table 6: exact alpha_min within the printed precision at every window"]
     assert names[-1] == "paper's measured α_max is closer to our exact bound than to (60)"
-    assert all(c.ok for c in claims)
+    assert all(c.sane for c in claims) and all(c.ok == (c.verdict != "refuted") for c in claims)
     by_name = {c.name: c for c in claims}
     assert by_name["Table 6 w=16: bisection alpha_min = exact"].verdict == "extension"
     assert by_name["Table 6 w=16: bisection alpha_max = exact"].verdict == "corrected"

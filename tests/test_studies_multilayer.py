@@ -89,7 +89,7 @@ def test_edge_claims():
     # the 5% guess, decided by the data: holds → extension, fails (at α = 10 λ₀) → refuted
     assert guess.name == "mlp: α ≥ 10λ₀ ⇒ Δt* within 5% of 2/(α+λ₀) (first guess)" and guess.verdict == "extension"
     guess = study.edge_claims(edge([0.08, 0.01], [0.1, 0.001]), p)[2]
-    assert (guess.ok, guess.verdict) == (True, "refuted")
+    assert (guess.ok, guess.verdict, guess.sane) == (False, "refuted", True)
     assert study.edge_claims(edge([-0.06, 0.01], [0.1, 0.001]), p)[2].verdict == "refuted"
     # the floor and the ceiling fail when a cell (the α = 10 λ₀ one included) breaks them
     floor, ceiling, _ = study.edge_claims(edge([0.0], [0.1], floor=(1.0, 0.9), ceiling=(0.5, 1.2)), p)

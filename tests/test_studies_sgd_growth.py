@@ -111,14 +111,14 @@ def test_restraint_rules():
     stops, bounded, contained = study.restraint_claims(_held([0.6, 0.7, 0.8], [0.01, 0.02, 0.03]), 0.5)
     assert stops.ok and stops.verdict == "extension" and bounded.ok and bounded.verdict == "extension"
     # beyond the paper (constant lr): not contained is our extension, never a failure of the chapter
-    assert contained.ok and contained.verdict == "extension" and contained.interval == [0.6, 0.8]
+    assert contained.sane and contained.verdict == "extension" and contained.interval == [0.6, 0.8]
     stops, bounded, contained = study.restraint_claims(_held([0.1, 0.2, 0.1], [0.5, 0.6, 0.7], False), 0.5)
     assert not stops.ok and not bounded.ok
     # contained at a constant lr: the paper's containment holds even without the decay (not a failure)
     assert contained.ok and contained.verdict == "reproduced"
     *_, mixed = study.restraint_claims(_held([0.1, 0.7, 0.8], [0.01, 0.02, 0.03]), 0.5)
     assert mixed.ok and mixed.verdict == "inconclusive"
-    assert not study.containment_claim(_held([0.6, float("nan"), 0.8], [0.01] * 3), 0.5).ok
+    assert not study.containment_claim(_held([0.6, float("nan"), 0.8], [0.01] * 3), 0.5).sane
     assert "not contained" in study.containment_verdict(_held([0.6, 0.7, 0.8], [0.01] * 3), 0.5)
     assert "inconclusive" in study.containment_verdict(_held([0.1, 0.7, 0.8], [0.01] * 3), 0.5)
 

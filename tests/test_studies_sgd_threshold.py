@@ -103,10 +103,10 @@ def test_kinked_sweeps_are_decided_by_their_data():
                             (["mixed", "attenuated", "amplified", "amplified"], "inconclusive")):
         smooth, relu = study.threshold_claims({**_stats(ok), **_stats(status, "MLP, ReLU")})
         assert smooth.name.startswith("Fig. 2 right (Swish)") and smooth.verdict == "reproduced"
-        assert relu.name.startswith("Fig. 2 right (MLP, ReLU)") and (relu.ok, relu.verdict) == (True, verdict)
+        assert relu.name.startswith("Fig. 2 right (MLP, ReLU)") and (relu.ok, relu.verdict) == (verdict != "refuted", verdict)
     bad = _stats(ok, "MLP, ReLU")
     bad["MLP, ReLU"]["amplification"][0, 0] = math.nan
-    assert not study.threshold_claims({**_stats(ok), **bad})[1].ok  # not a measurement
+    assert not study.threshold_claims({**_stats(ok), **bad})[1].sane  # not a measurement
     words = study.kinked_verdicts({**_stats(ok), **_stats(["mixed"] * 4, "MLP, ReLU")})
     assert words == "MLP, ReLU: undecided at an end of the sweep (inconclusive)."
 
@@ -130,7 +130,7 @@ def test_stability_rule_is_decided_by_the_data():
     assert inside.ok and inside.verdict == "reproduced" and inside.interval[0] < 0.065 < inside.interval[1]
     outside = _limit([3.0, 3.3, 3.6, 3.1])  # η* ≈ 1.2
     c = study.stability_claims(outside, 4.0)[0]
-    assert c.ok and c.verdict == "refuted" and "wholly outside" in study.stability_verdict(outside, 4.0)
+    assert c.sane and c.verdict == "refuted" and "wholly outside" in study.stability_verdict(outside, 4.0)
     straddle = _limit([38, 40, 36, 41], bracket=(0.05, 0.1))  # η* ≈ 0.097, its interval reaches past 0.1
     assert study.stability_claims(straddle, 4.0)[0].verdict == "reproduced"
     coarse = study.stability_claims(_limit([50, 55, 60, 58], bracket=(0.01, 0.1)), 4.0)[0]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 
+from instab import report
 from instab.book import console, plan, sources
 from instab.book.console import say, visible
 
@@ -318,7 +319,7 @@ def failures(chapters_: list[str], scale: str, env: str = "native") -> str:
         if not res.exists():
             lines.append(f"  {c}: stopped before writing results.json (see its notebook)")
             continue
-        bad = [cl["name"] for cl in json.loads(res.read_text())["claims"] if not cl["ok"]]
-        lines.append(f"  {c}: " + ("; ".join(f"claim failed: {b}" for b in bad) if bad
+        bad = [cl["name"] for cl in json.loads(res.read_text())["claims"] if not report.sane(cl)]
+        lines.append(f"  {c}: " + ("; ".join(f"claim not sane: {b}" for b in bad) if bad
                                     else "a cell failed after its claims (see its notebook)"))
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from instab import findings
+from instab import findings, report
 from instab.book import console, registry, sources
 from instab.book.console import say
 
@@ -35,7 +35,7 @@ def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
             if not res.exists():
                 continue
             for cl in json.loads(res.read_text())["claims"]:
-                table.setdefault((c, cl["name"]), {})[env] = (cl.get("verdict", "?"), bool(cl["ok"]))
+                table.setdefault((c, cl["name"]), {})[env] = (cl.get("verdict", "?"), report.sane(cl))
     cols = ["native", *envs]
     problems: list[str] = []
     tolerated: list[str] = []
@@ -47,7 +47,7 @@ def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
         cells = []
         for e in cols:
             v = row.get(e)
-            cells.append(f"{'—' if v is None else v[0] + ('' if v[1] else ' NO'):>15s}")
+            cells.append(f"{'—' if v is None else v[0] + ('' if v[1] else ' NOT SANE'):>15s}")
         label = f"{c}: {n}"
         print(f"{label[:width]:{width}s}  " + "  ".join(cells))
         verdicts = {row[e][0] if e in row else None for e in cols}

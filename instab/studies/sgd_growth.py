@@ -285,10 +285,6 @@ def restraint_claims(held: Mapping[str, Any], plateau_limit: float,
     ]
 
 
-#: The containment's verdict by the ensemble's decision (True: every member contained).
-CONTAINMENT_VERDICT = {True: "reproduced", False: "extension", None: "inconclusive"}
-
-
 def containment(held: Mapping[str, Any], plateau_limit: float) -> bool | None:
     """Is RelL1 contained at a constant lr?  True when every member ends below ``plateau_limit``,
     False when every member ends at or above it, None when the ensemble straddles it."""
@@ -310,7 +306,8 @@ def containment_claim(held: Mapping[str, Any], plateau_limit: float,
                  criterion=(f"the data decide: every member ends < {plateau_limit} → contained (reproduced "
                             "without the decay); every member ≥ it → not contained (extension); "
                             "straddling → inconclusive"),
-                 ok=bool(np.all(np.isfinite(plateaus))), verdict=CONTAINMENT_VERDICT[d], shown_in=shown_in)
+                 ok=d, verdict="reproduced", if_fails="extension", sane=bool(np.all(np.isfinite(plateaus))),
+                 shown_in=shown_in)
 
 
 def containment_verdict(held: Mapping[str, Any], plateau_limit: float) -> str:
