@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from instab import paths
 from instab.report import VERDICTS, sane
 
 #: The scales a registry entry states a verdict for.
@@ -48,6 +51,9 @@ class Finding:
     decided_by: tuple[str, ...] = ()
     #: why the expected verdict differs between scales (required when it does)
     why_scale: str = ""
+    #: the criterion's tolerance(s), fixed here before the run and read by the chapter's rule
+    #: (:func:`tolerance`): a number, or named numbers
+    tolerance: float | Mapping[str, float] | None = None
 
     def matches(self, claim_name: str, patterns: Sequence[str] | None = None) -> bool:
         """Whether ``claim_name`` is one of ``patterns`` (default: the evidence): an exact name, or a
@@ -84,7 +90,7 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
         missing = [k for k in required if k not in e]
         if missing:
             raise RegistryError(f"{where}: missing {missing}")
-        allowed = {*required, "decided_by", "why_scale"}
+        allowed = {*required, "decided_by", "why_scale", "tolerance"}
         if set(e) - allowed:
             raise RegistryError(f"{where}: unknown field(s) {sorted(set(e) - allowed)}; allowed {sorted(allowed)}")
         if e["kind"] not in KINDS:
@@ -109,13 +115,48 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
         evidence = e["evidence"]
         if not isinstance(evidence, list) or not evidence or not all(isinstance(x, str) for x in evidence):
             raise RegistryError(f"{where}: evidence must be a non-empty list of claim names or prefixes ('name*')")
+        tol = e.get("tolerance")
+        values = list(tol.values()) if isinstance(tol, dict) else [tol]
+        if tol is not None and not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
+                                       for v in values):
+            raise RegistryError(f"{where}: tolerance={tol!r} must be a positive finite number or a mapping of "
+                                f"names to such numbers")
         f = Finding(str(e["id"]), e["chapter"], e["kind"], str(e["section"]), str(e["quote"]).strip(),
                     str(e["criterion"]).strip(), tuple(evidence), dict(exp), tuple(e.get("decided_by") or ()),
-                    str(e.get("why_scale") or "").strip())
+                    str(e.get("why_scale") or "").strip(), dict(tol) if isinstance(tol, dict) else tol)
         if any(g.id == f.id for g in out):
             raise RegistryError(f"{where}: id {f.id!r} is used twice")
         out.append(f)
     return out
+
+
+@functools.cache
+def _tolerances(path: Path, mtime_ns: int) -> dict[str, float | Mapping[str, float] | None]:
+    return {f.id: f.tolerance for f in load(path)}
+
+
+def tolerances(path: str | Path | None = None) -> dict[str, float | Mapping[str, float] | None]:
+    """Every finding's tolerance: {id: number, mapping or None}, from the registry at ``path``
+    (default :data:`instab.paths.REGISTRY`), re-read when the file changes."""
+    p = Path(path if path is not None else paths.REGISTRY).resolve()
+    return _tolerances(p, p.stat().st_mtime_ns)
+
+
+def tolerance(finding: str, key: str | None = None, path: str | Path | None = None) -> float:
+    """The tolerance the registry fixes for ``finding``'s criterion (``key``: one of its named
+    tolerances).  A chapter's claim rule reads it here, so that changing it in the registry — not in
+    the code — changes the verdict, and a verdict the registry does not expect fails the build."""
+    every = tolerances(path)
+    if finding not in every:
+        raise KeyError(f"finding {finding!r} is not in the registry {path or paths.REGISTRY}")
+    tol = every[finding]
+    if isinstance(tol, Mapping):
+        if key is None or key not in tol:
+            raise KeyError(f"finding {finding!r}: tolerance {key!r} is not registered; it has {sorted(tol)}")
+        return float(tol[key])
+    if tol is None or key is not None:
+        raise KeyError(f"finding {finding!r} registers " + ("no tolerance" if tol is None else "one unnamed tolerance"))
+    return float(tol)
 
 
 def assign(findings: Sequence[Finding], chapter: str, claims: Sequence[Mapping[str, Any]]) -> tuple[

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "instab"
 #: The locked environment: every dependency pinned with its hashes (``make lock`` writes it).
 LOCK = ROOT / "requirements" / "lock.txt"
+#: The findings registry: each finding's criterion, tolerance and expected verdicts (``instab.findings``).
+REGISTRY = ROOT / "book" / "findings.yml"
 
 
 def data_root() -> Path:

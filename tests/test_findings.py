@@ -133,3 +133,67 @@ def test_a_scale_too_small_to_decide_may_allow_a_verdict_or_inconclusive(tmp_pat
     bad = {**entry, "expected": {"ci": ["reproduced", "refuted"], "default": "reproduced", "paper": None}}
     with pytest.raises(findings.RegistryError, match="a list names one decided verdict and 'inconclusive'"):
         findings.load(_write(tmp_path, bad), ["heat"])
+
+
+def _registry_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fid: str, **change: object) -> Path:
+    """A copy of the book's registry with one finding changed, made the registry the code reads."""
+    from instab import paths
+
+    raw = yaml.safe_load(paths.REGISTRY.read_text())
+    (entry,) = [e for e in raw["findings"] if e["id"] == fid]
+    entry.update(change)
+    p = tmp_path / "findings.yml"
+    p.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False))
+    monkeypatch.setattr(paths, "REGISTRY", p)
+    return p
+
+
+def test_a_rule_reads_its_tolerance_from_the_registry_and_a_changed_one_fails_the_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tighten heat-cfl-threshold's tolerance below what the data show: the chapter's rule now
+    refutes, and the check names the finding until the registry or the data are reviewed."""
+    from instab import paths
+    from instab.studies import heat
+
+    book = findings.load(paths.REGISTRY)
+    measured = heat.Threshold(0.503, 0.5, 0.5)
+    assert findings.tolerance("heat-cfl-threshold") == 0.01
+    rows = [dataclasses.asdict(heat.threshold_claim(measured))]
+    assert rows[0]["verdict"] == "reproduced" and rows[0]["criterion"] == "within 1% of 1/2"
+    verdict = findings.verdict_of(next(f for f in book if f.id == "heat-cfl-threshold"), rows)
+    assert verdict == ("reproduced", "")
+    _registry_with(tmp_path, monkeypatch, "heat-cfl-threshold", tolerance=0.001)
+    assert findings.tolerance("heat-cfl-threshold") == 0.001
+    tight = dataclasses.asdict(heat.threshold_claim(measured))
+    assert (tight["verdict"], tight["criterion"]) == ("refuted", "within 0.1% of 1/2")
+    fs = findings.load(paths.REGISTRY)
+    _, problems = findings.check(fs, {"heat": {"claims": [tight]}}, "ci")
+    assert any(p.startswith("heat-cfl-threshold: verdict refuted at the ci scale, the registry expects reproduced")
+               for p in problems)
+
+
+def test_a_changed_tolerance_re_executes_the_chapter_a_changed_expectation_only_re_checks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instab.book import sources
+
+    before = sources.content_hash("heat", "ci")
+    _registry_with(tmp_path, monkeypatch, "heat-cfl-threshold",
+                   expected={"ci": "refuted", "default": "refuted", "paper": None})
+    assert sources.content_hash("heat", "ci") == before  # the build re-checks the verdict, no re-run
+    _registry_with(tmp_path, monkeypatch, "heat-cfl-threshold", tolerance=0.02)
+    assert sources.content_hash("heat", "ci") != before
+    assert sources.content_hash("linear", "ci") == sources.content_hash("linear", "ci")
+
+
+def test_tolerances_are_checked_and_named(tmp_path: Path) -> None:
+    for bad in (0, -1, float("inf"), "1%", {"a": 0}, True):
+        with pytest.raises(findings.RegistryError, match="tolerance"):
+            findings.load(_write(tmp_path, {**ENTRY, "tolerance": bad}))
+    p = _write(tmp_path, {**ENTRY, "tolerance": {"near": 0.01}}, {**ENTRY, "id": "other"})
+    assert findings.tolerance("heat-cfl", "near", path=p) == 0.01
+    with pytest.raises(KeyError, match="'far'.*near"):
+        findings.tolerance("heat-cfl", "far", path=p)
+    with pytest.raises(KeyError, match="no tolerance"):
+        findings.tolerance("other", path=p)
+    with pytest.raises(KeyError, match="not in the registry"):
+        findings.tolerance("missing", path=p)

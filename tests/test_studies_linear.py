@@ -35,38 +35,44 @@ def test_outcome_of_runs():
     assert not study.outcome(_run([1.0, 0.7], [1.0, 0.5])).converged
 
 
+#: Registered findings whose tolerances the shared rules read (bisection alone: 1%; against a
+#: paper formula: within 1%, apart 2%; a measurement: 5%).
+F, U, M = "linear-bisection-finds-exact-bounds", "momentum-nesterov-upper-bound", "momentum-table6-measured-alpha-max"
+
+
 def test_calibration_claims():
     hold = study.calibration_claims(AlphaBounds(1.074e9, 2e8), "Table 2 theory", "table2_linear.theory",
-                                    formula="(13)", shown_in="sec-linear-fourier")
+                                    formula="(13)", shown_in="sec-linear-fourier",
+                                    finding="linear-fourier-bounds-13")
     assert [c.name for c in hold] == ["Table 2 theory alpha_min (13)", "Table 2 theory alpha_max (13)"]
     assert all(c.ok and c.verdict == "calibration" for c in hold)
     assert hold[0].criterion == "formula (13), unnormalised DFT: a check of the convention, within 1%"
     fail = study.calibration_claims(AlphaBounds(1.3e9, 2e8), "Table 2 theory", "table2_linear.theory",
-                                    formula="(13)", shown_in="x")
-    assert [c.ok for c in fail] == [False, True]
+                                    formula="(13)", shown_in="x", finding="linear-fourier-bounds-13")
+    assert [(c.ok, c.sane) for c in fail] == [(False, False), (True, True)]  # a broken calibration fails
     f = study.Fourier(AlphaBounds(1.074e9, 2e8), np.zeros((2, 2)))
     assert len(study.fourier_claims(f, P)) == 2 and study.fourier_claims(f, CI) == []
 
 
 def test_bisection_claim_without_and_with_the_papers_bound():
-    c = study.bisection_claim("b", 100.5, 100.0, shown_in="s")
+    c = study.bisection_claim("b", 100.5, 100.0, shown_in="s", finding=F)
     assert (c.ok, c.verdict, c.criterion, c.shown_in) == (True, "extension", "within 1%", "s")
-    assert not study.bisection_claim("b", 102.0, 100.0, shown_in="s").ok
+    assert not study.bisection_claim("b", 102.0, 100.0, shown_in="s", finding=F).ok
     # the paper's bound apart from the exact one: the run decides (corrected)
-    c = study.bisection_claim("b", 100.5, 100.0, 90.0, shown_in="s")
+    c = study.bisection_claim("b", 100.5, 100.0, 90.0, shown_in="s", finding=U)
     assert (c.ok, c.verdict, c.criterion) == (True, "corrected", "within 1%, > 1% from (60)")
-    assert not study.bisection_claim("b", 95.0, 100.0, 90.0, shown_in="s").ok
+    assert not study.bisection_claim("b", 95.0, 100.0, 90.0, shown_in="s", finding=U).ok
     # the paper's bound agrees with the exact one: reproduced
-    c = study.bisection_claim("b", 100.5, 100.0, 101.0, shown_in="s")
+    c = study.bisection_claim("b", 100.5, 100.0, 101.0, shown_in="s", finding=U)
     assert (c.ok, c.verdict, c.criterion) == (True, "reproduced", "within 1%")
-    assert not study.bisection_claim("b", 103.0, 100.0, 101.0, shown_in="s").ok
+    assert not study.bisection_claim("b", 103.0, 100.0, 101.0, shown_in="s", finding=U).ok
 
 
 def test_measurement_claim():
-    assert study.measurement_claim("m", 104.0, 100.0, shown_in="s").ok
-    c = study.measurement_claim("m", 106.0, 100.0, shown_in="s")
+    assert study.measurement_claim("m", 104.0, 100.0, shown_in="s", finding=M).ok
+    c = study.measurement_claim("m", 106.0, 100.0, shown_in="s", finding=M)
     assert (c.ok, c.verdict, c.criterion) == (False, "refuted", "within 5%")
-    c = study.measurement_claim("m", 100.0, 100.0, shown_in="s", verdict="fact", criterion="by construction")
+    c = study.measurement_claim("m", 100.0, 100.0, shown_in="s", finding=M, verdict="fact", criterion="by construction")
     assert (c.ok, c.verdict, c.criterion) == (True, "fact", "by construction")
 
 

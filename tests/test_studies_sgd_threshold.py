@@ -103,7 +103,8 @@ def test_kinked_sweeps_are_decided_by_their_data():
                             (["mixed", "attenuated", "amplified", "amplified"], "inconclusive")):
         smooth, relu = study.threshold_claims({**_stats(ok), **_stats(status, "MLP, ReLU")})
         assert smooth.name.startswith("Fig. 2 right (Swish)") and smooth.verdict == "reproduced"
-        assert relu.name.startswith("Fig. 2 right (MLP, ReLU)") and (relu.ok, relu.verdict) == (verdict != "refuted", verdict)
+        assert relu.name.startswith("Fig. 2 right (MLP, ReLU)")
+        assert (relu.ok, relu.verdict) == (verdict != "refuted", verdict)
     bad = _stats(ok, "MLP, ReLU")
     bad["MLP, ReLU"]["amplification"][0, 0] = math.nan
     assert not study.threshold_claims({**_stats(ok), **bad})[1].sane  # not a measurement

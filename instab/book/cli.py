@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n\n".join(plans) if plans else f"no chapter among {todo} has a dry run")
         return
     if a.action == "robust":
-        robustness.robust(a.params, envs or [e for e in ENVIRONMENTS if e != "native"], a.jobs, force=a.force)
+        robustness.robust(a.params, envs or [e for e in ENVIRONMENTS if e != "native"], a.jobs, force=a.force,
+                          chapters=a.chapter or None)
         return
     if len(envs) > 1 or (envs and envs[0] != "native" and a.action != "execute"):
         ap.error(f"--env {envs} is not allowed with {a.action!r}: only 'execute' takes one non-native environment")

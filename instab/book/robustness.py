@@ -12,8 +12,9 @@ from instab.book import console, registry, sources
 from instab.book.console import say
 
 
-def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
-    """Execute the book under each environment in ``envs`` (each in its own processes and folders),
+def robust(scale: str, envs: list[str], jobs: int, force: bool = False, chapters: list[str] | None = None) -> None:
+    """Execute the book (or its ``chapters``) under each environment in ``envs`` (each in its own
+    processes and folders),
     print claim × environment against the native build, and exit non-zero if any claim fails or
     changes its verdict (a claim missing from one environment counts as a change) — unless the
     registry allows its finding, at this scale, to be decided or inconclusive (an ensemble too
@@ -26,11 +27,12 @@ def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
         say(f"environment {env}: execute the {scale} book into {console.shown(sources.build_root(env))}/")
         cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--jobs", str(jobs)]
         cmd += ["--env", env] if env != "native" else []
+        cmd += [arg for c in chapters or [] for arg in ("--chapter", c)]
         rc = subprocess.run(cmd + (["--force"] if force else []), cwd=sources.ROOT).returncode
         failed_envs[env] = rc
     table: dict[tuple[str, str], dict[str, tuple[str, bool]]] = {}
     for env in ["native", *envs]:
-        for c in sources.chapters():
+        for c in chapters or sources.chapters():
             res = sources.out_dir(c, scale, env) / "results.json"
             if not res.exists():
                 continue
@@ -63,7 +65,7 @@ def robust(scale: str, envs: list[str], jobs: int, force: bool = False) -> None:
         for e in cols:
             if e in row and not row[e][1]:
                 problems.append(f"{label}: fails under {e}")
-    for c in sources.chapters():
+    for c in chapters or sources.chapters():
         for e in cols:
             if not (sources.out_dir(c, scale, e) / "results.json").exists():
                 problems.append(f"{c}: no results.json under {e}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from instab import lockfile, paths
+from instab import findings, lockfile, paths
 
 ROOT = paths.ROOT
 BUILD = paths.build_root()
@@ -84,8 +84,10 @@ def chapter_modules(source: str) -> list[str]:
 def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     """SHA-256 over everything an executed chapter depends on: its source, its parameter file,
     the scale, the source of the ``instab`` modules it imports (transitively,
-    :func:`instab.store.code_hash`), the paper's transcribed numbers, the library versions, the
-    lock file (:func:`instab.lockfile.digest` of :data:`instab.paths.LOCK`) and the floating-point
+    :func:`instab.store.code_hash`), the paper's transcribed numbers, the tolerances the findings
+    registry fixes for the chapter's findings (its rules read them; another tolerance re-executes,
+    another expected verdict only re-checks), the library versions, the lock file
+    (:func:`instab.lockfile.digest` of :data:`instab.paths.LOCK`) and the floating-point
     environment.  The driver itself is not among them: chapters do not import it."""
     from instab import store
     from instab.determinism import environment_key
@@ -97,6 +99,8 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     md = root / "book" / f"{chapter}.md"
     h.update(store.code_hash(*chapter_modules(md.read_text())).encode())
     h.update(repr(sorted(store.library_versions().items())).encode())
+    h.update(repr(sorted((f.id, repr(f.tolerance)) for f in findings.load(paths.REGISTRY)
+                         if f.chapter == chapter)).encode())
     parts = [md, paths.PACKAGE / "reported.yml"]
     pf = params_file(chapter, scale, root)
     if pf is not None:

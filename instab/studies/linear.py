@@ -27,6 +27,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from instab import bounds, checks
 from instab.bounds import AlphaBounds
+from instab.findings import tolerance
 from instab.pde import images
 from instab.pde.correlate import Correlator, padded
 from instab.pde.onelayer import LinearisedCNN, OneLayerRun, empirical_alpha_bounds, windowed_alpha_bounds
@@ -284,8 +285,9 @@ def top_eigenvalue(image: np.ndarray, w: int) -> float:
     return float(eigsh(op, k=1, which="LA", tol=1e-10, v0=v0, return_eigenvectors=False)[0])
 
 
-#: The continuum test's tolerance, fixed before the run: the windowed α_min within 5% of (13).
-CONTINUUM_TOL = 0.05
+#: The registry's findings for the window conjecture (their tolerance, fixed before the run: the
+#: windowed α_min within 5% of (13)).
+VALID, CONTINUUM = "linear-window-conjecture-valid", "linear-window-conjecture-continuum"
 
 
 @dataclass
@@ -369,44 +371,50 @@ def cell_edges(v: np.ndarray) -> np.ndarray:
 # -- claim rules (the momentum chapter shares the first three) ---------------------------------------------
 
 
-def calibration_claims(theory: AlphaBounds, name: str, key: str, *, formula: str, shown_in: str) -> list[Claim]:
+def calibration_claims(theory: AlphaBounds, name: str, key: str, *, formula: str, shown_in: str,
+                       finding: str) -> list[Claim]:
     """``"{name} alpha_min|alpha_max {formula}"``: our theoretical bounds from ``formula`` against the
-    paper's, ``paper(key.alpha_min|alpha_max)``, within 1% — a check of the DFT's normalisation, so a
-    ``calibration``, not evidence."""
-    out = []
+    paper's, ``paper(key.alpha_min|alpha_max)``, within the tolerance the registry fixes for
+    ``finding`` (1%) — a check of the DFT's normalisation, so a ``calibration``, not evidence."""
+    tol, out = tolerance(finding), []
     for k in ("alpha_min", "alpha_max"):
         ours, ref = getattr(theory, k), float(paper(f"{key}.{k}"))  # reported.yml holds 1.07e9 as a string
         described = ("formulas " if "–" in formula else "formula ") + formula
         out.append(claim(f"{name} {k} {formula}", ours, ref,
-                         criterion=f"{described}, unnormalised DFT: a check of the convention, within 1%",
-                         ok=abs(ours - ref) <= 0.01 * ref, verdict="calibration", shown_in=shown_in))
+                         criterion=f"{described}, unnormalised DFT: a check of the convention, within {100 * tol:g}%",
+                         ok=abs(ours - ref) <= tol * ref, verdict="calibration", shown_in=shown_in))
     return out
 
 
 def bisection_claim(name: str, found: float, exact: float, paper_bound: float | None = None, *,
-                    paper_label: str = "(60)", shown_in: str) -> Claim:
-    """The bound found by bisection on simulated runs equals the exact one (within 1%).
+                    paper_label: str = "(60)", shown_in: str, finding: str) -> Claim:
+    """The bound found by bisection on simulated runs equals the exact one, within the registry's
+    tolerance for ``finding`` (``within``: 1%).
 
     With no ``paper_bound`` the claim is ours (``extension``).  With one (the paper's formula for the
-    same bound): where it is more than 2% from the exact bound, the run decides between them — the
-    claim also needs the bisection more than 1% from the paper's bound, and is ``corrected``; where
-    they agree, it is ``reproduced``."""
+    same bound): where it is more than ``apart`` (2%) from the exact bound, the run decides between
+    them — the claim also needs the bisection more than ``within`` from the paper's bound, and is
+    ``corrected``; where they agree, it is ``reproduced``."""
     if paper_bound is None:
-        return claim(name, found, exact, criterion="within 1%", ok=abs(found - exact) <= 0.01 * exact,
+        tol = tolerance(finding)
+        return claim(name, found, exact, criterion=f"within {100 * tol:g}%", ok=abs(found - exact) <= tol * exact,
                      verdict="extension", shown_in=shown_in)
-    apart = abs(paper_bound - exact) > 0.02 * exact
-    return claim(name, found, exact, criterion="within 1%" + (f", > 1% from {paper_label}" if apart else ""),
-                 ok=abs(found - exact) <= 0.01 * exact
-                 and (not apart or abs(found - paper_bound) > 0.01 * paper_bound),
+    tol, far = tolerance(finding, "within"), tolerance(finding, "apart")
+    apart = abs(paper_bound - exact) > far * exact
+    return claim(name, found, exact, criterion=f"within {100 * tol:g}%" + (f", > {100 * tol:g}% from {paper_label}"
+                                                                         if apart else ""),
+                 ok=abs(found - exact) <= tol * exact
+                 and (not apart or abs(found - paper_bound) > tol * paper_bound),
                  verdict="corrected" if apart else "reproduced", shown_in=shown_in)
 
 
-def measurement_claim(name: str, exact: float, measured: float, *, shown_in: str, verdict: str = "reproduced",
-                      criterion: str = "within 5%") -> Claim:
-    """Our exact bound against the paper's measurement of it, within 5% (the paper quotes two digits);
-    ``verdict="fact"`` where the two agree by construction (a control, no evidence)."""
-    return claim(name, exact, measured, criterion=criterion, ok=abs(exact - measured) <= 0.05 * measured,
-                 verdict=verdict, shown_in=shown_in)
+def measurement_claim(name: str, exact: float, measured: float, *, shown_in: str, finding: str,
+                      verdict: str = "reproduced", criterion: str | None = None) -> Claim:
+    """Our exact bound against the paper's measurement of it, within the registry's tolerance for
+    ``finding``; ``verdict="fact"`` where the two agree by construction (a control, no evidence)."""
+    tol = tolerance(finding)
+    return claim(name, exact, measured, criterion=criterion or f"within {100 * tol:g}%",
+                 ok=abs(exact - measured) <= tol * measured, verdict=verdict, shown_in=shown_in)
 
 
 def precision_claims(table: str, exact: dict[int, float], measured: dict[int, float], halfwidth: dict[int, float],
@@ -452,7 +460,7 @@ def fourier_claims(f: Fourier, p: OneLayerParams) -> list[Claim]:
     if not p.paper_setting:
         return []
     return calibration_claims(f.bounds, "Table 2 theory", "table2_linear.theory", formula="(13)",
-                              shown_in="sec-linear-fourier")
+                              shown_in="sec-linear-fourier", finding="linear-fourier-bounds-13")
 
 
 def fig3_claims(f: Fig3) -> list[Claim]:
@@ -477,14 +485,16 @@ def table2_claims(t: Table2, p: OneLayerParams) -> list[Claim]:
     for r in t.rows:
         for key in ("alpha_min", "alpha_max"):
             ex, bi = getattr(r.exact, key), getattr(r.found, key)
-            out.append(bisection_claim(f"Table 2 w={r.w}: bisection {key} = exact", bi, ex, shown_in=shown))
+            out.append(bisection_claim(f"Table 2 w={r.w}: bisection {key} = exact", bi, ex, shown_in=shown,
+                                       finding="linear-bisection-finds-exact-bounds"))
             if r.w in t.reported and key == "alpha_max":
                 # λ_min(M) = 0: the exact α_max is 2/Δt, which is what the paper's 2e8 is
                 trivial = key == "alpha_max" and abs(ex - 2 / p.dt) <= 1e-6 * (2 / p.dt)
                 out.append(measurement_claim(
                     f"Table 2 w={r.w}: exact {key} vs paper's measurement", ex, t.reported[r.w][key],
                     shown_in=shown, verdict="fact" if trivial else "reproduced",
-                    criterion="λ_min(M) = 0: both are 2/Δt (by construction)" if trivial else "within 5%"))
+                    finding="linear-table2-measured-alpha-max",
+                    criterion="λ_min(M) = 0: both are 2/Δt (by construction)" if trivial else None))
         if p.image_kind == "checkerboard":
             closed = 0.25 * (p.image_size - r.w + 1) ** 2 * r.w**2 * (-2 * p.a * p.beta)
             out.append(claim(f"w={r.w}: Lanczos α_min = closed form −½aβ(N−w+1)²w²", r.exact.alpha_min, None,
@@ -508,19 +518,19 @@ def window_claims(lows: np.ndarray, f: Fourier, p: Params) -> list[Claim]:
     """The windowed α_min stays below (13) for every window (a theorem: ``fact``); where the sweep
     reaches w ≥ N/2, the paper's conjecture that it approaches (13), tested with the **valid**
     correlation on the chapter's N×N image, decided by the data: ``reproduced`` if the largest
-    windowed α_min is within ``CONTINUUM_TOL`` of (13), ``refuted`` if it stays below ½ · (13),
+    windowed α_min is within the registry's tolerance of (13), ``refuted`` if it stays below ½ · (13),
     ``inconclusive`` between."""
-    shown = "fig-linear-window"
+    shown, tol = "fig-linear-window", tolerance(VALID)
     out = [claim("windowed α_min stays below (13) for every window", float(lows.max()), f.bounds.alpha_min,
                  criterion="max over w ≤ (13) (a theorem: ‖valid correlation‖ ≤ max|Î|)",
                  ok=bool(lows.max() <= f.bounds.alpha_min * (1 + 1e-9)), verdict="fact", shown_in=shown)]
     if max(p.window_sizes) >= p.image_size // 2:  # the sweep reaches the windows where the valid bound peaks
         r = float(lows.max() / f.bounds.alpha_min)
-        holds = True if r >= 1 - CONTINUUM_TOL else None if 0.5 <= r else False
+        holds = True if r >= 1 - tol else None if 0.5 <= r else False
         out.append(claim("windowed α_min (valid correlation) approaches (13) as the window grows", float(lows.max()),
                          f.bounds.alpha_min,
                          criterion=f"valid correlation, {p.image_kind} {p.image_size}², w ≤ {max(p.window_sizes)}: "
-                                   f"max over w ≥ {1 - CONTINUUM_TOL:g} · (13) reproduced, < ½ · (13) refuted",
+                                   f"max over w ≥ {1 - tol:g} · (13) reproduced, < ½ · (13) refuted",
                          ok=holds, verdict="reproduced", sane=bool(np.isfinite(r)), shown_in=shown))
     return out
 
@@ -528,20 +538,20 @@ def window_claims(lows: np.ndarray, f: Fourier, p: Params) -> list[Claim]:
 def continuum_claims(c: Continuum, p: Params) -> list[Claim]:
     """The paper's conjecture in the continuum (full correlation), on the largest image, decided by
     the data (criterion fixed in advance): ``reproduced`` if at the largest window the ratio is
-    within ``CONTINUUM_TOL`` of 1 and the last doubling brought it closer; ``refuted`` if it is
-    not within ``CONTINUUM_TOL`` and the last step closed less than a tenth of the gap (it stalls or
+    within the registry's tolerance of 1 and the last doubling brought it closer; ``refuted`` if it is
+    not within the registry's tolerance and the last step closed less than a tenth of the gap (it stalls or
     moves away); ``inconclusive`` otherwise (still approaching)."""
-    r = c.ratio[-1]
+    r, tol = c.ratio[-1], tolerance(CONTINUUM)
     gap, before = abs(r[-1] - 1), abs(r[-2] - 1)
     holds: bool | None = None  # still approaching
-    if gap <= CONTINUUM_TOL and gap < before:
+    if gap <= tol and gap < before:
         holds = True
-    elif gap > CONTINUUM_TOL and before - gap < 0.1 * before:
+    elif gap > tol and before - gap < 0.1 * before:
         holds = False
     n = c.sizes[-1]
     return [claim("windowed α_min (full correlation) approaches (13) as the window grows", np.round(r, 4), 1.0,
                   criterion=f"full correlation, {p.image_kind} {n}², w = {format(c.factors[0], 'g')}N…"
-                            f"{format(c.factors[-1], 'g')}N: α_min(w)/(13) within {CONTINUUM_TOL:g} of 1 at the "
+                            f"{format(c.factors[-1], 'g')}N: α_min(w)/(13) within {tol:g} of 1 at the "
                             "largest w and approaching → reproduced; outside and stalled → refuted; else inconclusive",
                   ok=holds, verdict="reproduced", sane=bool(np.all(np.isfinite(r))), shown_in="sec-linear-continuum")]
 

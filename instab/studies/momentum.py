@@ -185,6 +185,9 @@ def mu_sweep(image: np.ndarray, p: Params, n_mu: int = 200) -> MuSweep:
 
 # -- claim rules ---------------------------------------------------------------------------------------
 
+#: The registry's finding on the Nesterov upper bound (its tolerances: ``within``, ``apart``).
+UPPER = "momentum-nesterov-upper-bound"
+
 
 def table6_claims(t: Table6, p: Params) -> list[Claim]:
     """Table 6: at the paper's setting (60)–(61) reproduce its theory (a calibration); per window the
@@ -193,15 +196,19 @@ def table6_claims(t: Table6, p: Params) -> list[Claim]:
     :func:`~instab.studies.linear.precision_claims`; α_max within 5%); and, where every window has one upper bound,
     the paper's measured α_max is closer to the exact bound than to (60) (``corrected``)."""
     out = (calibration_claims(t.theory, "Table 6 theory", "table6_momentum.theory", formula="(60)–(61)",
-                              shown_in=SHOWN_TABLE6) if p.paper_setting else [])
+                              shown_in=SHOWN_TABLE6, finding="momentum-fourier-bounds-60-61")
+           if p.paper_setting else [])
     for r in t.rows:
         for key in ("alpha_min", "alpha_max"):
             ex, bi = getattr(r.exact, key), getattr(r.found, key)
+            upper = key == "alpha_max"
             out.append(bisection_claim(f"Table 6 w={r.w}: bisection {key} = exact", bi, ex,
-                                       r.paper.alpha_max if key == "alpha_max" else None, shown_in=SHOWN_TABLE6))
-            if r.w in t.reported and key == "alpha_max":
+                                       r.paper.alpha_max if upper else None, shown_in=SHOWN_TABLE6,
+                                       finding=UPPER if upper else "momentum-lower-bound-bisection"))
+            if r.w in t.reported and upper:
                 out.append(measurement_claim(f"Table 6 w={r.w}: exact {key} vs paper's measurement", ex,
-                                             t.reported[r.w][key], shown_in=SHOWN_TABLE6))
+                                             t.reported[r.w][key], shown_in=SHOWN_TABLE6,
+                                             finding="momentum-table6-measured-alpha-max"))
     out += precision_claims("Table 6", {r.w: r.exact.alpha_min for r in t.rows}, minima(t.reported),
                             halfwidths("table6_momentum.empirical_windowed", t.reported), shown_in=SHOWN_TABLE6)
     measured_max = {t.reported[r.w]["alpha_max"] for r in t.rows if r.w in t.reported}
@@ -234,5 +241,6 @@ def run_claims(r: Runs) -> list[Claim]:
 def mu_claims(s: MuSweep) -> list[Claim]:
     """At each μ of ``mu_values`` the bisected upper bound equals the exact one, against (60)
     (:func:`~instab.studies.linear.bisection_claim`)."""
-    return [bisection_claim(f"μ={m}: bisection α_max = exact", f, ex, s.paper, shown_in="fig-momentum-mu")
+    return [bisection_claim(f"μ={m}: bisection α_max = exact", f, ex, s.paper, shown_in="fig-momentum-mu",
+                            finding=UPPER)
             for m, ex, f in zip(s.mu_values, s.exact, s.found, strict=True)]

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from instab import bounds, determinism, store
+from instab.findings import tolerance
 from instab.report import Claim, claim, paper
 from instab.stability import (
     Divergence,
@@ -347,15 +348,15 @@ def fig6(p: Params, pl: Plan) -> Fig6:
 
 
 def fig6_claims(f6: Fig6, p: Params) -> list[Claim]:
-    """Per network: Δt*/(2/α) is within 5% of 1 at the largest α (the paper's Fig. 6) and rises with
-    α (non-decreasing to the bisection's precision, last > first).  (The floor and the ceiling,
-    checked over these α and the α = 10 λ₀ cell, are :func:`edge_claims`.)"""
-    upper = p.upper()
+    """Per network: Δt*/(2/α) is within the registry's tolerance (5%) of 1 at the largest α (the
+    paper's Fig. 6) and rises with α (non-decreasing to the bisection's precision, last > first).
+    (The floor and the ceiling, checked over these α and the α = 10 λ₀ cell, are :func:`edge_claims`.)"""
+    upper, tol = p.upper(), tolerance("multilayer-fig6-ratio-approaches-1")
     out = []
     for n in f6.networks:
         r = f6.ratio[n]
         out += [claim(f"{n}: Δt*/(2/α) at the largest α", r[-1], paper("fig6_multilayer.claim"),
-                      criterion="within 5% of 1", ok=abs(r[-1] - 1) <= 0.05, verdict="reproduced",
+                      criterion=f"within {100 * tol:g}% of 1", ok=abs(r[-1] - 1) <= tol, verdict="reproduced",
                       shown_in="fig-multilayer-fig6"),
                 claim(f"{n}: Δt*/(2/α) rises with α", r, None,
                       criterion=f"non-decreasing (to {upper - 1:.1%}) and last > first",
@@ -417,8 +418,9 @@ def edge(p: Params, pl: Plan, f6: Fig6) -> Edge:
     return Edge(list(f6.networks), results, alphas, dev, gap, floor, ceiling)
 
 
-#: The first guess on where (64) takes over from (65), stated before the α = 10 λ₀ cells were run.
-EDGE_GUESS_TOL = 0.05
+#: The registry's finding for the first guess on where (64) takes over from (65), stated (with
+#: its tolerance, 5%) before the α = 10 λ₀ cells were run.
+EDGE_GUESS = "multilayer-edge-5pct-guess"
 
 
 def edge_claims(ed: Edge, p: Params) -> list[Claim]:
@@ -431,7 +433,7 @@ def edge_claims(ed: Edge, p: Params) -> list[Claim]:
     out = []
     for n in ed.networks:
         floor, ceiling, dev = ed.floor[n], ed.ceiling[n], ed.dev[n]
-        holds = bool(np.all(np.abs(dev) <= EDGE_GUESS_TOL))
+        holds = bool(np.all(np.abs(dev) <= tolerance(EDGE_GUESS)))
         out += [claim(f"{n}: Δt* ≥ 0.95·2/(α+λ₀) at every α", floor.min(), None,
                       criterion="min over α (the grid's and 10λ₀) of Δt*/(2/(α+λ₀)) ≥ 0.95",
                       ok=bool(np.all(floor >= 0.95)), verdict="extension", shown_in="fig-multilayer-fig6"),
@@ -440,7 +442,7 @@ def edge_claims(ed: Edge, p: Params) -> list[Claim]:
                                 f"{upper:.4f}",
                       ok=bool(np.all(ceiling <= upper)), verdict="extension", shown_in="fig-multilayer-fig6"),
                 claim(f"{n}: α ≥ 10λ₀ ⇒ Δt* within 5% of 2/(α+λ₀) (first guess)", np.round(dev, 4), None,
-                      criterion=f"|Δt*/(2/(α+λ₀)) − 1| ≤ {EDGE_GUESS_TOL} at every α ≥ 10λ₀: holds → extension, "
+                      criterion=f"|Δt*/(2/(α+λ₀)) − 1| ≤ {tolerance(EDGE_GUESS)} at every α ≥ 10λ₀: holds → extension, "
                                 "fails → refuted",
                       ok=holds, verdict="extension", sane=bool(np.all(np.isfinite(dev))),
                       shown_in="fig-multilayer-fig6")]
