@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
+import typing
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 #: The first line of the cell papermill injects with the parameters it was given.
 INJECTED_HEADER = "# Parameters"
@@ -50,7 +52,24 @@ class StudyParams:
         if missing:
             raise ValueError(f"{cls.__module__}.{cls.__qualname__}: parameter(s) {missing} missing from the "
                              f"chapter's parameters cell (expected: {names})")
-        return cls(**{n: namespace[n] for n in names})
+        return cls(**{n: namespace[n] for n in names}).check_types()
+
+    #: The largest count any integer parameter may take unless :attr:`LIMITS` states another: a
+    #: step, size or seed count beyond it is a typo (days of work), refused before any work.
+    MAX_COUNT: ClassVar[int] = 10**7
+    #: Per-parameter upper bounds that replace :attr:`MAX_COUNT` (integers) or bound a float.
+    LIMITS: ClassVar[dict[str, float]] = {}
+
+    def check_types(self) -> Self:
+        """Check every field against its annotation, before :meth:`validate`'s rules: a ``float``
+        is a finite number, an ``int`` an integer (not 2.5, not ``True``) at most :attr:`MAX_COUNT`
+        (or its :attr:`LIMITS`), a ``bool`` a bool, and the elements of a ``list[...]`` likewise;
+        raises ``ValueError`` naming the parameter, its value and what is allowed."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_typed(f.name, getattr(self, f.name), hints.get(f.name, Any), self.LIMITS.get(f.name),
+                         self.MAX_COUNT)
+        return self
 
     def validate(self) -> Self:
         """Check every parameter; return ``self`` (so the set-up cell is one expression)."""
@@ -59,3 +78,27 @@ class StudyParams:
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict (for ``Results.params``)."""
         return dataclasses.asdict(self)
+
+
+def _check_typed(name: str, value: Any, hint: Any, limit: float | None, max_count: int) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list and args:
+        if not isinstance(value, list):
+            raise ValueError(f"{name}={value!r} is not allowed; it must be a list of {args[0].__name__}"
+                             if isinstance(args[0], type) else f"{name}={value!r} is not allowed; it must be a list")
+        for i, v in enumerate(value):
+            _check_typed(f"{name}[{i}]", v, args[0], limit, max_count)
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} is not allowed; it must be true or false")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}={value!r} is not allowed; it must be an integer")
+        top = max_count if limit is None else limit
+        if value > top:
+            raise ValueError(f"{name}={value!r} is not allowed; it may be at most {top:g}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number")
+        if limit is not None and value > limit:
+            raise ValueError(f"{name}={value!r} is not allowed; it may be at most {limit:g}")
