@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -114,3 +115,77 @@ def test_a_yaml_error_in_a_parameter_file_names_the_file_and_line(tmp_path: Path
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(SystemExit, match="a parameter file is a mapping"):
         sources.read_params_file(bad)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.book
+def test_a_killed_driver_leaves_no_kernel_and_the_rebuild_is_bitwise_equal(tmp_path: Path) -> None:
+    """SIGKILL of the driver while its chapter's kernel computes: the kernel goes with it, and the
+    next build executes the chapter again (nothing half-done is trusted) with the same numbers as an
+    uninterrupted build."""
+    def env(folder: str) -> dict[str, str]:
+        return {**os.environ, "INSTAB_BUILD": str(tmp_path / folder), "INSTAB_CACHE": str(tmp_path / folder / "c")}
+
+    cmd = [sys.executable, "-m", "instab.book", "execute", "--params", "ci", "--chapter", "heat"]
+    clean = subprocess.run(cmd, env=env("clean"), cwd=book.ROOT, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout[-2000:] + clean.stderr[-2000:]
+    proc = subprocess.Popen(cmd, env=env("killed"), cwd=book.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    kernels: list[int] = []
+    deadline = time.monotonic() + 120
+    while not kernels and time.monotonic() < deadline and proc.poll() is None:
+        if any("cell 3/" in ln for ln in lines):
+            kernels = _kernels_below(proc.pid)
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert kernels, "".join(lines)[-2000:]
+    gone = time.monotonic() + 15
+    while any(_alive(k) for k in kernels) and time.monotonic() < gone:
+        time.sleep(0.2)
+    left = [k for k in kernels if _alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"kernel(s) {left} outlived their killed driver"
+    again = subprocess.run(cmd, env=env("killed"), cwd=book.ROOT, capture_output=True, text=True)
+    assert again.returncode == 0 and "skipped heat" not in again.stdout, again.stdout[-2000:]
+
+    def numbers(folder: str) -> tuple:
+        r = json.loads((tmp_path / folder / "executed" / "ci" / "heat" / "results.json").read_text())
+        return r["claims"], r["values"]
+
+    assert numbers("killed") == numbers("clean")
+    # the build folder made read-only (every write under it refused, as for a non-root user): an
+    # up-to-date chapter is skipped without touching it
+    readonly = textwrap.dedent(f"""
+        import builtins, os, pathlib, sys
+        root = {str(tmp_path / "killed")!r}
+        def refuse(name, real):
+            def f(path, *a, **k):
+                if os.path.abspath(str(path)).startswith(root):
+                    raise PermissionError(13, "Read-only build folder (" + name + ")", str(path))
+                return real(path, *a, **k)
+            return f
+        for name in ("unlink", "write_text", "write_bytes", "mkdir", "touch", "rename", "replace"):
+            setattr(pathlib.Path, name, refuse(name, getattr(pathlib.Path, name)))
+        for name in ("replace", "remove", "unlink"):
+            setattr(os, name, refuse(name, getattr(os, name)))
+        real_open = builtins.open
+        builtins.open = lambda f, mode="r", *a, **k: (refuse("open", real_open) if any(c in mode for c in "wax+")
+                                                      else real_open)(f, mode, *a, **k)
+        from instab.book.cli import main
+        main(["execute", "--params", "ci", "--chapter", "heat"])
+    """)
+    ro = subprocess.run([sys.executable, "-c", readonly], env=env("killed"), cwd=book.ROOT, capture_output=True,
+                        text=True)
+    assert ro.returncode == 0 and "skipped heat (ci)" in ro.stdout, ro.stdout[-2000:] + ro.stderr[-2000:]

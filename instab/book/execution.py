@@ -189,8 +189,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     import papermill
 
     out = sources.out_dir(chapter, scale, env)
-    skipped = out / "SKIPPED.md"
-    skipped.unlink(missing_ok=True)
+    skipped = out / "SKIPPED.md"  # removed only when the chapter runs: an up-to-date folder is never written
     if plan.gpu_needed(sources.chapter_parameters(chapter, scale)):
         import torch
 
@@ -217,6 +216,7 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     if not force and stamp.exists() and problem:
         say(f"executing {chapter} ({scale}) again: {problem}")
     out.mkdir(parents=True, exist_ok=True)
+    skipped.unlink(missing_ok=True)
     stamp.unlink(missing_ok=True)
     (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
     src = sources.build_root(env) / "converted" / scale / f"{chapter}.ipynb"
