@@ -27,7 +27,7 @@ def test_failures_name_the_failed_claims(tmp_path, monkeypatch):
     (tmp_path / "b" / "results.json").write_text(json.dumps({"claims": [
         {"name": "threshold", "ok": False}, {"name": "growth", "ok": True}]}))
     text = book.failures(["a", "b"], "ci")
-    assert "a: stopped before writing results.json" in text and "b: claim failed: threshold" in text
+    assert "a: stopped before writing results.json" in text and "b: claim not sane: threshold" in text
     assert "growth" not in text
 
 
