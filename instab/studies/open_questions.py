@@ -33,7 +33,7 @@ from instab.train import RunConfig, Variant
 __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectories", "edge_claims",
            "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
-           "onset_decision", "fall_decision", "first_at_least", "dry_run", "REGIMES", "CONTROLLED"]
+           "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "REGIMES", "CONTROLLED"]
 
 #: the two fixed-lr regimes of the trajectories
 REGIMES = ("below", "above")
@@ -504,9 +504,16 @@ def answers(cmp: Mapping[str, Any], p: Params) -> str:
                      f"STD over seeds ×{s['c'][1]:.2g} ({s['c'][2][0]:.2g} to {s['c'][2][1]:.2g}); accuracy "
                      f"{s['d'][1]:+.2g} points ({s['d'][2][0]:+.2g} to {s['d'][2][1]:+.2g}); wall time "
                      f"×{s['e'][1]:.2g} ({s['e'][2][0]:.2g} to {s['e'][2][1]:.2g})"
-                     + (f"; it binds on {100 * s['binds'][1]:.2g}% of the iterations" if name == "cap" else "")
+                     + (f"; it binds on {100 * s['binds'][1]:.2g}% of the iterations" if name == "cap" else
+                        f"; its last step is ×{final_scale(cmp):.2g} of plain SGD's (median over seeds)")
                      + ".")
     return "  ".join(parts)
+
+
+def final_scale(cmp: Mapping[str, Any], name: str = "growth") -> float:
+    """The median over seeds of a controller's last step over plain SGD's last step (the growth
+    controller holds the measured growth at zero by shrinking the step: how far?)."""
+    return float(np.median([c[-1] / p[-1] for c, p in zip(cmp[name]["lrs"], cmp["none"]["lrs"], strict=True)]))
 
 
 # ----------------------------------------------------------------------------------------- dry run
