@@ -12,7 +12,7 @@ jupytext = pytest.importorskip("jupytext")
 papermill = pytest.importorskip("papermill")
 
 CHAPTERS = ["heat", "linear", "nonlinear", "momentum", "multilayer", "sgd_growth", "sgd_variance",
-            "sgd_threshold"]
+            "sgd_threshold", "open_questions"]
 
 
 def test_the_list_covers_every_chapter():

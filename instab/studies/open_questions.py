@@ -1,0 +1,542 @@
+"""The paper's open questions (§6), answered at the book's scale: what the chapter
+``book/open_questions.md`` runs.
+
+- :func:`plan` — fixed-lr runs below and above the measured threshold (:class:`TrackedRun`: the
+  reference's sharpness λ, the batch sharpness, RelL1 of every member and a shadow's finite-time
+  growth rate every ``every`` iterations), and the k × seed grid of Tables 1/4 trained with plain
+  SGD and with each stability controller (:mod:`instab.controllers`).
+- :func:`trajectories` — per regime and seed: the stability ratio η(λ + α)/(2(1 + μ)), the onsets
+  of amplification and of the edge, the growth; :func:`edge_claims` decides the edge findings.
+- :func:`comparison` — the grid per controller: RelL1 growth, STD over k and over seeds, accuracy,
+  wall time; :func:`controller_claims` decides findings (a)–(e) for each controller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from scipy import stats
+
+from instab import checks
+from instab.controllers import TrackedRun
+from instab.ensemble import band_decision, floor_decision, mean_interval
+from instab.report import Claim, judge
+from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of
+from instab.studies.sgd_threshold import amplification
+from instab.train import RunConfig, Variant
+
+__all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectories", "edge_claims",
+           "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
+           "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
+           "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "REGIMES", "CONTROLLED"]
+
+#: the two fixed-lr regimes of the trajectories
+REGIMES = ("below", "above")
+#: the controllers compared with plain SGD ("none")
+CONTROLLED = ("cap", "growth")
+
+
+@dataclasses.dataclass
+class Params(SgdParams):
+    """The chapter's parameters (its parameters cell)."""
+
+    members: list[int]
+    network: dict[str, Any]
+    lrs: dict[str, float]
+    steps: int
+    seeds: list[int]
+    every: int
+    tracking: dict[str, Any]
+    onset_factor: float
+    onset_agree: float
+    edge_band: list[float]
+    amplified_factor: float
+    grid: dict[str, Any]
+    k_values: list[int]
+    grid_seeds: list[int]
+    controllers: dict[str, dict[str, Any]]
+    decades_min: float
+    acc_cost_max: float
+    cost_max: float
+    std_fall_band: float
+
+    def validate(self) -> Self:
+        super().validate()
+        check_members(self.members)
+        if set(self.lrs) != set(REGIMES):
+            raise ValueError(f"lrs={self.lrs!r} is not allowed; give one lr for each of {list(REGIMES)}")
+        checks.each("lrs", list(self.lrs.values()), checks.positive)
+        if not self.lrs["below"] < self.lrs["above"]:
+            raise ValueError(f"lrs={self.lrs!r} is not allowed; the 'below' lr must be the smaller")
+        checks.positive("steps", self.steps, integer=True)
+        checks.positive("every", self.every, integer=True)
+        for name, values in (("seeds", self.seeds), ("grid_seeds", self.grid_seeds)):
+            if len(set(values)) < 3 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in values):
+                raise ValueError(f"{name}={values!r} is not allowed; at least 3 distinct integers >= 0")
+        ks = [int(k) for k in self.k_values]
+        if ks[:1] != [1] or len(ks) < 3 or len(set(ks)) != len(ks):
+            raise ValueError(f"k_values={self.k_values!r} is not allowed; k 1 first (the reference), then >= 2 "
+                             "distinct perturbations")
+        check_members(ks[1:])
+        if set(self.controllers) != set(CONTROLLED):
+            raise ValueError(f"controllers={list(self.controllers)!r} is not allowed; give {list(CONTROLLED)}")
+        checks.in_range("onset_factor", self.onset_factor, 2, 1e6)
+        checks.in_range("onset_agree", self.onset_agree, 1.1, 100)
+        checks.in_range("amplified_factor", self.amplified_factor, 10, 1e12)
+        if len(self.edge_band) != 2 or not 0 < self.edge_band[0] < 1 < self.edge_band[1]:
+            raise ValueError(f"edge_band={self.edge_band!r} is not allowed; [low < 1 < high]")
+        checks.positive("decades_min", self.decades_min)
+        checks.positive("acc_cost_max", self.acc_cost_max)
+        checks.in_range("cost_max", self.cost_max, 1.01, 100)
+        checks.in_range("std_fall_band", self.std_fall_band, 0.1, 0.99)
+        plan(self)
+        return self
+
+
+@dataclass
+class OpenPlan:
+    """Every run of the chapter: the trajectories {regime: [cell per seed]} and the grid
+    {controller: [cell per seed]} (controller ``none``: plain SGD)."""
+
+    trajectories: dict[str, list[TrackedRun]]
+    grid: dict[str, list[TrackedRun]]
+    seeds: list[int]
+    grid_seeds: list[int]
+    k_values: list[int]
+
+    def configs(self) -> list[TrackedRun]:
+        return [c for cells in (*self.trajectories.values(), *self.grid.values()) for c in cells]
+
+    def describe(self) -> str:
+        t = self.trajectories["above"][0]
+        g = self.grid["none"][0]
+        return (f"trajectories: {t.model} {t.hidden} {t.activation}, lr "
+                f"{[c[0].lr for c in self.trajectories.values()]}, {t.max_steps} iterations, "
+                f"{len(self.seeds)} seeds × k {[v.k for v in t.variants]}, recorded every {t.every}\n"
+                f"grid: {len(self.k_values)} k × {len(self.grid_seeds)} seeds, {g.epochs} epochs, lr {g.lr} "
+                f"(÷10 every {g.lr_decay_every}), plain SGD and {list(CONTROLLED)}")
+
+
+def plan(p: Params) -> OpenPlan:
+    """Build and validate every configuration (``ValueError`` naming the bad parameter)."""
+    fields = set(TrackedRun.__dataclass_fields__)
+    track_over = dict(p.tracking)
+    unknown = sorted(set(track_over) - fields)
+    if unknown:
+        raise ValueError(f"tracking: {unknown[0]} is not allowed; TrackedRun fields are {sorted(fields)}")
+    variants = (Variant(1), *(Variant(int(k)) for k in p.members))
+
+    def cell(over: Mapping[str, Any], where: str, **fixed: Any) -> TrackedRun:
+        c = config(p.common, over, where)
+        try:
+            return TrackedRun(**{**c.to_dict(), **track_over, "engine": "loop", "every": p.every,
+                                 **fixed}).validate()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    traj = {regime: [cell(p.network, "network", lr=float(p.lrs[regime]), lr_decay_every=0, epochs=None,
+                          max_steps=int(p.steps), init_seed=int(s), batch_seed=int(s), variants=variants,
+                          controller="none", sharpness=True, shadow=True)
+                     for s in p.seeds] for regime in REGIMES}
+    grid_variants = tuple(Variant(int(k)) for k in p.k_values)
+    grid = {}
+    for name in ("none", *CONTROLLED):
+        over = p.controllers.get(name, {})
+        bad = sorted(set(over) - {"cap_c", "down", "up", "shadow_delta"})
+        if bad:
+            raise ValueError(f"controllers[{name!r}]: {bad[0]} is not allowed (cap_c, down, up, shadow_delta)")
+        grid[name] = [cell(p.grid, "grid", variants=grid_variants, batch_seed=int(s), controller=name,
+                           sharpness=name == "cap", shadow=name == "growth", **over)
+                      for s in p.grid_seeds]
+    return OpenPlan(traj, grid, [int(s) for s in p.seeds], [int(s) for s in p.grid_seeds],
+                    [int(k) for k in p.k_values])
+
+
+# --------------------------------------------------------------------------- trajectories
+def stability_ratio(lr: Sequence[float], curvature: Sequence[float], *, momentum: float,
+                    weight_decay: float) -> np.ndarray:
+    """η(λ + α)/(2(1 + μ)): the step over the linear stability limit of heavy-ball SGD on curvature
+    λ (:func:`instab.studies.sgd_threshold.momentum_lr_limit`); 1 is the edge."""
+    return np.asarray(lr, float) * (np.asarray(curvature, float) + weight_decay) / (2 * (1 + momentum))
+
+
+def onset(steps: Sequence[float] | np.ndarray, rel: Sequence[float] | np.ndarray, factor: float) -> float:
+    """The first recorded iteration at which RelL1 exceeds ``factor`` times what accumulation alone
+    would give (RelL1 at the first recorded iteration t₁ > 0, times t/t₁: the errors re-injected
+    at every step adding up); NaN if it never does."""
+    s, r = np.asarray(steps, float), np.asarray(rel, float)
+    keep = (s > 0) & np.isfinite(r) & (r > 0)
+    s, r = s[keep], r[keep]
+    if s.size < 2:
+        return math.nan
+    over = r >= factor * r[0] * s / s[0]
+    return float(s[np.argmax(over)]) if over.any() else math.nan
+
+
+def first_at_least(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                   level: float) -> float:
+    """The first recorded iteration where ``values`` reach ``level`` (NaN if never)."""
+    v = np.asarray(values, float)
+    hit = np.isfinite(v) & (v >= level)
+    return float(np.asarray(steps, float)[np.argmax(hit)]) if hit.any() else math.nan
+
+
+def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]], onset_factor: float) -> dict[str, Any]:
+    """Per regime, one record per seed: ``steps``, ``ratio`` (full-batch λ), ``batch_ratio``
+    (batch sharpness), ``rel`` (median RelL1 over the members), ``rate`` (the shadow's growth rate
+    per iteration over the window ending at each record), ``amp_onset`` (:func:`onset`),
+    ``edge_onset`` (first ratio ≥ 1), ``rate_onset_ratio`` (the ratio at the start of the first
+    window with a positive growth rate), ``late_ratio`` / ``late_batch_ratio`` (medians over the
+    second half), ``max_ratio``, ``amplification`` (per member, as in Fig. 2 right) and
+    ``residual`` (the worst Lanczos relative residual)."""
+    out: dict[str, Any] = {}
+    for regime, cells in p.trajectories.items():
+        rows = []
+        for c in cells:
+            r = runs[c]
+            steps = np.asarray(r["steps"], float)
+            ratio = stability_ratio(r["lr"], r["lambda"], momentum=c.momentum, weight_decay=c.weight_decay)
+            bratio = stability_ratio(r["lr"], r["batch_sharpness"], momentum=c.momentum,
+                                     weight_decay=c.weight_decay)
+            rel = np.median(np.array([r["rel_l1"][m] for m in r["rel_l1"]]), axis=0)
+            rate = np.asarray(r["rate"], float)
+            pos = np.flatnonzero(np.isfinite(rate) & (rate > 0))
+            half = steps >= steps[-1] / 2
+            rows.append({"seed": c.init_seed, "steps": steps, "ratio": ratio, "batch_ratio": bratio, "rel": rel,
+                         "rate": rate, "amp_onset": onset(steps, rel, onset_factor),
+                         "edge_onset": first_at_least(steps, ratio, 1.0),
+                         "rate_onset_ratio": float(ratio[pos[0] - 1]) if pos.size else math.nan,
+                         "late_ratio": float(np.median(ratio[half])),
+                         "late_batch_ratio": float(np.median(bratio[half])), "max_ratio": float(np.max(ratio)),
+                         "amplification": [amplification(steps, np.asarray(r["rel_l1"][m], float))
+                                           for m in r["rel_l1"]],
+                         "residual": float(np.max(r["residual"]))})
+        out[regime] = {"lr": cells[0].lr, "rows": rows}
+    return out
+
+
+def _log_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Geometric mean of positive ``values`` and the Student-t interval of the mean of their log10,
+    mapped back (NaN where fewer than 2 finite positive values)."""
+    x = np.asarray(values, float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size < 2:
+        return math.nan, math.nan, math.nan
+    m, lo, hi = mean_interval(np.log10(x))
+    return 10**m, 10**lo, 10**hi
+
+
+def _decided(interval: Sequence[float], decide: Any) -> bool | None:
+    return None if not np.all(np.isfinite(interval)) else decide(interval)
+
+
+def onset_decision(rows: Sequence[Mapping[str, Any]], agree: float) -> tuple[bool | None, list[float]]:
+    """Amplification begins when the ratio reaches 1?  Over the seeds whose RelL1 is amplified
+    (an ``amp_onset``): False if most of them amplify with no edge at all; else the 95% interval of
+    the mean log10(amp_onset/edge_onset) inside ±log10(agree) → True, wholly outside → False,
+    else (or with some seeds edgeless) None; fewer than 2 amplified seeds → None."""
+    amp = [r for r in rows if np.isfinite(r["amp_onset"])]
+    if len(amp) < 2:
+        return None, [math.nan, math.nan]
+    edgeless = sum(not np.isfinite(r["edge_onset"]) for r in amp)
+    both = [r["amp_onset"] / r["edge_onset"] for r in amp if np.isfinite(r["edge_onset"])]
+    if edgeless > len(amp) / 2:
+        return False, [math.nan, math.nan]
+    _, lo, hi = _log_interval(both)
+    d = _decided([lo, hi], lambda iv: band_decision(iv, [1 / agree, agree]))
+    return (None if d is True and edgeless else d), [lo, hi]
+
+
+def edge_stats(t: Mapping[str, Any], p: Params) -> dict[str, Any]:
+    """Every edge statistic with its interval and decision (what :func:`edge_claims` records)."""
+    above, below = t["above"]["rows"], t["below"]["rows"]
+    out: dict[str, Any] = {}
+    out["onset"] = onset_decision(above, p.onset_agree)
+    for key, col in (("hover", "late_ratio"), ("hover_batch", "late_batch_ratio")):
+        m, lo, hi = _log_interval([r[col] for r in above])
+        out[key] = (_decided([lo, hi], lambda iv: band_decision(iv, p.edge_band)), m, [lo, hi])
+    for regime in REGIMES:
+        per_seed = [float(np.median(r["amplification"])) for r in t[regime]["rows"]]
+        m, lo, hi = _log_interval(per_seed)
+        out[f"amplified_{regime}"] = (_decided([lo, hi], lambda iv: floor_decision(iv, p.amplified_factor)),
+                                      m, [lo, hi])
+    m, lo, hi = _log_interval([r["max_ratio"] for r in below])
+    out["below_max"] = (_decided([lo, hi], lambda iv: not floor_decision(iv, 1.0)
+                                 if floor_decision(iv, 1.0) is not None else None), m, [lo, hi])
+    m, lo, hi = _log_interval([r["rate_onset_ratio"] for r in above])
+    out["rate_onset"] = (_decided([lo, hi], lambda iv: band_decision(iv, p.edge_band)), m, [lo, hi])
+    out["residual"] = max(r["residual"] for regime in REGIMES for r in t[regime]["rows"])
+    return out
+
+
+def edge_claims(t: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-edge") -> list[Claim]:
+    """The edge-of-stability findings, each decided by a 95% interval over the seeds (the data
+    decide: reproduced / refuted / inconclusive; a claim fails only when its numbers are not sane:
+    a Lanczos residual above 5%)."""
+    e = edge_stats(t, p)
+    sane = bool(e["residual"] < 0.05)
+    lo_b, hi_b = p.edge_band
+    above, below = t["above"]["lr"], t["below"]["lr"]
+    onset_d, onset_iv = e["onset"]
+    amp = [r for r in t["above"]["rows"] if np.isfinite(r["amp_onset"])]
+    edgeless = sum(not np.isfinite(r["edge_onset"]) for r in amp) / len(amp) if amp else math.nan
+    out = [judge("onset: amplification begins when the stability ratio reaches 1", edgeless, onset_iv,
+                 criterion=(f"lr {above:g}: over the seeds whose RelL1 exceeds accumulation ×{p.onset_factor:g} "
+                            f"(ours: the share of them that never reach ratio 1), 95% interval of the geometric "
+                            f"mean of t(amplified)/t(ratio ≥ 1) inside [1/{p.onset_agree:g}, {p.onset_agree:g}]; "
+                            "most amplified seeds never reaching ratio 1, or the interval wholly outside → refuted"),
+                 holds=onset_d, sane=sane, shown_in=shown_in)]
+    for key, name, what in (("hover", "above: the stability ratio hovers near 1 (full-batch λ)", "late_ratio"),
+                            ("hover_batch", "above: the batch-sharpness ratio hovers near 1", "late_batch_ratio")):
+        d, m, iv = e[key]
+        out.append(judge(name, m, iv, criterion=(f"lr {above:g}: median of η(λ+α)/(2(1+μ)) over the second half "
+                                                 f"of each run ({what}); 95% interval of the geometric mean over "
+                                                 f"seeds inside [{lo_b:g}, {hi_b:g}]; wholly outside → refuted"),
+                         holds=d, sane=sane, shown_in=shown_in))
+    d, m, iv = e["amplified_above"]
+    out.append(judge("above: RelL1 is amplified", m, iv,
+                     criterion=(f"lr {above:g}: RelL1 growth (last 10% / first 10%, median over members) above "
+                                f"×{p.amplified_factor:g}: 95% interval of the geometric mean over seeds"),
+                     holds=d, sane=sane, shown_in=shown_in))
+    d, m, iv = e["amplified_below"]
+    out.append(judge("below: RelL1 is not amplified", m, iv,
+                     criterion=(f"lr {below:g}: the same growth below ×{p.amplified_factor:g} (interval wholly "
+                                "below → holds, wholly above → refuted)"),
+                     holds=None if d is None else not d, sane=sane, shown_in=shown_in))
+    d, m, iv = e["below_max"]
+    out.append(judge("below: the stability ratio stays below 1", m, iv,
+                     criterion=(f"lr {below:g}: the largest ratio along each run; 95% interval of the geometric "
+                                "mean over seeds wholly below 1 → holds, wholly above → refuted"),
+                     holds=d, sane=sane, shown_in=shown_in))
+    d, m, iv = e["rate_onset"]
+    out.append(judge("growth rate: amplification starts at the quadratic limit", m, iv,
+                     criterion=(f"lr {above:g}: the stability ratio where the shadow's growth rate first turns "
+                                f"positive; 95% interval of the geometric mean over seeds inside [{lo_b:g}, "
+                                f"{hi_b:g}] → holds; wholly below (amplified before the limit) or above → refuted"),
+                     holds=d, sane=sane, shown_in="fig-oq-rate"))
+    return out
+
+
+def edge_report(t: Mapping[str, Any]) -> str:
+    lines = []
+    for regime in REGIMES:
+        lines.append(f"{regime} the threshold, lr {t[regime]['lr']:g}:")
+        for r in t[regime]["rows"]:
+            lines.append(f"   seed {r['seed']}: ratio max {r['max_ratio']:.3f}, late {r['late_ratio']:.3f} "
+                         f"(batch {r['late_batch_ratio']:.3f}); RelL1 growth ×{np.median(r['amplification']):.3g}; "
+                         f"amplified at {r['amp_onset']:g}, ratio ≥ 1 at {r['edge_onset']:g}; growth rate > 0 at "
+                         f"ratio {r['rate_onset_ratio']:.3f}; Lanczos residual ≤ {r['residual']:.1e}")
+    return "\n".join(lines)
+
+
+def edge_sentence(t: Mapping[str, Any], p: Params) -> str:
+    """The sentence the chapter quotes on where amplification starts."""
+    e = edge_stats(t, p)
+    d, m, (lo, hi) = e["rate_onset"]
+    where = ("at the quadratic limit" if d else "below the quadratic limit" if np.isfinite(hi) and hi < p.edge_band[0]
+             else "above the quadratic limit" if np.isfinite(lo) and lo > p.edge_band[1] else "undecided")
+    hm, (hlo, hhi) = e["hover"][1], e["hover"][2]
+    return (f"The shadow's growth rate turns positive at a stability ratio of {m:.2g} (95% interval {lo:.2g} to "
+            f"{hi:.2g}): amplification starts {where}.  Over the second half of the runs above the threshold "
+            f"the full-batch ratio is {hm:.2g} ({hlo:.2g} to {hhi:.2g}), the batch-sharpness ratio "
+            f"{e['hover_batch'][1]:.2g} ({e['hover_batch'][2][0]:.2g} to {e['hover_batch'][2][1]:.2g}).")
+
+
+# ------------------------------------------------------------------------------ the grid
+def _decades(r: Mapping[str, Any]) -> float:
+    """log10(final RelL1 / first nonzero RelL1), the median over the members."""
+    out = []
+    for rel in r["rel_l1"].values():
+        x = np.asarray(rel, float)
+        nz = x[np.isfinite(x) & (x > 0)]
+        out.append(math.log10(nz[-1] / nz[0]) if nz.size >= 2 else math.nan)
+    return float(np.median(out))
+
+
+def comparison(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per controller (``none``: plain SGD): ``acc`` [k, seed] in %, ``decades`` per seed,
+    ``final_rel`` per seed, ``seconds`` per seed (the reference's share of the steps plus the
+    controller's own work: its sharpness estimates or its shadow), ``binds`` (the cap: share of
+    iterations it bound, per seed), ``lrs`` (each seed's step per iteration)."""
+    out: dict[str, Any] = {}
+    for name, cells in p.grid.items():
+        acc = np.array([[100 * runs[c]["final_acc"][Variant(k).name] for c in cells] for k in p.k_values])
+        per_ref = []
+        for c in cells:
+            s = runs[c]["seconds"]
+            per_ref.append(s["steps"] / len(c.variants) + s["sharpness"] * c.sharpness * (name == "cap")
+                           + s["shadow"] * (name == "growth"))
+        out[name] = {"acc": acc, "decades": [_decades(runs[c]) for c in cells],
+                     "final_rel": [float(np.median([v[-1] for v in runs[c]["rel_l1"].values()])) for c in cells],
+                     "seconds": per_ref,
+                     "binds": [runs[c]["binds"] / max(1, len(runs[c]["step_lrs"])) for c in cells],
+                     "lrs": [runs[c]["step_lrs"] for c in cells], "steps": [runs[c]["steps"] for c in cells],
+                     "rel": [np.median(np.array(list(runs[c]["rel_l1"].values())), axis=0) for c in cells]}
+    return out
+
+
+def variance_ratio_interval(a: np.ndarray, b: np.ndarray, axis: str, *, level: float = 0.95) -> tuple[
+        float, float, float]:
+    """STD(a)/STD(b) over k (``axis="k"``: within each seed, pooled, S(K − 1) degrees of freedom)
+    or over seeds (``"seeds"``: within each k, pooled, S − 1 degrees of freedom — the k runs of a
+    seed share its batches, so only the seeds are independent), with the F interval of a ratio of
+    two independent variance estimates (``scipy.stats.f``).  (ratio, low, high); NaN when b has
+    no spread."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    k, s = a.shape
+    if axis == "k":
+        va, vb, df = a.var(axis=0, ddof=1).mean(), b.var(axis=0, ddof=1).mean(), s * (k - 1)
+    elif axis == "seeds":
+        va, vb, df = a.var(axis=1, ddof=1).mean(), b.var(axis=1, ddof=1).mean(), s - 1
+    else:
+        raise ValueError(f"axis={axis!r} is not allowed; 'k' or 'seeds'")
+    if not vb > 0:
+        return math.nan, math.nan, math.nan
+    r2 = va / vb
+    f_lo, f_hi = stats.f.ppf([(1 - level) / 2, (1 + level) / 2], df, df)
+    return math.sqrt(r2), math.sqrt(r2 / f_hi), math.sqrt(r2 / f_lo)
+
+
+def fall_decision(interval: Sequence[float], band: float) -> bool | None:
+    """Does a STD fall?  True if the ratio's interval lies below 1; False if it lies above
+    ``band`` (the data exclude a fall by more than 1 − band) and reaches 1; None otherwise."""
+    lo, hi = interval
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    if hi < 1:
+        return True
+    return False if lo > band else None
+
+
+def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, Any]]:
+    """Findings (a)–(e) and the cap's binding share per controller, each (decision, value, interval)."""
+    plain = cmp["none"]
+    out: dict[str, dict[str, Any]] = {}
+    for name in CONTROLLED:
+        c = cmp[name]
+        st: dict[str, Any] = {}
+        diff = np.asarray(plain["decades"]) - np.asarray(c["decades"])
+        m, lo, hi = mean_interval(diff[np.isfinite(diff)]) if np.isfinite(diff).sum() else (math.nan,) * 3
+        st["a"] = (_decided([lo, hi], lambda iv: floor_decision(iv, p.decades_min)), m, [lo, hi])
+        for key, axis in (("b", "k"), ("c", "seeds")):
+            r, lo, hi = variance_ratio_interval(c["acc"], plain["acc"], axis)
+            st[key] = (fall_decision([lo, hi], p.std_fall_band), r, [lo, hi])
+        dacc = c["acc"].mean(axis=0) - plain["acc"].mean(axis=0)
+        m, lo, hi = mean_interval(dacc)
+        st["d"] = (_decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
+        ratio = np.asarray(c["seconds"]) / np.asarray(plain["seconds"])
+        m, lo, hi = mean_interval(ratio)
+        st["e"] = (_decided([lo, hi], lambda iv: None if floor_decision(iv, p.cost_max) is None
+                            else not floor_decision(iv, p.cost_max)), m, [lo, hi])
+        if name == "cap":
+            share = np.asarray(c["binds"])
+            st["binds"] = (True if np.all(share > 0) else False if np.all(share == 0) else None,
+                           float(share.mean()), [float(share.min()), float(share.max())])
+        out[name] = st
+    return out
+
+
+def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-grid") -> list[Claim]:
+    """Findings (a)–(e) of the intervention for each controller, decided by the data (reproduced /
+    refuted / inconclusive), and whether the curvature cap binds at all."""
+    st = controller_stats(cmp, p)
+    out = []
+    for name in CONTROLLED:
+        s = st[name]
+        acc_ok = bool(np.all(np.isfinite(cmp[name]["acc"])))
+        rows = [
+            ("a", f"{name}: RelL1 growth at least {p.decades_min:g} decades smaller than plain SGD's",
+             f"per seed, plain SGD's decades of RelL1 growth minus the controlled run's (median over the k "
+             f"members); 95% t interval of the mean over seeds above {p.decades_min:g} → holds, below → refuted"),
+            ("b", f"{name}: STD over k falls",
+             f"STD over k (within seeds, pooled) controlled / plain: 95% F interval below 1 → holds; above "
+             f"{p.std_fall_band:g} and reaching 1 → refuted"),
+            ("c", f"{name}: STD over seeds falls",
+             f"STD over seeds (within k, pooled, S − 1 degrees of freedom) controlled / plain: 95% F interval "
+             f"below 1 → holds; above {p.std_fall_band:g} and reaching 1 → refuted"),
+            ("d", f"{name}: test accuracy within {p.acc_cost_max:g} point of plain SGD",
+             f"per seed, mean accuracy over k controlled − plain (points); 95% t interval above "
+             f"−{p.acc_cost_max:g} → holds, below → refuted"),
+            ("e", f"{name}: wall time per run below ×{p.cost_max:g} of plain SGD",
+             f"per seed, the reference's steps plus the controller's own work over plain SGD's steps; 95% t "
+             f"interval below {p.cost_max:g} → holds, above → refuted"),
+        ]
+        for key, claim_name, criterion in rows:
+            d, m, iv = s[key]
+            out.append(judge(claim_name, m, iv, criterion=criterion, holds=d, sane=acc_ok, shown_in=shown_in))
+        if name == "cap":
+            d, m, iv = s["binds"]
+            out.append(judge("cap: the curvature cap binds", m, iv,
+                             criterion="share of iterations where c·2(1+μ)/(λ+α) < η: > 0 in every seed → holds, "
+                                       "0 in every seed → refuted, else inconclusive",
+                             holds=d, sane=acc_ok, shown_in=shown_in))
+    return out
+
+
+def comparison_report(cmp: Mapping[str, Any], p: Params) -> str:
+    st = controller_stats(cmp, p)
+    lines = [f"{'':8s} {'accuracy %':>11s} {'STD k':>7s} {'STD seeds':>9s} {'RelL1 decades':>13s} {'s / run':>8s}"]
+    for name, c in cmp.items():
+        a = c["acc"]
+        lines.append(f"{name:8s} {a.mean():11.2f} {a.std(axis=0).mean():7.3f} {a.std(axis=1).mean():9.3f} "
+                     f"{np.nanmean(c['decades']):13.2f} {np.mean(c['seconds']):8.3f}")
+    for name in CONTROLLED:
+        lines.append(f"{name}:")
+        for key, (d, m, iv) in st[name].items():
+            word = {True: "holds", False: "fails", None: "undecided"}[d]
+            lines.append(f"   ({key}) {m:.3g}  95% interval [{iv[0]:.3g}, {iv[1]:.3g}]  → {word}")
+    return "\n".join(lines)
+
+
+def answers(cmp: Mapping[str, Any], p: Params) -> str:
+    """The sentence the chapter quotes: the answers to the paper's open questions, with intervals."""
+    st = controller_stats(cmp, p)
+    parts = []
+    for name, label in (("cap", "The curvature cap"), ("growth", "The growth controller")):
+        s = st[name]
+        parts.append(f"{label}: RelL1 growth {s['a'][1]:.2g} decades smaller ({s['a'][2][0]:.2g} to "
+                     f"{s['a'][2][1]:.2g}); STD over k ×{s['b'][1]:.2g} ({s['b'][2][0]:.2g} to {s['b'][2][1]:.2g}); "
+                     f"STD over seeds ×{s['c'][1]:.2g} ({s['c'][2][0]:.2g} to {s['c'][2][1]:.2g}); accuracy "
+                     f"{s['d'][1]:+.2g} points ({s['d'][2][0]:+.2g} to {s['d'][2][1]:+.2g}); wall time "
+                     f"×{s['e'][1]:.2g} ({s['e'][2][0]:.2g} to {s['e'][2][1]:.2g})"
+                     + (f"; it binds on {100 * s['binds'][1]:.2g}% of the iterations" if name == "cap" else
+                        f"; its last step is ×{final_scale(cmp):.2g} of plain SGD's (median over seeds)")
+                     + ".")
+    return "  ".join(parts)
+
+
+def final_scale(cmp: Mapping[str, Any], name: str = "growth") -> float:
+    """The median over seeds of a controller's last step over plain SGD's last step (the growth
+    controller holds the measured growth at zero by shrinking the step: how far?)."""
+    return float(np.median([c[-1] / p[-1] for c, p in zip(cmp[name]["lrs"], cmp["none"]["lrs"], strict=True)]))
+
+
+# ----------------------------------------------------------------------------------------- dry run
+def _rows(p: Params) -> tuple[list[dict[str, Any]], list[RunConfig]]:
+    t = plan(p)
+    rows = [cost_row(f"trajectories ({regime})", list(cells)) for regime, cells in t.trajectories.items()]
+    rows += [cost_row(f"grid ({name})", list(cells)) for name, cells in t.grid.items()]
+    return rows, list(t.configs())
+
+
+def dry_run(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate every configuration and estimate the cost, training nothing."""
+    return dry_run_of(params, Params, _rows)
+
+
+def trajectories_value(t: Mapping[str, Any]) -> dict[str, Any]:
+    """The results' value ``trajectories``: per regime and seed, the summary statistics."""
+    keys = ("seed", "amp_onset", "edge_onset", "rate_onset_ratio", "late_ratio", "late_batch_ratio", "max_ratio",
+            "amplification", "residual")
+    return {regime: {"lr": t[regime]["lr"], "rows": [{k: r[k] for k in keys} for r in t[regime]["rows"]]}
+            for regime in REGIMES}
+
+
+def comparison_value(cmp: Mapping[str, Any]) -> dict[str, Any]:
+    """The results' value ``grid``: per optimizer, accuracy [k, seed], decades, seconds, binds."""
+    return {name: {k: c[k] for k in ("acc", "decades", "final_rel", "seconds", "binds")} for name, c in cmp.items()}

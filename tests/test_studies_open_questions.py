@@ -1,0 +1,240 @@
+"""The study behind book/open_questions.md and its controllers: the plan, the claim rules on
+synthetic inputs (holds, fails, inconclusive), and the controllers' guarantees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+from instab import book
+from instab.controllers import (
+    CurvatureCap,
+    GrowthController,
+    Shadow,
+    SharedSchedule,
+    TrackedRun,
+    hessian_product,
+    lanczos_top_torch,
+    top_eigenpair,
+    track,
+)
+from instab.optim import PerturbedSGD
+from instab.runs import cross_entropy
+from instab.stability import top_hessian_eigenpair
+from instab.studies import open_questions as study
+from instab.train import LoopEngine, Variant
+
+
+def _params(scale: str, **change) -> study.Params:
+    values = {**book.chapter_parameters("open_questions", scale), **change}
+    values["common"] = {**values["common"], "device": "cpu"}
+    return study.Params.from_namespace(values)
+
+
+def test_ci_default_and_paper_plans_validate():
+    for scale in ("ci", "default", "paper"):
+        p = _params(scale).validate()
+        plan = study.plan(p)
+        assert set(plan.grid) == {"none", "cap", "growth"}
+        for name, cells in plan.grid.items():
+            assert [c.controller for c in cells] == [name] * len(p.grid_seeds)
+            assert [v.k for v in cells[0].variants] == p.k_values
+        assert [c.lr for c in plan.trajectories["below"]][0] < plan.trajectories["above"][0].lr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lrs": {"below": 0.1, "above": 0.01}}, "smaller"),
+    ({"k_values": [3, 1, 5]}, "k_values"),
+    ({"seeds": [0, 1]}, "seeds"),
+    ({"edge_band": [1.2, 2.0]}, "edge_band"),
+    ({"controllers": {"cap": {"cap_c": 1.5}, "growth": {}}}, "c="),
+    ({"controllers": {"cap": {"nonsense": 1}, "growth": {}}}, "nonsense"),
+])
+def test_bad_parameters_fail_with_their_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        _params("ci", **change).validate()
+
+
+# ------------------------------------------------------------------------------- controllers
+def test_the_cap_never_exceeds_the_scheduled_lr_and_counts_where_it_binds():
+    cap = CurvatureCap(0.8, momentum=0.9, weight_decay=5e-4)
+    rng = np.random.default_rng(0)
+    for lam in rng.lognormal(2, 2, 500):
+        for lr in (1e-3, 0.1, 1.0):
+            assert cap.step(lr, float(lam)) <= lr
+    assert 0 < cap.binds < cap.decisions == 1500
+    assert cap.step(0.1, 0.0) == 0.1  # a flat direction: the cap is infinite
+    assert cap.limit(10.0) == pytest.approx(0.8 * 2 * 1.9 / (10 + 5e-4))
+    with pytest.raises(ValueError, match="c="):
+        CurvatureCap(1.0, 0.9, 0.0)
+
+
+def test_the_growth_controller_steps_down_while_growing_and_back_slowly():
+    g = GrowthController(down=0.5, up=1.5)
+    assert g.update(0.1) == 0.5 and g.update(0.2) == 0.25
+    assert g.update(-0.1) == pytest.approx(0.375)
+    assert g.update(math.nan) == pytest.approx(0.1875)  # an unmeasurable window is treated as growth
+    for _ in range(10):
+        g.update(-1.0)
+    assert g.scale == 1.0 and g.step(0.1) == 0.1  # never above the schedule
+
+
+def _tiny(**change) -> TrackedRun:
+    return TrackedRun(model="mlp", hidden=(8,), dataset="synthetic", train_size=256, test_size=64, batch_size=64,
+                      epochs=None, max_steps=12, lr_decay_every=0, lr=0.5, variants=(Variant(1), Variant(3)),
+                      every=4, sharp_size=64, lanczos_iters=8, batch_sharpness_batches=1,
+                      **change).validate()
+
+
+def test_every_member_of_a_cell_gets_the_same_schedule():
+    cfg = _tiny()
+    base = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    engine = LoopEngine(cfg, base)
+    schedule = SharedSchedule(engine.opts)
+    for lr in (0.1, 0.03, 0.2):
+        schedule.set(lr)
+        assert schedule.lrs() == [[lr]] * len(cfg.variants)
+    assert schedule.history == [0.1, 0.03, 0.2]
+
+
+@pytest.mark.parametrize("controller", ["cap", "growth"])
+def test_a_controlled_run_records_one_schedule_below_the_plain_one(controller):
+    r = track(_tiny(controller=controller, cap_c=0.01))  # c tiny: the cap binds
+    assert len(r["step_lrs"]) == 12 and max(r["step_lrs"]) <= 0.5
+    assert r["steps"] == [0, 4, 8, 12]
+    if controller == "cap":
+        assert r["binds"] == 12 and min(r["step_lrs"]) < 0.5
+    assert set(r["final_acc"]) == {"k=1", "k=3"}
+
+
+def test_the_shadow_owns_its_momentum_and_measures_no_growth_at_lr_zero():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    opt = PerturbedSGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.0)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    cross_entropy(model(x), y).backward()
+    opt.step()
+    buffers = [opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]
+    shadow = Shadow(model, opt, delta=2.0**-14)
+    shadow.restart(model, opt)
+    for _ in range(3):
+        shadow.step(x, y, 0.0, cross_entropy)
+    for p, b in zip(model.parameters(), buffers, strict=True):
+        assert torch.equal(opt.state[p]["momentum_buffer"], b)  # the reference's buffers untouched
+    assert shadow.rate(model) == pytest.approx(0.0, abs=1e-9)  # lr 0: nothing moves
+
+
+def test_lanczos_in_torch_agrees_with_numpy_lanczos_and_eigsh():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    x, y = torch.randn(40, 6, dtype=torch.float64), torch.randint(0, 3, (40,))
+    ours = top_eigenpair(model, x, y, iters=40)
+    theirs = top_hessian_eigenpair(model, cross_entropy, x, y, iters=40)
+    hvp, g = hessian_product(model, x, y)
+    op = LinearOperator((g.numel(),) * 2, matvec=lambda v: hvp(torch.as_tensor(np.ravel(v))).numpy(),
+                        dtype=np.float64)
+    top = eigsh(op, k=1, which="LA", v0=np.random.default_rng(0).standard_normal(g.numel()),
+                return_eigenvectors=False)[0]
+    assert ours.relative_residual < 1e-6
+    assert ours.value == pytest.approx(theirs.value, rel=1e-8)
+    assert ours.value == pytest.approx(top, rel=1e-8)
+    direct = lanczos_top_torch(lambda v: torch.diag(torch.arange(1.0, 11.0, dtype=torch.float64)) @ v, 10, iters=10)
+    assert direct.value == pytest.approx(10.0)
+
+
+# ----------------------------------------------------------------------------- edge rules
+def test_onset_is_beyond_accumulation():
+    steps = np.arange(0, 201, 20.0)
+    accumulating = np.r_[0, 1e-7 * steps[1:] / 20]
+    assert math.isnan(study.onset(steps, accumulating, 10))
+    growing = np.r_[0, 1e-7 * np.exp(steps[1:] / 20)]
+    assert study.onset(steps, growing, 10) == 100.0  # e^4 = 55 > 10 × 5 (at 80: e^3 = 20 < 40)
+
+
+def _row(amp_onset, edge_onset, late=1.0, batch=1.0, max_ratio=0.5, rate_ratio=1.0, amplification=(1e3,)):
+    return {"seed": 0, "amp_onset": amp_onset, "edge_onset": edge_onset, "late_ratio": late,
+            "late_batch_ratio": batch, "max_ratio": max_ratio, "rate_onset_ratio": rate_ratio,
+            "amplification": list(amplification), "residual": 1e-3}
+
+
+def test_onset_rule_holds_fails_or_is_inconclusive():
+    agree = [_row(100, 90), _row(120, 100), _row(80, 85)]
+    assert study.onset_decision(agree, 3.0)[0] is True
+    apart = [_row(100, 1000), _row(120, 1300), _row(80, 900)]
+    assert study.onset_decision(apart, 3.0)[0] is False
+    no_edge = [_row(100, math.nan), _row(120, math.nan), _row(80, 85)]
+    assert study.onset_decision(no_edge, 3.0)[0] is False
+    spread = [_row(100, 30), _row(120, 400), _row(80, 100)]
+    assert study.onset_decision(spread, 3.0)[0] is None
+    assert study.onset_decision([_row(100, 90), _row(math.nan, 90)], 3.0)[0] is None
+
+
+def _traj(above_rows, below_rows):
+    return {"above": {"lr": 0.1, "rows": above_rows}, "below": {"lr": 0.01, "rows": below_rows}}
+
+
+def test_edge_claims_are_decided_by_their_intervals():
+    p = _params("ci").validate()
+    below = [_row(math.nan, math.nan, max_ratio=m, amplification=(a,)) for m, a in ((0.1, 10), (0.12, 12), (0.11, 9))]
+    near = [_row(100, 95, late=x, batch=x, rate_ratio=x) for x in (0.9, 1.1, 1.0)]
+    verdicts = {c.name: c.verdict for c in study.edge_claims(_traj(near, below), p)}
+    assert set(verdicts.values()) == {"reproduced"}
+    far = [_row(100, math.nan, late=x, batch=x, rate_ratio=x / 2, amplification=(5,)) for x in (0.2, 0.22, 0.25)]
+    above_1 = [_row(math.nan, math.nan, max_ratio=m, amplification=(1e4,)) for m in (3.0, 3.5, 4.0)]
+    verdicts = {c.name: c.verdict for c in study.edge_claims(_traj(far, above_1), p)}
+    assert set(verdicts.values()) == {"refuted"}
+    straddle = [_row(100, 95, late=x, batch=x, rate_ratio=x) for x in (0.3, 1.5, 0.9)]
+    claims = study.edge_claims(_traj(straddle, below), p)
+    verdicts = {c.name: c.verdict for c in claims}
+    assert verdicts["above: the stability ratio hovers near 1 (full-batch λ)"] == "inconclusive"
+    assert all(c.ok for c in claims)
+
+
+# --------------------------------------------------------------------------- grid rules
+def test_variance_ratio_interval_and_fall_rule():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (12, 12)), rng.normal(0, 1, (12, 12))
+    r, lo, hi = study.variance_ratio_interval(0.1 * a, b, "k")
+    assert lo < r < hi < 1 and study.fall_decision([lo, hi], 0.8) is True
+    r, lo, hi = study.variance_ratio_interval(b[::-1], b, "k")  # the same spread
+    assert r == pytest.approx(1.0) and lo > 0.8 and study.fall_decision([lo, hi], 0.8) is False
+    r, lo, hi = study.variance_ratio_interval(a[:, :3], b[:, :3], "seeds")
+    assert study.fall_decision([lo, hi], 0.8) is None  # 2 degrees of freedom: too wide
+    assert math.isnan(study.variance_ratio_interval(a, np.zeros((12, 12)), "k")[0])
+
+
+def _cmp(decades, acc_shift, seconds, k_spread=1.0, binds=(0.0, 0.0, 0.0)):
+    rng = np.random.default_rng(1)
+    seed_effect = rng.normal(0, 1, 3)
+    out = {}
+    for name in ("none", "cap", "growth"):
+        plain = name == "none"
+        acc = 80 + seed_effect + rng.normal(0, 1 if plain else k_spread, (3, 3)) + (0 if plain else acc_shift)
+        out[name] = {"acc": acc, "decades": [5.0] * 3 if plain else list(decades),
+                     "seconds": [1.0, 1.1, 0.9] if plain else list(seconds), "binds": list(binds)}
+    return out
+
+
+def test_controller_claims_hold_fail_or_are_inconclusive():
+    p = _params("ci").validate()
+    good = {c.name: c.verdict for c in study.controller_claims(
+        _cmp([0.5, 0.7, 0.6], 0.0, [1.2, 1.3, 1.25], k_spread=0.0, binds=(0.1, 0.2, 0.1)), p)}
+    assert good["cap: RelL1 growth at least 3 decades smaller than plain SGD's"] == "reproduced"
+    assert good["cap: STD over k falls"] == "reproduced"
+    assert good["cap: wall time per run below ×2 of plain SGD"] == "reproduced"
+    assert good["cap: the curvature cap binds"] == "reproduced"
+    bad = {c.name: c.verdict for c in study.controller_claims(
+        _cmp([5.0, 5.1, 4.9], -5.0, [3.0, 3.2, 3.1]), p)}
+    assert bad["growth: RelL1 growth at least 3 decades smaller than plain SGD's"] == "refuted"
+    assert bad["growth: test accuracy within 1 point of plain SGD"] == "refuted"
+    assert bad["growth: wall time per run below ×2 of plain SGD"] == "refuted"
+    assert bad["cap: the curvature cap binds"] == "refuted"
+    mixed = {c.name: c.verdict for c in study.controller_claims(
+        _cmp([2.0, 4.5, 3.0], 0.0, [1.0, 3.0, 2.0], binds=(0.0, 0.1, 0.0)), p)}
+    assert mixed["cap: RelL1 growth at least 3 decades smaller than plain SGD's"] == "inconclusive"
+    assert mixed["cap: wall time per run below ×2 of plain SGD"] == "inconclusive"
+    assert mixed["cap: the curvature cap binds"] == "inconclusive"
