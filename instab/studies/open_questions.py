@@ -8,7 +8,7 @@
 - :func:`trajectories` — per regime and seed: the stability ratio η(λ + α)/(2(1 + μ)), the onsets
   of amplification and of the edge, the growth; :func:`edge_claims` decides the edge findings.
 - :func:`comparison` — the grid per controller: RelL1 growth, STD over k and over seeds, accuracy,
-  wall time; :func:`controller_claims` decides findings (a)–(e) for each controller.
+  wall time; :func:`controller_claims` decides findings (a)–(d) for each controller.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ class Params(SgdParams):
     controllers: dict[str, dict[str, Any]]
     decades_min: float
     acc_cost_max: float
-    cost_max: float
     std_fall_band: float
 
     def validate(self) -> Self:
@@ -92,7 +91,6 @@ class Params(SgdParams):
             raise ValueError(f"edge_band={self.edge_band!r} is not allowed; [low < 1 < high]")
         checks.positive("decades_min", self.decades_min)
         checks.positive("acc_cost_max", self.acc_cost_max)
-        checks.in_range("cost_max", self.cost_max, 1.01, 100)
         checks.in_range("std_fall_band", self.std_fall_band, 0.1, 0.99)
         plan(self)
         return self
@@ -414,7 +412,7 @@ def fall_decision(interval: Sequence[float], band: float) -> bool | None:
 
 
 def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, Any]]:
-    """Findings (a)–(e) and the cap's binding share per controller, each (decision, value, interval)."""
+    """Findings (a)–(d) and the cap's binding share per controller, each (decision, value, interval)."""
     plain = cmp["none"]
     out: dict[str, dict[str, Any]] = {}
     for name in CONTROLLED:
@@ -429,10 +427,6 @@ def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, A
         dacc = c["acc"].mean(axis=0) - plain["acc"].mean(axis=0)
         m, lo, hi = mean_interval(dacc)
         st["d"] = (_decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
-        ratio = np.asarray(c["seconds"]) / np.asarray(plain["seconds"])
-        m, lo, hi = mean_interval(ratio)
-        st["e"] = (_decided([lo, hi], lambda iv: None if floor_decision(iv, p.cost_max) is None
-                            else not floor_decision(iv, p.cost_max)), m, [lo, hi])
         if name == "cap":
             share = np.asarray(c["binds"])
             st["binds"] = (True if np.all(share > 0) else False if np.all(share == 0) else None,
@@ -442,7 +436,7 @@ def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, A
 
 
 def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-grid") -> list[Claim]:
-    """Findings (a)–(e) of the intervention for each controller, decided by the data (reproduced /
+    """Findings (a)–(d) of the intervention for each controller, decided by the data (reproduced /
     refuted / inconclusive), and whether the curvature cap binds at all."""
     st = controller_stats(cmp, p)
     out = []
@@ -462,9 +456,6 @@ def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq
             ("d", f"{name}: test accuracy within {p.acc_cost_max:g} point of plain SGD",
              f"per seed, mean accuracy over k controlled − plain (points); 95% t interval above "
              f"−{p.acc_cost_max:g} → holds, below → refuted"),
-            ("e", f"{name}: wall time per run below ×{p.cost_max:g} of plain SGD",
-             f"per seed, the reference's steps plus the controller's own work over plain SGD's steps; 95% t "
-             f"interval below {p.cost_max:g} → holds, above → refuted"),
         ]
         for key, claim_name, criterion in rows:
             d, m, iv = s[key]
@@ -480,11 +471,11 @@ def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq
 
 def comparison_report(cmp: Mapping[str, Any], p: Params) -> str:
     st = controller_stats(cmp, p)
-    lines = [f"{'':8s} {'accuracy %':>11s} {'STD k':>7s} {'STD seeds':>9s} {'RelL1 decades':>13s} {'s / run':>8s}"]
+    lines = [f"{'':8s} {'accuracy %':>11s} {'STD k':>7s} {'STD seeds':>9s} {'RelL1 decades':>13s}"]
     for name, c in cmp.items():
         a = c["acc"]
         lines.append(f"{name:8s} {a.mean():11.2f} {a.std(axis=0).mean():7.3f} {a.std(axis=1).mean():9.3f} "
-                     f"{np.nanmean(c['decades']):13.2f} {np.mean(c['seconds']):8.3f}")
+                     f"{np.nanmean(c['decades']):13.2f}")
     for name in CONTROLLED:
         lines.append(f"{name}:")
         for key, (d, m, iv) in st[name].items():
@@ -502,8 +493,7 @@ def answers(cmp: Mapping[str, Any], p: Params) -> str:
         parts.append(f"{label}: RelL1 growth {s['a'][1]:.2g} decades smaller ({s['a'][2][0]:.2g} to "
                      f"{s['a'][2][1]:.2g}); STD over k ×{s['b'][1]:.2g} ({s['b'][2][0]:.2g} to {s['b'][2][1]:.2g}); "
                      f"STD over seeds ×{s['c'][1]:.2g} ({s['c'][2][0]:.2g} to {s['c'][2][1]:.2g}); accuracy "
-                     f"{s['d'][1]:+.2g} points ({s['d'][2][0]:+.2g} to {s['d'][2][1]:+.2g}); wall time "
-                     f"×{s['e'][1]:.2g} ({s['e'][2][0]:.2g} to {s['e'][2][1]:.2g})"
+                     f"{s['d'][1]:+.2g} points ({s['d'][2][0]:+.2g} to {s['d'][2][1]:+.2g})"
                      + (f"; it binds on {100 * s['binds'][1]:.2g}% of the iterations" if name == "cap" else
                         f"; its last step is ×{final_scale(cmp):.2g} of plain SGD's (median over seeds)")
                      + ".")
@@ -539,4 +529,4 @@ def trajectories_value(t: Mapping[str, Any]) -> dict[str, Any]:
 
 def comparison_value(cmp: Mapping[str, Any]) -> dict[str, Any]:
     """The results' value ``grid``: per optimizer, accuracy [k, seed], decades, seconds, binds."""
-    return {name: {k: c[k] for k in ("acc", "decades", "final_rel", "seconds", "binds")} for name, c in cmp.items()}
+    return {name: {k: c[k] for k in ("acc", "decades", "final_rel", "binds")} for name, c in cmp.items()}
