@@ -235,3 +235,39 @@ def test_controller_claims_hold_fail_or_are_inconclusive():
         _cmp([2.0, 4.5, 3.0], 0.0, [1.0, 3.0, 2.0], binds=(0.0, 0.1, 0.0)), p)}
     assert mixed["cap: RelL1 growth at least 3 decades smaller than plain SGD's"] == "inconclusive"
     assert mixed["cap: the curvature cap binds"] == "inconclusive"
+
+
+def test_binomial_std_is_the_spread_of_independent_errors():
+    """Runs whose examples err independently with probabilities p_i: the spread of their accuracy
+    is what binomial_std predicts from the runs themselves (within sampling error)."""
+    rng = np.random.default_rng(0)
+    p_i = rng.beta(0.5, 3.0, size=400)
+    errors = rng.random((3000, p_i.size)) < p_i
+    measured = 100 * (1 - errors.mean(axis=1)).std(ddof=1)
+    assert abs(study.binomial_std(errors) / measured - 1) < 0.05
+    assert study.binomial_std(np.zeros((5, 10), bool)) == 0.0
+
+
+def test_std_interval_covers_the_true_std_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    for axis, shape in (("seeds", (4, 6)), ("k", (4, 6))):
+        hits = 0
+        for _ in range(800):
+            acc = rng.normal(80.0, 0.3, size=shape)  # every entry independent: both pooled estimates are exact
+            if axis == "seeds":
+                acc = acc[:1].repeat(4, axis=0) + rng.normal(0, 1e-9, shape)  # k runs of a seed equal: S − 1 dof
+            _, lo, hi = study.std_interval(acc, axis)
+            hits += lo <= 0.3 <= hi
+        assert 0.92 <= hits / 800 <= 0.98, (axis, hits / 800)
+    with pytest.raises(ValueError, match="'k' or 'seeds'"):
+        study.std_interval(np.ones((2, 2)), "runs")
+
+
+def test_null_model_claims_hold_fail_or_are_inconclusive():
+    def nm(seeds, k):
+        return {"none": {"predicted": 1.0, "seeds": seeds, "k": k}}
+    got = {c.name: (c.verdict, c.sane) for c in study.null_model_claims(nm((1.0, 0.8, 1.2), (0.2, 0.15, 0.3)))}
+    assert got == {"null model, none: STD over seeds / binomial prediction": ("extension", True),
+                   "null model, none: STD over k / binomial prediction": ("refuted", True)}
+    open_ = study.null_model_claims(nm((1.0, 0.4, 3.0), (float("nan"), 0.1, 0.2)))
+    assert [(c.verdict, c.sane) for c in open_] == [("inconclusive", True), ("inconclusive", False)]

@@ -25,6 +25,7 @@ from scipy import stats
 from instab import checks
 from instab.controllers import TrackedRun
 from instab.ensemble import band_decision, floor_decision, mean_interval
+from instab.findings import tolerance
 from instab.report import Claim, judge
 from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of
 from instab.studies.sgd_threshold import amplification
@@ -33,7 +34,8 @@ from instab.train import RunConfig, Variant
 __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectories", "edge_claims",
            "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
-           "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "REGIMES", "CONTROLLED"]
+           "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "std_interval",
+           "binomial_std", "null_model", "null_model_claims", "null_model_report", "REGIMES", "CONTROLLED"]
 
 #: the two fixed-lr regimes of the trajectories
 REGIMES = ("below", "above")
@@ -481,6 +483,79 @@ def comparison_report(cmp: Mapping[str, Any], p: Params) -> str:
         for key, (d, m, iv) in st[name].items():
             word = {True: "holds", False: "fails", None: "undecided"}[d]
             lines.append(f"   ({key}) {m:.3g}  95% interval [{iv[0]:.3g}, {iv[1]:.3g}]  → {word}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the binomial null model
+#: The registry's findings for the null model (their tolerance: a factor either way).
+NULL_FINDINGS = {"seeds": "oq-null-model-seeds", "k": "oq-null-model-k"}
+
+
+def std_interval(acc: np.ndarray, axis: str, *, level: float = 0.95) -> tuple[float, float, float]:
+    """The pooled STD of accuracies ``acc`` [k, seed] over k (``axis="k"``: within each seed,
+    S(K − 1) degrees of freedom) or over seeds (``"seeds"``: within each k, S − 1 — only the seeds
+    are independent), with its χ² interval (``scipy.stats.chi2``): (std, low, high)."""
+    acc = np.asarray(acc, float)
+    k, s = acc.shape
+    if axis == "k":
+        v, df = acc.var(axis=0, ddof=1).mean(), s * (k - 1)
+    elif axis == "seeds":
+        v, df = acc.var(axis=1, ddof=1).mean(), s - 1
+    else:
+        raise ValueError(f"axis={axis!r} is not allowed; 'k' or 'seeds'")
+    hi_q, lo_q = stats.chi2.ppf([(1 + level) / 2, (1 - level) / 2], df)
+    return math.sqrt(v), math.sqrt(v * df / hi_q), math.sqrt(v * df / lo_q)
+
+
+def binomial_std(errors: np.ndarray) -> float:
+    """Jordan's null model: the STD (in points) of a run's test accuracy if each test example i were
+    misclassified independently with probability p_i, estimated over the R runs of ``errors``
+    [run, example] (booleans): 100 · √(Σ p̂ᵢ(1 − p̂ᵢ) · R/(R − 1)) / N, the R/(R − 1) undoing the
+    bias of p̂(1 − p̂)."""
+    e = np.asarray(errors, float)
+    r, n = e.shape
+    pi = e.mean(axis=0)
+    return float(100 * math.sqrt((pi * (1 - pi)).sum() * r / (r - 1)) / n)
+
+
+def null_model(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per optimizer: ``predicted`` (:func:`binomial_std` over all its k × seed runs) and the
+    measured ``seeds`` and ``k`` STDs with their intervals (:func:`std_interval`), in points."""
+    out = {}
+    for name, cells in p.grid.items():
+        labels = np.asarray(runs[cells[0]]["labels"], int)
+        preds = np.array([[runs[c]["predictions"][Variant(k).name] for c in cells] for k in p.k_values], int)
+        errors = preds != labels  # [k, seed, example]
+        acc = 100 * (1 - errors.mean(axis=-1))
+        out[name] = {"predicted": binomial_std(errors.reshape(-1, labels.size)),
+                     "seeds": std_interval(acc, "seeds"), "k": std_interval(acc, "k")}
+    return out
+
+
+def null_model_claims(nm: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-oq-null") -> list[Claim]:
+    """Measured STD over seeds, and over k, against the binomial null model, per optimizer: the
+    95% interval of measured / predicted inside [1/f, f] (f: the registry's tolerance) → holds
+    (``extension``), wholly outside → refuted, else inconclusive; plain SGD's rows decide."""
+    out = []
+    for axis, fid in NULL_FINDINGS.items():
+        f = tolerance(fid, "factor")
+        for name, m in nm.items():
+            pred, (sd, lo, hi) = m["predicted"], m[axis]
+            sane = bool(pred > 0 and np.all(np.isfinite([sd, lo, hi])))
+            iv = [lo / pred, hi / pred] if sane else [math.nan, math.nan]
+            out.append(judge(f"null model, {name}: STD over {axis} / binomial prediction", sd / pred if sane else math.nan, iv,
+                             criterion=f"95% χ² interval of measured / predicted STD inside [1/{f:g}, {f:g}] → "
+                                       "holds, outside → refuted, else inconclusive",
+                             holds=band_decision(iv, [1 / f, f]) if sane else None, sane=sane,
+                             if_holds="extension", shown_in=shown_in))
+    return out
+
+
+def null_model_report(nm: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = [f"{'':8s} {'binomial':>9s} {'STD over seeds [95%]':>26s} {'STD over k [95%]':>26s}   (points)"]
+    for name, m in nm.items():
+        cells = [f"{m[a][0]:7.3f} [{m[a][1]:.3f}, {m[a][2]:.3f}]" for a in ("seeds", "k")]
+        lines.append(f"{name:8s} {m['predicted']:9.3f} {cells[0]:>26s} {cells[1]:>26s}")
     return "\n".join(lines)
 
 
