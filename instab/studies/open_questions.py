@@ -543,7 +543,8 @@ def null_model_claims(nm: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-
             pred, (sd, lo, hi) = m["predicted"], m[axis]
             sane = bool(pred > 0 and np.all(np.isfinite([sd, lo, hi])))
             iv = [lo / pred, hi / pred] if sane else [math.nan, math.nan]
-            out.append(judge(f"null model, {name}: STD over {axis} / binomial prediction", sd / pred if sane else math.nan, iv,
+            out.append(judge(f"null model, {name}: STD over {axis} / binomial prediction",
+                             sd / pred if sane else math.nan, iv,
                              criterion=f"95% χ² interval of measured / predicted STD inside [1/{f:g}, {f:g}] → "
                                        "holds, outside → refuted, else inconclusive",
                              holds=band_decision(iv, [1 / f, f]) if sane else None, sane=sane,
