@@ -274,8 +274,8 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
     lines += [f"Findings decided in this build (**{scale}** scale): {len([f for f in decided if f.kind != 'control'])} "
               f"about the paper or ours, and {len([f for f in decided if f.kind == 'control'])} controls of the "
               f"machinery (not counted).", "", "| verdict | findings | meaning |", "|---|---|---|"]
-    lines += [f"| {v} | {n[v]} | {VERDICTS[v]} |" for v in FINDING_VERDICTS if v != "fact"]
-    lines += [f"| **failed** | {n['failed']} | a claim of the finding did not hold |", ""]
+    lines += [f"| {v} | {n[v]} | {VERDICTS[v]} |" for v in FINDING_VERDICTS if v != "fact" or n[v]]
+    lines += [f"| **failed** | {n['failed']} | a claim of the finding is not sane, or a control broke |", ""]
     lines += ["", "Expected verdicts at the ci, default and paper scales (— where a scale is not executed or not yet "
               "reviewed), and the verdict this build computed:", "",
               f"| finding | chapter | paper | expected: {' · '.join(SCALES)} | this build ({scale}) |",
