@@ -18,11 +18,15 @@ def test_index_and_every_chapter_page_exist_with_figures():
         assert "<img" in page.read_text(), f"chapter {name} has no figure"
 
 
-def test_every_chapter_wrote_results_and_all_claims_hold():
+def test_every_chapter_wrote_results_and_all_claims_are_sane():
+    """A claim that does not hold is a verdict (refuted, corrected, …), not a failure; a claim that
+    is not sane (a NaN, a broken control) fails its chapter."""
+    from instab.report import sane
+
     for name in book.chapters():
         res = json.loads((book.out_dir(name, "ci") / "results.json").read_text())
         assert res["claims"], f"chapter {name} reproduces no claim"
-        assert all(c["ok"] for c in res["claims"])
+        assert all(sane(c) for c in res["claims"]), [c["name"] for c in res["claims"] if not sane(c)]
 
 
 def test_scorecard_lists_every_claim_of_every_chapter():
@@ -42,7 +46,8 @@ def test_scorecard_lists_every_claim_of_every_chapter():
                 f"{name}: claim {claim['name']!r} is shown in {label!r}, which is no target of book/{name}.md")
     n_claims = sum(len(json.loads((book.out_dir(n, "ci") / "results.json").read_text())["claims"])
                    for n in book.chapters())
-    rows = [ln for ln in card.splitlines() if ln.startswith("| ") and ln.rstrip().endswith(("| yes |", "| **NO** |"))]
+    holds = ("| yes |", "| no |", "| **NO** |")
+    rows = [ln for ln in card.splitlines() if ln.startswith("| ") and ln.rstrip().endswith(holds)]
     assert len(rows) == n_claims
     assert "Executed under: floating-point environment" in card and "| inconclusive |" in card
 
@@ -95,3 +100,16 @@ def test_a_moved_expected_verdict_fails_the_build(tmp_path, monkeypatch, capsys)
         book.main(["execute", "--params", "ci", "--chapter", "heat"])
     assert e.value.code == book.cli.REGISTRY_DISAGREES
     assert f"{entry['id']}: verdict {was} at the ci scale, the registry expects refuted" in capsys.readouterr().err
+
+
+def test_intro_cites_the_book_with_its_version_and_every_page_states_the_licences():
+    from instab import release
+
+    v = release.version()
+    intro = (HTML / "index.html").read_text()
+    if "@software" not in intro:  # the index redirects to the intro
+        intro = (HTML / "book" / "intro.html").read_text()
+    assert "@software" in intro and f"version {v}" in intro, "the intro has no citation with the version"
+    for page in [HTML / "book" / "intro.html", *(HTML / "book" / f"{c}.html" for c in book.chapters())]:
+        text = page.read_text()
+        assert f"instab {v}" in text and "CC BY 4.0" in text and "MIT" in text, f"{page.name}: no licence footer"

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         msg = f"error: {len(failed)} chapter(s) failed {where}:\n" + execution.failures(failed, a.params, env) \
             if failed else ""
         if problems:
-            msg += (f"\n" if msg else "error: ") + f"the findings registry ({shown(registry.REGISTRY)}) and " \
+            msg += ("\n" if msg else "error: ") + f"the findings registry ({shown(registry.REGISTRY)}) and " \
                 f"the data disagree {where}:\n" + "\n".join(f"  registry: {p}" for p in problems)
         if failed:
             raise SystemExit(msg)

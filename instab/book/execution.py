@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-
 from instab import report
 from instab.book import console, plan, sources
 from instab.book.console import say, visible
@@ -228,7 +227,8 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     pf = sources.params_file(chapter, scale)
     parameters = sources.read_params_file(pf) if pf else {}
     timeout = execution_timeout(scale)
-    say(f"execute {chapter} ({scale}) with papermill" + (f", parameters from {pf.relative_to(sources.ROOT)}" if pf else "")
+    say(f"execute {chapter} ({scale}) with papermill"
+        + (f", parameters from {pf.relative_to(sources.ROOT)}" if pf else "")
         + (f", timeout {timeout} s" if timeout else ", no timeout"))
     t0 = time.perf_counter()
     progress = ChapterProgress(f"{chapter} ({scale})", cells_as_run(nb, injected=bool(parameters)))
