@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from instab import findings
+from instab import findings, release
 from instab.book import console, registry, sources
 from instab.book.console import say
 from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
@@ -111,7 +111,9 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     if url is None:
         say(f"no repository URL (_config.yml's repository.url, ${REPOSITORY_VAR} or a GitHub/GitLab 'origin' "
             f"remote): the book has no launch (Binder) or repository buttons")
-    (site / "_config.yml").write_text(yaml.safe_dump(book_config(config, url), sort_keys=False, allow_unicode=True))
+    cfg = book_config(config, url)
+    cfg["html"] = {**(cfg.get("html") or {}), "extra_footer": release.footer_html(root)}  # version, licences
+    (site / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     results = []
     missing: list[str] = []
     not_run: list[str] = []
@@ -153,6 +155,8 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     for extra in [*(root / "book").glob("*.png"), *(root / "book").glob("*.svg")]:
         shutil.copy(extra, site / "book" / extra.name)
     (site / "book" / NOT_BUILT_IMAGE).write_text(NOT_BUILT_SVG)
+    # the book's own style sheets (jupyter-book adds every .css of the root's _static to each page)
+    shutil.copytree(root / "book" / "_static", site / "_static")
     stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
                       for m in missing)
     stopped += "".join(f"\n**Chapter `{m}` was not executed at this scale** (it needs a GPU; its page gives its dry "
@@ -163,6 +167,7 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
     (site / "book" / "_scorecard.md").write_text(
         f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results, registry.finding_of(scale)))
+    (site / "book" / "_citation.md").write_text(release.citation_markdown(root))
     fs, verdicts, problems = registry.decide(scale)
     (site / "book" / "_findings.md").write_text(findings.verdict_table(fs, verdicts, scale, problems))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
