@@ -179,6 +179,11 @@ def release_files(scale: str, root: Path = paths.ROOT, build: Path | None = None
     html = build / "html"
     if not (html / "index.html").is_file():
         raise SystemExit(f"error: no built book under {html}: build it first (make book PARAMS={scale})")
+    card = build / "site" / "book" / "_scorecard.md"
+    m = re.search(r"Scale of this build: \*\*(\w+)\*\*", card.read_text()) if card.is_file() else None
+    if m and m.group(1) != scale:
+        raise SystemExit(f"error: the book under {html} was rendered at the {m.group(1)} scale, not {scale}: "
+                         f"build it first (make book PARAMS={scale})")
     files = {f"html/{p.relative_to(html).as_posix()}": p for p in sorted(html.rglob("*")) if p.is_file()}
     missing = []
     for chapter in sources.chapters(root):
