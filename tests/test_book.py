@@ -113,3 +113,18 @@ def test_intro_cites_the_book_with_its_version_and_every_page_states_the_licence
     for page in [HTML / "book" / "intro.html", *(HTML / "book" / f"{c}.html" for c in book.chapters())]:
         text = page.read_text()
         assert f"instab {v}" in text and "CC BY 4.0" in text and "MIT" in text, f"{page.name}: no licence footer"
+
+
+def test_statistics_page_has_every_chapter_with_its_run():
+    import re
+
+    page = (HTML / "book" / "statistics.html").read_text()
+    staged = (book.BUILD / "site" / "book" / "_statistics.md").read_text()
+    ci = staged.split("## The ci scale", 1)[1].split("## ", 1)[0]
+    for name in book.chapters():
+        row = re.search(rf"^\| {{doc}}`{name} <{name}>` \| (\d{{4}}-\d\d-\d\d \d\d:\d\d UTC) \| ([^|]+) \| ([^|]+) \|$",
+                        ci, flags=re.M)
+        assert row, f"the statistics page has no ci row for {name}"
+        assert row.group(2).strip().endswith(("s", "min")), row.group(0)
+        assert f"| {name} | native: kernels" in ci, f"no environment row for {name}"
+    assert "Libraries" in ci and "torch" in ci and "Execution statistics" in page

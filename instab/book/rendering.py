@@ -9,14 +9,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import nbformat
 import yaml
 
 from instab import findings, release
-from instab.book import console, registry, sources
+from instab.book import console, registry, sources, statistics
 from instab.book.console import say
 from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
 
@@ -96,8 +96,10 @@ def book_config(config: Mapping, url: str | None) -> dict:
     return cfg
 
 
-def render(scale: str, root: Path = sources.ROOT) -> Path:
-    """Stage the executed notebooks with the book's pages and run ``jupyter-book build``."""
+def render(scale: str, root: Path = sources.ROOT, executed: Collection[str] | None = None) -> Path:
+    """Stage the executed notebooks with the book's pages and run ``jupyter-book build``.
+    ``executed``: the chapters this build executed (the statistics page says which came from the
+    chapter cache); ``None`` when the book is only rendered."""
     from instab.report import scorecard
 
     site = sources.BUILD / "site"
@@ -168,6 +170,7 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     (site / "book" / "_scorecard.md").write_text(
         f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results, registry.finding_of(scale)))
     (site / "book" / "_citation.md").write_text(release.citation_markdown(root))
+    (site / "book" / "_statistics.md").write_text(statistics.statistics_markdown(scale, executed))
     fs, verdicts, problems = registry.decide(scale)
     (site / "book" / "_findings.md").write_text(findings.verdict_table(fs, verdicts, scale, problems))
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
