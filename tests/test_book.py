@@ -128,3 +128,33 @@ def test_statistics_page_has_every_chapter_with_its_run():
         assert row.group(2).strip().endswith(("s", "min")), row.group(0)
         assert f"| {name} | native: kernels" in ci, f"no environment row for {name}"
     assert "Libraries" in ci and "torch" in ci and "Execution statistics" in page
+
+
+def test_every_chapter_page_links_its_downloads_and_each_resolves():
+    import html.parser
+    import urllib.parse
+
+    class Links(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.hrefs = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "a" and "download" in (a.get("class") or "").split():
+                self.hrefs.append(a["href"])
+
+    for name in book.chapters():
+        out = book.out_dir(name, "ci")
+        page = HTML / "book" / f"{name}.html"
+        links = Links()
+        links.feed(page.read_text())
+        files = {}
+        for href in links.hrefs:
+            target = (page.parent / urllib.parse.unquote(href.split("#")[0])).resolve()
+            assert target.is_file(), f"{name}: download link {href} does not resolve"
+            files[target.name] = target
+        assert "results.json" in files and files["results.json"].read_bytes() == (out / "results.json").read_bytes()
+        svgs = sorted(p.name for p in out.glob("*.svg"))
+        assert svgs and svgs == sorted(n for n in files if n.endswith(".svg")), f"{name}: figures as SVG"
+        assert "values.csv" in files, f"{name}: no CSV of its numbers"

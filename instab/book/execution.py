@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from instab import report
-from instab.book import console, plan, sources
+from instab.book import console, downloads, plan, sources
 from instab.book.console import say, visible
 
 #: A chapter's process exits with this when it ran but its findings disagree with the registry
@@ -218,6 +218,9 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     skipped.unlink(missing_ok=True)
     stamp.unlink(missing_ok=True)
     (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
+    for stale in downloads.figures(out):
+        stale.unlink()
+    downloads.use_kernel_startup(sources.build_root(env))  # the kernel saves each glued figure as SVG
     src = sources.build_root(env) / "converted" / scale / f"{chapter}.ipynb"
     src.parent.mkdir(parents=True, exist_ok=True)
     say(f"convert book/{chapter}.md -> {console.shown(src)}")

@@ -4,6 +4,7 @@ pages, with the scorecard of every chapter's claims."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import nbformat
 import yaml
 
 from instab import findings, release
-from instab.book import console, registry, sources, statistics
+from instab.book import console, downloads, registry, sources, statistics
 from instab.book.console import say
 from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
 
@@ -51,6 +52,10 @@ def for_reader(notebook_json: str) -> str:
                 out["text"] = console.carriage_returns("".join(out["text"]))
         cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
     return json.dumps(nb, indent=1)
+
+
+#: Where each chapter's downloads are staged beside the pages (``book/data/<chapter>/``).
+DOWNLOADS = "data"
 
 
 #: The repository's web address for the book's launch (Binder) and repository buttons, when
@@ -145,7 +150,13 @@ def render(scale: str, root: Path = sources.ROOT, executed: Collection[str] | No
                     cells=[nbformat.v4.new_markdown_cell(not_built_page(md.read_text(), note))],
                     metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})))
                 continue
-            (site / f"{f}.ipynb").write_text(for_reader(nb.read_text()))
+            page = json.loads(for_reader(nb.read_text()))
+            # the chapter's downloads: results.json, its figures as SVG, its tables as CSV
+            staged = downloads.stage(name, nb.parent, site / "book" / DOWNLOADS / name)
+            if staged["results"]:
+                page["cells"].append(nbformat.v4.new_markdown_cell(
+                    downloads.section(name, staged, f"{DOWNLOADS}/{name}")))
+            (site / f"{f}.ipynb").write_text(json.dumps(page, indent=1))
             res = nb.parent / "results.json"
             if res.exists():
                 sources.read_results(res)  # a damaged one is named here, not deep in the scorecard
