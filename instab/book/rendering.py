@@ -17,7 +17,7 @@ import nbformat
 import yaml
 
 from instab import findings, release
-from instab.book import console, downloads, registry, sources, statistics
+from instab.book import console, downloads, registry, report_page, sources, statistics
 from instab.book.console import say
 from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
 
@@ -184,6 +184,7 @@ def render(scale: str, root: Path = sources.ROOT, executed: Collection[str] | No
     (site / "book" / "_statistics.md").write_text(statistics.statistics_markdown(scale, executed))
     fs, verdicts, problems = registry.decide(scale)
     (site / "book" / "_findings.md").write_text(findings.verdict_table(fs, verdicts, scale, problems))
+    report_page.write(site / "book", fs, verdicts, scale)
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
     # jupyter-book writes <path-output>/_build/html: the repository's own _build, or beside a build
     # folder that $INSTAB_BUILD moved, from where the HTML goes to <build>/html
