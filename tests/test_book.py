@@ -12,6 +12,7 @@ HTML = book.BUILD / "html"
 
 def test_index_and_every_chapter_page_exist_with_figures():
     assert (HTML / "index.html").exists()
+    assert 'rel="icon"' in (HTML / "index.html").read_text(), "the redirect page has no icon (a /favicon.ico 404)"
     for name in book.chapters():
         page = HTML / "book" / f"{name}.html"
         assert page.exists(), f"no page for chapter {name}"

@@ -198,5 +198,15 @@ def render(scale: str, root: Path = sources.ROOT, executed: Collection[str] | No
         shutil.rmtree(sources.BUILD / "html", ignore_errors=True)
         shutil.move(str(out / "_build" / "html"), str(sources.BUILD / "html"))
     index = sources.BUILD / "html" / "index.html"
+    redirect = re.match(r'<meta http-equiv="Refresh" content="0; url=([^"]+)" />', index.read_text().strip())
+    if redirect:  # jupyter-book's bare redirect: with the book's icon, a browser asks for no /favicon.ico (a 404)
+        import html
+
+        target, title = redirect.group(1), html.escape(str(config.get("title", "")))
+        icon = Path(str((config.get("html") or {}).get("favicon", ""))).name
+        head = [f'<meta http-equiv="Refresh" content="0; url={target}" />', f"<title>{title}</title>"]
+        head += [f'<link rel="icon" href="_static/{icon}">'] if icon else []
+        index.write_text("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n" + "\n".join(head)
+                         + f'\n</head><body><a href="{target}">{title}</a></body></html>\n')
     say(f"book written to {console.shown(index, root)}")
     return index
