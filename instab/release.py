@@ -170,9 +170,10 @@ def check_manifest(folder: Path, manifest: Path | None = None) -> list[str]:
 
 
 def release_files(scale: str, root: Path = paths.ROOT, build: Path | None = None) -> dict[str, Path]:
-    """Name in the archive → file: the rendered book (``html/``), each chapter's executed notebook
-    and ``results.json`` (``executed/<chapter>/``), the lock file, the registry, the citation, the
-    changelog and the licences.  Fails when the book was not built at ``scale``."""
+    """Name in the archive → file: the rendered book (``html/``, each chapter's downloads in it),
+    each chapter's executed notebook, ``results.json`` and figures as SVG (``executed/<chapter>/``),
+    the lock file, the registry, the citation, the changelog and the licences.  Fails when the book
+    was not built, or was rendered at another scale than ``scale``."""
     from instab.book import sources
 
     build = build if build is not None else paths.build_root()
@@ -189,6 +190,7 @@ def release_files(scale: str, root: Path = paths.ROOT, build: Path | None = None
     for chapter in sources.chapters(root):
         folder = build / "executed" / scale / chapter
         found = [folder / n for n in (f"{chapter}.ipynb", "results.json") if (folder / n).is_file()]
+        found += sorted(folder.glob("*.svg")) if found else []  # its figures (the pages' downloads have them too)
         if not found:
             missing.append(chapter)
         files.update({f"executed/{chapter}/{f.name}": f for f in found})

@@ -83,6 +83,7 @@ def test_archive_holds_the_book_the_chapters_and_the_lock(tmp_path: Path) -> Non
     out.mkdir(parents=True)
     (out / f"{first}.ipynb").write_text("{}")
     (out / "results.json").write_text("{}")
+    (out / "fig.svg").write_text("<svg/>")
     path = release.archive("ci", build=build)
     name = f"instab-{release.version()}-ci"
     assert path == build / "release" / f"{name}.tar.gz"
@@ -92,6 +93,7 @@ def test_archive_holds_the_book_the_chapters_and_the_lock(tmp_path: Path) -> Non
     folder = tmp_path / "x" / name
     assert release.check_manifest(folder) == []
     for rel in ("html/index.html", f"executed/{first}/results.json", f"executed/{first}/{first}.ipynb",
+                f"executed/{first}/fig.svg",
                 "requirements/lock.txt", "CITATION.cff", "CHANGELOG.md", "LICENSE", "LICENSE-text"):
         assert (folder / rel).is_file(), f"{rel} is not in the archive"
     with pytest.raises(SystemExit):
