@@ -3,6 +3,8 @@
 #   make test                               set up, unit tests, ci-scale book and its checks (in a browser too), nbval
 #   make robust [PARAMS=default]            the ci book (default: sgd_variance) under other floating-point environments
 #   make lock   [UPGRADE=1]                 recompile requirements/lock.txt (and the files made from it)
+#   make release [PARAMS=default]           the built book, every chapter's results and notebook, the lock:
+#                                           _build/release/instab-<version>-<scale>.tar.gz with a SHA-256 manifest
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PARAMS ?= default
@@ -21,7 +23,7 @@ DATA ?= data
 # heap instead of mmap/munmap'ing each one saves a large share of system time (results unchanged).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 
-.PHONY: setup browser lock book test unit nbval robust lint clean
+.PHONY: setup browser lock book test unit nbval robust release lint clean
 
 setup: $(STAMP) browser
 	@echo "==> [setup] data: Fashion-MNIST under $(DATA)/FashionMNIST/raw"
@@ -97,6 +99,13 @@ ROBUST_CHAPTERS_default := sgd_variance
 robust: setup
 	@echo "==> [robust] the $(ROBUST_PARAMS) book$(if $(ROBUST_CHAPTERS_$(ROBUST_PARAMS)), ($(ROBUST_CHAPTERS_$(ROBUST_PARAMS))),) under every other floating-point environment: every claim must keep its verdict"
 	@$(PY) -m instab.book robust --params $(ROBUST_PARAMS) --jobs 2 $(foreach c,$(ROBUST_CHAPTERS_$(ROBUST_PARAMS)),--chapter $(c))
+
+# make release: the book (built first, or reused when up to date), each chapter's executed notebook
+# and results.json, the lock, the registry, the citation, the changelog and the licences in one
+# archive named with pyproject.toml's version, its SHA256SUMS inside and <archive>.sha256 beside it.
+release: book
+	@echo "==> [release] archive of the $(PARAMS) book, version $$($(PY) -m instab.release version)"
+	@$(PY) -m instab.release archive --params $(PARAMS)
 
 lint: setup
 	@$(PY) -m ruff check instab tests benchmarks

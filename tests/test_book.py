@@ -12,6 +12,7 @@ HTML = book.BUILD / "html"
 
 def test_index_and_every_chapter_page_exist_with_figures():
     assert (HTML / "index.html").exists()
+    assert 'rel="icon"' in (HTML / "index.html").read_text(), "the redirect page has no icon (a /favicon.ico 404)"
     for name in book.chapters():
         page = HTML / "book" / f"{name}.html"
         assert page.exists(), f"no page for chapter {name}"
@@ -113,3 +114,48 @@ def test_intro_cites_the_book_with_its_version_and_every_page_states_the_licence
     for page in [HTML / "book" / "intro.html", *(HTML / "book" / f"{c}.html" for c in book.chapters())]:
         text = page.read_text()
         assert f"instab {v}" in text and "CC BY 4.0" in text and "MIT" in text, f"{page.name}: no licence footer"
+
+
+def test_statistics_page_has_every_chapter_with_its_run():
+    import re
+
+    page = (HTML / "book" / "statistics.html").read_text()
+    staged = (book.BUILD / "site" / "book" / "_statistics.md").read_text()
+    ci = staged.split("## The ci scale", 1)[1].split("## ", 1)[0]
+    for name in book.chapters():
+        row = re.search(rf"^\| {{doc}}`{name} <{name}>` \| (\d{{4}}-\d\d-\d\d \d\d:\d\d UTC) \| ([^|]+) \| ([^|]+) \|$",
+                        ci, flags=re.M)
+        assert row, f"the statistics page has no ci row for {name}"
+        assert row.group(2).strip().endswith(("s", "min")), row.group(0)
+        assert f"| {name} | native: kernels" in ci, f"no environment row for {name}"
+    assert "Libraries" in ci and "torch" in ci and "Execution statistics" in page
+
+
+def test_every_chapter_page_links_its_downloads_and_each_resolves():
+    import html.parser
+    import urllib.parse
+
+    class Links(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.hrefs = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "a" and "download" in (a.get("class") or "").split():
+                self.hrefs.append(a["href"])
+
+    for name in book.chapters():
+        out = book.out_dir(name, "ci")
+        page = HTML / "book" / f"{name}.html"
+        links = Links()
+        links.feed(page.read_text())
+        files = {}
+        for href in links.hrefs:
+            target = (page.parent / urllib.parse.unquote(href.split("#")[0])).resolve()
+            assert target.is_file(), f"{name}: download link {href} does not resolve"
+            files[target.name] = target
+        assert "results.json" in files and files["results.json"].read_bytes() == (out / "results.json").read_bytes()
+        svgs = sorted(p.name for p in out.glob("*.svg"))
+        assert svgs and svgs == sorted(n for n in files if n.endswith(".svg")), f"{name}: figures as SVG"
+        assert "values.csv" in files, f"{name}: no CSV of its numbers"

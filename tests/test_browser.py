@@ -4,8 +4,10 @@ Every HTML page of ``_build/html`` is opened in headless Chromium, driven by sel
 Debian's ``chromedriver``, from a local HTTP server on 127.0.0.1; every other host fails to
 resolve, so nothing is fetched from the network.  A page fails on a JavaScript console error, an
 image that did not load, an internal link (page or ``#fragment``) that does not resolve, TeX
-left in the visible text after MathJax has typeset, or a displayed formula or table wider than
-the text column.  A full-page screenshot of each page is saved under
+left in the visible text after MathJax has typeset, a displayed formula or table wider than the
+text column, or — at the desktop's width and at a tablet's and a phone's — printed output (a code
+cell's lines), a table or a formula that neither fits its box nor scrolls inside it, or a document
+wider than the window.  A full-page screenshot of each page is saved under
 ``_build/screenshots/<page>.png``.
 
 The browser is part of the test, not optional: without chromium or chromedriver the test fails
@@ -220,6 +222,32 @@ return Array.from(document.querySelectorAll('mjx-container[display="true"], arti
   .map(e => e.tagName.toLowerCase() + ': ' + e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 80));
 """
 
+# The page wider than the window: the reader scrolls the whole page sideways.
+DOCUMENT_WIDER = """
+const d = document.documentElement;
+return d.scrollWidth > d.clientWidth + 1 ? d.scrollWidth + ' px in a window of ' + d.clientWidth + ' px' : '';
+"""
+
+# Wide content not kept inside its own box: printed output (a code cell's source or output, any
+# preformatted block), a table or a displayed formula whose box (itself, or the container it scrolls
+# in) reaches past the text column, or is wider than its box without scrolling in it — the reader
+# cannot see the line's end, or the page scrolls sideways as a whole.
+NOT_IN_ITS_BOX = """
+const article = document.querySelector('article') || document.body;
+const right = article.getBoundingClientRect().right + 1;
+const scrolls = e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+const box = e => scrolls(e) ? e : (e.parentElement && scrolls(e.parentElement) ? e.parentElement : e);
+return Array.from(article.querySelectorAll('pre, table, mjx-container[display="true"]'))
+  .filter(e => e.offsetParent !== null || e.tagName === 'MJX-CONTAINER')
+  .filter(e => { const b = box(e);
+                 return b.getBoundingClientRect().right > right
+                   || (b.scrollWidth > b.clientWidth + 1 && !scrolls(b)); })
+  .map(e => e.tagName.toLowerCase() + ': ' + e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 80));
+"""
+#: Narrower windows (a tablet, a phone) at which wide content must stay inside its own box and the
+#: page must not widen (at :data:`WIDTH` formulas and tables must also fit the column).
+NARROW_WIDTHS = (768, 400)
+
 
 def shot_name(page: str) -> str:
     """``book/heat.html`` -> ``heat.png``; pages outside ``book/`` keep their folder in the name."""
@@ -245,6 +273,26 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
     bad = broken_links([f"{origin}/book/b.html", f"{origin}/book/a.html#nowhere"], origin, tmp_path)
     assert len(bad) == 2 and any("no file book/b.html" in b for b in bad)
     assert any("no id 'nowhere' in book/a.html" in b for b in bad)
+
+
+def test_the_width_checks_catch_a_page_widened_by_its_output(browser: Any) -> None:
+    """A printed line that overflows its box (no scrolling) widens the page and is named; the same
+    line in a box that scrolls (the book's style sheet) is not."""
+    import base64
+
+    line = "claim " + "x" * 400
+
+    def load(style: str) -> None:
+        page = (f"<html><body style='margin:0'><article style='width:300px'><pre style='{style}'>{line}</pre>"
+                f"</article></body></html>")
+        browser.get("data:text/html;base64," + base64.b64encode(page.encode()).decode())
+
+    browser.set_window_size(NARROW_WIDTHS[-1], 600)
+    load("overflow-x: visible")
+    assert browser.execute_script(DOCUMENT_WIDER), "a page widened by a printed line was not caught"
+    assert [w for w in browser.execute_script(NOT_IN_ITS_BOX) if w.startswith("pre: claim")]
+    load("overflow-x: auto; max-width: 100%")
+    assert browser.execute_script(DOCUMENT_WIDER) == "" and browser.execute_script(NOT_IN_ITS_BOX) == []
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -285,6 +333,13 @@ def test_page_in_the_browser(page: str, browser: Any, server: str) -> None:
     problems += [f"MathJax error: {m}" for m in browser.execute_script(MATHJAX_ERRORS)]
     problems += [f"raw TeX: ...{s}..." for s in raw_tex(browser.execute_script(VISIBLE_PROSE))]
     problems += [f"wider than the text column: {w}" for w in browser.execute_script(TOO_WIDE)]
+    for width in (WIDTH, *NARROW_WIDTHS):
+        if width != WIDTH:
+            browser.set_window_size(width, 1000)
+            time.sleep(0.3)
+        problems += [f"at {width} px, not inside its own box: {w}" for w in browser.execute_script(NOT_IN_ITS_BOX)]
+        wider = browser.execute_script(DOCUMENT_WIDER)
+        problems += [f"at {width} px, the page is wider than the window: {wider}"] if wider else []
     problems += [f"requested from outside the book: {r}" for r in browser.execute_script(RESOURCES)
                  if not r.startswith(origin + "/") and not r.startswith(("data:", "blob:"))]
     assert not problems, f"{page} ({url}):\n  " + "\n  ".join(problems)

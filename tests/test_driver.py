@@ -174,3 +174,10 @@ def test_the_configured_launch_buttons_open_notebooks_binder_makes():
     # the staged pages are book/<chapter>.ipynb: postBuild writes them from book/<chapter>.md
     assert "python -m instab.book list" in text and 'jupytext --to ipynb "book/${chapter}.md"' in text
     assert all((book.ROOT / "book" / f"{c}.md").exists() for c in book.chapters())
+
+
+def test_execute_all_names_the_chapters_it_executed(monkeypatch):
+    monkeypatch.setattr(book.execution, "execute", lambda chapter, scale, force=False, env="native": chapter != "b")
+    executed: set[str] = set()
+    assert book.execute_all(["a", "b", "c"], "ci", executed=executed) == []
+    assert executed == {"a", "c"}  # b came from the cache

@@ -42,6 +42,9 @@ The package, module by module (each imports only those above it)::
     sources     the table of contents, chapters, parameter files and cells, content hash, out_dir
     plan        gpu_needed and the dry run (a chapter's study module's ``dry_run``)
     execution   execute, execute_all, progress lines, timeouts, failures
+    downloads   each chapter's downloads: figures as SVG (the kernel's start-up file), tables as CSV
+    statistics  the execution-statistics page, from the executed chapters' records
+    report_page the reproducibility report's parts counted from the registry and the build
     rendering   for_reader, the book's config, render
     robustness  robust
     cli         main (``python -m instab.book``, :mod:`instab.book.__main__`)
@@ -53,7 +56,18 @@ the modules call each other through their modules (``sources.out_dir``), not thr
 
 from __future__ import annotations
 
-from instab.book import cli, console, execution, plan, rendering, robustness, sources
+from instab.book import (
+    cli,
+    console,
+    downloads,
+    execution,
+    plan,
+    rendering,
+    report_page,
+    robustness,
+    sources,
+    statistics,
+)
 from instab.book.cli import BLAS_THREADS, main
 from instab.book.console import say
 from instab.book.execution import (
@@ -100,8 +114,8 @@ from instab.book.sources import (
 __all__ = [
     "BLAS_THREADS", "BUILD", "EXECUTION_TIMEOUTS", "HIDDEN_INPUT_TAGS", "REPOSITORY_VAR", "ROBUST", "ROOT", "SCALES",
     "TIMEOUT_VAR", "ChapterFailed", "ChapterProgress", "book_config", "build_root", "cells_as_run", "chapter_modules",
-    "chapter_parameters", "chapters", "check_parameter_file", "cli", "console", "content_hash", "dry_run", "execute",
-    "execute_all", "execution", "execution_timeout", "failures", "for_reader", "gpu_needed", "is_notebook", "main",
-    "out_dir", "parameter_names", "params_file", "plan", "render", "rendering", "repository_url", "robust",
-    "robustness", "say", "sources", "toc_files", "use_environment", "web_url",
+    "chapter_parameters", "chapters", "check_parameter_file", "cli", "console", "content_hash", "downloads", "dry_run",
+    "execute", "execute_all", "execution", "execution_timeout", "failures", "for_reader", "gpu_needed", "is_notebook",
+    "main", "out_dir", "parameter_names", "params_file", "plan", "render", "rendering", "report_page", "repository_url",
+    "robust", "robustness", "say", "sources", "statistics", "toc_files", "use_environment", "web_url",
 ]

@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     if env != "native":  # native: the environment as the user set it (its key goes into every cache key)
         execution.use_environment(env)
     failed: list[str] = []
+    executed: set[str] = set()
     if a.action in ("build", "execute"):
-        failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env)
+        failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env, executed=executed)
     if a.action in ("build", "render"):
-        rendering.render(a.params)
+        rendering.render(a.params, executed=executed if a.action == "build" else None)
     # every finding of the chapters at hand decided from their data, against the registry's expected verdict
     problems = registry.decide(a.params, todo, env)[2] if a.action in ("build", "execute", "render") else []
     if failed or problems:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from instab import report
-from instab.book import console, plan, sources
+from instab.book import console, downloads, plan, sources
 from instab.book.console import say, visible
 
 #: A chapter's process exits with this when it ran but its findings disagree with the registry
@@ -218,6 +218,9 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     skipped.unlink(missing_ok=True)
     stamp.unlink(missing_ok=True)
     (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
+    for stale in downloads.figures(out):
+        stale.unlink()
+    downloads.use_kernel_startup(sources.build_root(env))  # the kernel saves each glued figure as SVG
     src = sources.build_root(env) / "converted" / scale / f"{chapter}.ipynb"
     src.parent.mkdir(parents=True, exist_ok=True)
     say(f"convert book/{chapter}.md -> {console.shown(src)}")
@@ -269,9 +272,11 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     return True
 
 
-def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, env: str = "native") -> list[str]:
+def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, env: str = "native",
+                executed: set[str] | None = None) -> list[str]:
     """Execute chapters, ``jobs`` at a time, and return the names of those that failed (each
-    failure is reported as it happens; a failure does not stop the other chapters).
+    failure is reported as it happens; a failure does not stop the other chapters).  The names of
+    the chapters that were executed (not reused from the cache, not skipped) go into ``executed``.
 
     With ``jobs > 1`` each chapter runs in its own driver process (papermill changes the working
     directory of the whole process, so two executions must not share one), whose progress lines
@@ -284,7 +289,8 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
         for i, c in enumerate(todo, 1):
             say(f"chapter {i}/{len(todo)}: {c}")
             try:
-                execute(c, scale, force=force, env=env)
+                if execute(c, scale, force=force, env=env) and executed is not None:
+                    executed.add(c)
             except ChapterFailed as e:
                 say(f"error: {e}")
                 failed.append(c)
@@ -298,6 +304,8 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
                               stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
             assert proc.stdout is not None
             for ln in proc.stdout:  # the driver's lines (each names its chapter) as they come
+                if executed is not None and ln.startswith(f"[instab.book] executed {chapter} ({scale}) in "):
+                    executed.add(chapter)
                 if ln.startswith(("[instab.book]", "error", "  see", "  registry:")) or "Error" in ln:
                     print(ln.rstrip("\n"), flush=True)
         return proc.returncode

@@ -4,19 +4,20 @@ pages, with the scorecard of every chapter's claims."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import nbformat
 import yaml
 
-from instab import findings
-from instab.book import console, registry, sources
+from instab import findings, release
+from instab.book import console, downloads, registry, report_page, sources, statistics
 from instab.book.console import say
 from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
 
@@ -51,6 +52,10 @@ def for_reader(notebook_json: str) -> str:
                 out["text"] = console.carriage_returns("".join(out["text"]))
         cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
     return json.dumps(nb, indent=1)
+
+
+#: Where each chapter's downloads are staged beside the pages (``book/data/<chapter>/``).
+DOWNLOADS = "data"
 
 
 #: The repository's web address for the book's launch (Binder) and repository buttons, when
@@ -96,8 +101,10 @@ def book_config(config: Mapping, url: str | None) -> dict:
     return cfg
 
 
-def render(scale: str, root: Path = sources.ROOT) -> Path:
-    """Stage the executed notebooks with the book's pages and run ``jupyter-book build``."""
+def render(scale: str, root: Path = sources.ROOT, executed: Collection[str] | None = None) -> Path:
+    """Stage the executed notebooks with the book's pages and run ``jupyter-book build``.
+    ``executed``: the chapters this build executed (the statistics page says which came from the
+    chapter cache); ``None`` when the book is only rendered."""
     from instab.report import scorecard
 
     site = sources.BUILD / "site"
@@ -111,7 +118,9 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     if url is None:
         say(f"no repository URL (_config.yml's repository.url, ${REPOSITORY_VAR} or a GitHub/GitLab 'origin' "
             f"remote): the book has no launch (Binder) or repository buttons")
-    (site / "_config.yml").write_text(yaml.safe_dump(book_config(config, url), sort_keys=False, allow_unicode=True))
+    cfg = book_config(config, url)
+    cfg["html"] = {**(cfg.get("html") or {}), "extra_footer": release.footer_html(root)}  # version, licences
+    (site / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     results = []
     missing: list[str] = []
     not_run: list[str] = []
@@ -141,7 +150,13 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
                     cells=[nbformat.v4.new_markdown_cell(not_built_page(md.read_text(), note))],
                     metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})))
                 continue
-            (site / f"{f}.ipynb").write_text(for_reader(nb.read_text()))
+            page = json.loads(for_reader(nb.read_text()))
+            # the chapter's downloads: results.json, its figures as SVG, its tables as CSV
+            staged = downloads.stage(name, nb.parent, site / "book" / DOWNLOADS / name)
+            if staged["results"]:
+                page["cells"].append(nbformat.v4.new_markdown_cell(
+                    downloads.section(name, staged, f"{DOWNLOADS}/{name}")))
+            (site / f"{f}.ipynb").write_text(json.dumps(page, indent=1))
             res = nb.parent / "results.json"
             if res.exists():
                 sources.read_results(res)  # a damaged one is named here, not deep in the scorecard
@@ -153,6 +168,8 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     for extra in [*(root / "book").glob("*.png"), *(root / "book").glob("*.svg")]:
         shutil.copy(extra, site / "book" / extra.name)
     (site / "book" / NOT_BUILT_IMAGE).write_text(NOT_BUILT_SVG)
+    # the book's own style sheets (jupyter-book adds every .css of the root's _static to each page)
+    shutil.copytree(root / "book" / "_static", site / "_static")
     stopped = "".join(f"\n**Chapter `{m}` failed before recording its claims** (its page shows the error).\n"
                       for m in missing)
     stopped += "".join(f"\n**Chapter `{m}` was not executed at this scale** (it needs a GPU; its page gives its dry "
@@ -163,8 +180,11 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
     stopped += f"\nChapters executed at the **{scale}** scale: {', '.join(ran) if ran else 'none'}.\n"
     (site / "book" / "_scorecard.md").write_text(
         f"Scale of this build: **{scale}**.\n" + stopped + "\n" + scorecard(results, registry.finding_of(scale)))
+    (site / "book" / "_citation.md").write_text(release.citation_markdown(root))
+    (site / "book" / "_statistics.md").write_text(statistics.statistics_markdown(scale, executed))
     fs, verdicts, problems = registry.decide(scale)
     (site / "book" / "_findings.md").write_text(findings.verdict_table(fs, verdicts, scale, problems))
+    report_page.write(site / "book", fs, verdicts, scale)
     say(f"render {len(results)} executed chapter(s) with jupyter-book (execution off, warnings are errors)")
     # jupyter-book writes <path-output>/_build/html: the repository's own _build, or beside a build
     # folder that $INSTAB_BUILD moved, from where the HTML goes to <build>/html
@@ -178,5 +198,15 @@ def render(scale: str, root: Path = sources.ROOT) -> Path:
         shutil.rmtree(sources.BUILD / "html", ignore_errors=True)
         shutil.move(str(out / "_build" / "html"), str(sources.BUILD / "html"))
     index = sources.BUILD / "html" / "index.html"
+    redirect = re.match(r'<meta http-equiv="Refresh" content="0; url=([^"]+)" />', index.read_text().strip())
+    if redirect:  # jupyter-book's bare redirect: with the book's icon, a browser asks for no /favicon.ico (a 404)
+        import html
+
+        target, title = redirect.group(1), html.escape(str(config.get("title", "")))
+        icon = Path(str((config.get("html") or {}).get("favicon", ""))).name
+        head = [f'<meta http-equiv="Refresh" content="0; url={target}" />', f"<title>{title}</title>"]
+        head += [f'<link rel="icon" href="_static/{icon}">'] if icon else []
+        index.write_text("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n" + "\n".join(head)
+                         + f'\n</head><body><a href="{target}">{title}</a></body></html>\n')
     say(f"book written to {console.shown(index, root)}")
     return index

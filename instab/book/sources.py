@@ -171,10 +171,12 @@ def _sha256(path: Path) -> str:
 
 def write_stamp(out: Path, chapter: str, digest: str) -> None:
     """Record that ``out`` holds chapter ``chapter`` executed from content ``digest``, with the
-    checksum of each file that the next build may reuse instead of executing again."""
+    checksum of each file that the next build may reuse instead of executing again (the executed
+    notebook, ``results.json`` and the figures saved as SVG for the chapter's downloads)."""
     import json
 
-    files = {f.name: _sha256(f) for f in (out / f"{chapter}.ipynb", out / "results.json") if f.is_file()}
+    files = {f.name: _sha256(f) for f in (out / f"{chapter}.ipynb", out / "results.json", *sorted(out.glob("*.svg")))
+             if f.is_file()}
     (out / STAMP).write_text(json.dumps({"digest": digest, "files": files}, indent=1))
 
 
