@@ -1,5 +1,6 @@
 # instab — two commands do everything on a fresh machine:
-#   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html
+#   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html (and its PDF)
+#   make pdf                                the rendered book as one PDF, _build/html/instab.pdf
 #   make test                               set up, unit tests, ci-scale book and its checks (in a browser too), nbval
 #   make robust [PARAMS=default]            the ci book (default: sgd_variance) under other floating-point environments
 #   make lock   [UPGRADE=1]                 recompile requirements/lock.txt (and the files made from it)
@@ -23,7 +24,7 @@ DATA ?= data
 # heap instead of mmap/munmap'ing each one saves a large share of system time (results unchanged).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 
-.PHONY: setup browser lock book test unit nbval robust release lint clean
+.PHONY: setup browser lock book pdf test unit nbval robust release lint clean
 
 setup: $(STAMP) browser
 	@echo "==> [setup] data: Fashion-MNIST under $(DATA)/FashionMNIST/raw"
@@ -70,6 +71,12 @@ lock:
 book: setup
 	@echo "==> [book] execute and render the chapters at scale '$(PARAMS)'"
 	@$(PY) -m instab.book build --params $(PARAMS) --jobs $(JOBS)
+
+# The whole book as one PDF (_build/html/instab.pdf): the rendered book joined into one page and
+# printed by chromium, offline (instab/book/pdf.py says why not LaTeX).  `make book` makes it too.
+pdf: setup
+	@echo "==> [pdf] print the rendered book to _build/html/instab.pdf"
+	@$(PY) -m instab.book pdf --params $(PARAMS)
 
 unit: setup
 	@echo "==> [test 1/3] ruff and mypy, then the unit tests"

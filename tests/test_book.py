@@ -159,3 +159,25 @@ def test_every_chapter_page_links_its_downloads_and_each_resolves():
         svgs = sorted(p.name for p in out.glob("*.svg"))
         assert svgs and svgs == sorted(n for n in files if n.endswith(".svg")), f"{name}: figures as SVG"
         assert "values.csv" in files, f"{name}: no CSV of its numbers"
+
+
+def test_the_pdf_has_every_chapter_and_every_numbered_figure():
+    """The whole-book PDF (make book, make pdf), read with a PDF library: every chapter's title and
+    every figure number the HTML book shows are in its text."""
+    import re
+
+    import pypdf
+
+    from instab.book import pdf
+
+    path = HTML / pdf.PDF_NAME
+    assert path.exists(), "make book wrote no PDF"
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
+    flat = re.sub(r"\s+", " ", text)
+    for name in book.chapters():
+        page = (HTML / "book" / f"{name}.html").read_text()
+        title = re.sub(r"<[^>]+>|¶|#", "", re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S).group(1))
+        title = re.sub(r"\s+", " ", title).strip()
+        assert title in flat, f"the PDF lacks chapter {name}'s title {title!r}"
+        for number in re.findall(r'caption-number">(Fig\. [\d.]+)', page):
+            assert number.strip() in flat, f"the PDF lacks {number.strip()} of chapter {name}"

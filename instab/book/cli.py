@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from instab.book import execution, plan, registry, rendering, robustness, sources
+from instab.book import execution, pdf, plan, registry, rendering, robustness, sources
 from instab.book.console import shown
 
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     from instab.determinism import ENVIRONMENTS, check_environment
 
     ap = argparse.ArgumentParser(prog="python -m instab.book", description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=["build", "execute", "render", "robust", "plan", "list"])
+    ap.add_argument("action", choices=["build", "execute", "render", "pdf", "robust", "plan", "list"])
     ap.add_argument("--params", default="default", help=f"scale: one of {', '.join(sources.SCALES)}")
     ap.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.action == "list":
         print("\n".join(known))
         return
+    if a.action == "pdf":  # the rendered book printed: nothing executed or rendered again
+        pdf.build_pdf(required=True)
+        return
     for c in todo:  # fail before any work if a parameter file is missing or sets an unknown name
         sources.check_parameter_file(c, a.params)
     if a.action == "plan":
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env, executed=executed)
     if a.action in ("build", "render"):
         rendering.render(a.params, executed=executed if a.action == "build" else None)
+        if a.action == "build":
+            pdf.build_pdf()
     # every finding of the chapters at hand decided from their data, against the registry's expected verdict
     problems = registry.decide(a.params, todo, env)[2] if a.action in ("build", "execute", "render") else []
     if failed or problems:
