@@ -112,10 +112,11 @@ class RunSpec:
     epochs and after the last (``History.test_epoch``; a grid that needs only the final accuracy
     sets it to ``epochs``).  ``dtype``: ``"float32"`` (the paper's) or
     ``"float64"`` for the weights, the optimizer and the data.  ``engine``: ``"loop"`` trains the
-    variants one after another on each batch; ``"stacked"`` (MLPs only) trains them as one
-    computation on parameters stacked along a leading axis (:mod:`instab.batched`) — the same
-    algorithm, faster for many small runs, but other bits than ``"loop"`` (another summation
-    order in the matrix products), so the engine is part of the cache key like any other field.
+    variants one after another on each batch; ``"stacked"`` trains them as one computation on
+    parameters stacked along a leading axis (:mod:`instab.batched`; every network, ``torch.func``
+    for the conv nets) — the same algorithm, faster for many small runs, but other bits than
+    ``"loop"`` (another summation order in the matrix products and convolutions), so the engine is
+    part of the cache key like any other field.
     """
 
     model: str = "cnn"
@@ -260,8 +261,6 @@ class RunSpec:
 
 def unsupported(config: RunSpec) -> str | None:
     """Why ``config`` cannot run on the stacked engine (:mod:`instab.batched`; ``None``: it can)."""
-    if config.model != "mlp":
-        return f"model={config.model!r} (the stacked engine trains MLPs only)"
     threads = {v.threads for v in config.variants if v.threads is not None} - {config.threads}
     if threads:
         return f"variants with their own thread count {sorted(threads)} (one computation has one thread count)"

@@ -94,11 +94,12 @@ def ensemble_variants(members: Sequence[int]) -> tuple[Variant, ...]:
 
 
 def grid_base(base: RunConfig, given: Mapping[str, Any]) -> RunConfig:
-    """A grid's configuration: the stacked engine for an MLP (unless ``engine`` is given), and the
-    test pass after the last epoch only (the grids need the final accuracy and predictions)."""
+    """A grid's configuration: the stacked engine for an MLP (unless ``engine`` is given; the conv
+    nets' grids stay on the loop engine, whose bits the book's conv-net results are), and the test
+    pass after the last epoch only (the grids need the final accuracy and predictions)."""
     from instab.batched import unsupported
 
-    if "engine" not in given and unsupported(base.replace(engine="stacked")) is None:
+    if "engine" not in given and base.model == "mlp" and unsupported(base.replace(engine="stacked")) is None:
         base = base.replace(engine="stacked")
     if "eval_every" not in given and base.epochs is not None:
         base = base.replace(eval_every=base.epochs)

@@ -1,0 +1,118 @@
+"""The stacked engine for the conv nets (``torch.func``): the MLP engine's guarantees carry over —
+k = 2, 4 equal k = 1 bit for bit, a variant's bits do not depend on its place in the stack or the
+stack's size, a killed run resumes bitwise, BatchNorm keeps each variant's running statistics, and
+it is the loop engine's algorithm (equal to float32 rounding: other kernels, other summation order)."""
+
+import pytest
+import torch
+
+from instab.batched import StackedEngine
+from instab.models import build_model
+from instab.studies.sgd import trained_state
+from instab.train import RunConfig, Variant, dumps, ks, train
+
+BASE = RunConfig(dataset="fashion_mnist", train_size=128, test_size=64, batch_size=32, epochs=2, lr=0.05,
+                 momentum=0.9, weight_decay=5e-4, lr_decay_every=1, engine="stacked")
+NETS = {"cnn": BASE.replace(model="cnn", widths=(4, 8)),
+        "cnn_bn": BASE.replace(model="cnn_bn", widths=(4, 8)),
+        "resnet8": BASE.replace(model="resnet8")}
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_k2_and_k4_equal_k1_and_k3_differs(net):
+    h = train(NETS[net].replace(variants=ks(1, 2, 3, 4), rel_l1_every=1))
+    for k in ("k=2", "k=4"):
+        assert h.iter_rel_l1[k] == [0.0] * len(h.iter_step)
+        assert h.train_loss[k] == h.train_loss["k=1"]
+        assert (h.predictions[k] == h.predictions["k=1"]).all()
+    assert h.iter_rel_l1["k=3"][0] == 0.0 and h.iter_rel_l1["k=3"][-1] > 0.0
+    assert h.settings["engine"] == "stacked"
+
+
+def _engine(config: RunConfig, seed: int = 0) -> StackedEngine:
+    base = build_model(config.model, in_channels=1, num_classes=10, input_size=28, widths=config.widths, seed=seed)
+    return StackedEngine(config, base)
+
+
+def _steps(engine: StackedEngine, n: int = 3) -> StackedEngine:
+    g = torch.Generator().manual_seed(1)
+    engine.begin_epoch(0.05)
+    for _ in range(n):
+        engine.step(torch.randn(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g))
+    return engine
+
+
+def _state(engine: StackedEngine, i: int) -> dict[str, torch.Tensor]:
+    return engine.net.state_dict(i)
+
+
+@pytest.mark.parametrize("net", ["cnn_bn", "resnet8"])
+def test_a_variant_does_not_depend_on_its_place_or_the_stack_size(net):
+    """k = 3 alone (a stack of one, which carries a silent copy), second of two, first of three, last of eight."""
+    config = NETS[net]
+    stacks = {(3,): 0, (1, 3): 1, (3, 1, 5): 0, (1, 5, 7, 9, 11, 13, 15, 3): 7}
+    states = [_state(_steps(_engine(config.replace(variants=ks(*s)))), i) for s, i in stacks.items()]
+    for other in states[1:]:
+        assert other.keys() == states[0].keys()
+        for name, t in states[0].items():
+            assert torch.equal(t, other[name]), name
+    assert any("running_mean" in n for n in states[0])
+    assert not torch.equal(states[0][next(n for n in states[0] if "running_mean" in n)],
+                           torch.zeros_like(states[0][next(n for n in states[0] if "running_mean" in n)]))
+
+
+@pytest.mark.parametrize("net", ["cnn_bn", "resnet8"])
+@pytest.mark.parametrize("reference", [Variant(1), Variant(3), Variant(3, form="release")], ids=str)
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_same_algorithm_as_the_loop_engine(net, reference, nesterov):
+    """Weights and running statistics after 4 steps across an lr-decay boundary (after step 2) agree
+    with the loop engine's to float32 rounding (a dropped Nesterov term, lr decay or a wrong
+    release-form step would differ by orders of magnitude more; after 8 steps ResNet-8's chaos has
+    already grown the rounding differences to 1%)."""
+    config = NETS[net].replace(variants=(reference,), nesterov=nesterov, keep_final=True, train_size=64)
+    stacked, loop = train(config), train(config.replace(engine="loop"))
+    for name, t in loop.final_state["model"].items():
+        if t.is_floating_point():
+            torch.testing.assert_close(stacked.final_state["model"][name], t, rtol=2e-4, atol=2e-5, msg=name)
+        else:
+            assert torch.equal(stacked.final_state["model"][name], t), name
+    assert stacked.train_loss[reference.name] == pytest.approx(loop.train_loss[reference.name], rel=1e-4)
+
+
+def test_two_runs_equal_and_a_killed_run_resumes_bitwise(tmp_path):
+    config = NETS["cnn_bn"].replace(variants=(Variant(1), Variant(3), Variant(3, form="release")), epochs=3)
+    full = train(config)
+    assert dumps(full) == dumps(train(config))
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, _):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die)
+    resumed = train(config, checkpoint=tmp_path / "c.pkl")
+    assert resumed.epoch == [1, 2, 3] and dumps(resumed) == dumps(full)
+
+
+def test_final_state_loads_into_the_network_with_its_running_statistics():
+    h = train(NETS["cnn_bn"].replace(variants=ks(1, 3), keep_final=True))
+    model, v = trained_state(h)
+    assert [t.shape for t in v] == [p.shape for p in model.parameters()]
+    assert float(model.features[1].running_var.sub(1).abs().max()) > 0  # trained statistics, not the initial ones
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_float64_starts_at_the_last_bit_of_a_double():
+    h = train(NETS["cnn"].replace(variants=ks(1, 3), dtype="float64", rel_l1_every=1))
+    r = h.iter_rel_l1["k=3"]
+    assert 0 < r[1] < 1e-14 and r[-1] > r[1]
+
+
+def test_vgg16_bn_k2_equals_k1():
+    config = BASE.replace(model="vgg16_bn", pad_to=32, train_size=16, test_size=8, batch_size=8, epochs=1,
+                          variants=ks(1, 2, 3), rel_l1_every=1)
+    h = train(config)
+    assert h.iter_rel_l1["k=2"] == [0.0] * len(h.iter_step) and h.iter_rel_l1["k=3"][-1] > 0
