@@ -96,3 +96,29 @@ def test_loader_augmentation_equals_the_per_batch_function():
     loader = Loader(x, y, 16, seed=2, augment=True, augment_seed=5)
     for xb, yb in loader.epoch(3):
         assert torch.equal(xb, augment(x[yb], yb, n=40, seed=5, epoch=3))
+
+
+def test_augmentation_crops_and_flips_at_the_stated_rates():
+    """Every image is cropped at an offset drawn uniformly from the 9 × 9 offsets of 4-pixel padding
+    and flipped with probability 1/2: the shares found agree with those rates (binomial, 5 sigma), and
+    an identity augmentation (or one that never flips or never shifts) would fail."""
+    n = 2000
+    x = torch.randn(n, 1, 6, 6)
+    out = augment(x, torch.arange(n), n=n, seed=0, epoch=0)
+    flips, offsets = 0, []
+    for i in range(n):
+        padded = torch.nn.functional.pad(x[i], (4, 4, 4, 4))
+        hits = [(r, s, f) for r in range(9) for s in range(9) for f in (False, True)
+                if torch.equal(out[i], padded[:, r:r + 6, s:s + 6].flip(-1) if f else padded[:, r:r + 6, s:s + 6])]
+        assert len(hits) == 1, i  # random pixels: exactly one crop and flip gives the image
+        r, s, f = hits[0]
+        flips += f
+        offsets.append((r, s))
+
+    def within(count: int, p: float) -> bool:
+        return abs(count - n * p) <= 5 * (n * p * (1 - p)) ** 0.5
+
+    assert within(flips, 0.5)
+    assert within(sum(o == (4, 4) for o in offsets), 1 / 81)  # the centre crop, unshifted
+    rows = [sum(r == v for r, _ in offsets) for v in range(9)]
+    assert all(within(c, 1 / 9) for c in rows)

@@ -218,3 +218,23 @@ def test_killed_at_any_moment_resumes_bitwise_equal(tmp_path, how, seed):
         assert proc.returncode == -9, proc.stderr[-2000:]
     resumed = run_cell(config, tmp_path / "killed")
     assert dumps(resumed) == dumps(run_cell(config, tmp_path / "clean"))
+
+
+#: For every field of a run's configuration, another allowed value (a new field must be added here).
+OTHER_VALUES = {"model": "cnn_bn", "dataset": "cifar10", "variants": ks(1, 5), "epochs": 3, "max_steps": 7,
+                "batch_size": 32, "lr": 0.05, "momentum": 0.5, "weight_decay": 1e-4, "nesterov": True,
+                "dampening": 0.1, "lr_decay": 0.5, "lr_decay_every": 1, "init_seed": 1, "batch_seed": 1,
+                "augment": True, "augment_seed": 1, "train_size": 128, "test_size": 64, "pad_to": 32,
+                "activation": "swish", "beta": 2.0, "pool": "avg", "shortcut": "pad", "widths": (4, 16),
+                "hidden": (8,), "threads": 2, "device": "cuda", "rel_l1_every": 5, "foreach": False,
+                "keep_final": True, "acc_every": 2, "eval_every": 2, "dtype": "float64", "engine": "stacked"}
+
+
+@pytest.mark.parametrize("field", sorted(OTHER_VALUES))
+def test_every_field_of_a_cell_changes_its_key(field):
+    import dataclasses
+
+    assert {f.name for f in dataclasses.fields(RunConfig)} == set(OTHER_VALUES)  # no field forgotten
+    other = TINY.replace(**{field: OTHER_VALUES[field]})
+    assert getattr(other, field) != getattr(TINY, field)
+    assert other.key() != TINY.key()

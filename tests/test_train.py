@@ -115,3 +115,22 @@ def test_cross_entropy_and_gradient():
     model.zero_grad()
     cross_entropy(model(x), yy).backward()
     assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(full, model.parameters(), strict=True))
+
+
+def test_each_variant_steps_under_its_own_thread_count(monkeypatch):
+    """The thread count in force while each variant computes its loss, read during the run (not
+    from the configuration): the loop engine switches per variant, and restores the run's count."""
+    import instab.train as T
+
+    seen: list[int] = []
+    real = T.cross_entropy
+
+    def spy(logits, y, *a, **kw):
+        seen.append(torch.get_num_threads())
+        return real(logits, y, *a, **kw)
+
+    monkeypatch.setattr(T, "cross_entropy", spy)
+    variants = (Variant(1), Variant(3, threads=2), Variant(5))
+    h = train(TINY.replace(variants=variants, epochs=1, train_size=128))
+    steps = h.steps[-1]
+    assert steps >= 2 and seen == [1, 2, 1] * steps
