@@ -97,3 +97,17 @@ def test_a_chapter_without_a_study_or_its_dry_run_has_no_plan_and_a_broken_one_i
     _a_study(tmp_path, monkeypatch, "plans_badly", "def dry_run(params):\n    return {'rows': [], 'checks': []}\n")
     with pytest.raises(ValueError, match="plans_badly.dry_run returned a plan without total"):
         book.dry_run("plans_badly", "paper")
+
+
+def test_the_plan_names_each_cost_constant_and_counts_flops(capsys):
+    from instab import cost
+
+    # ResNet-56: about 125 M multiply-adds per 32×32 image forward, ×2 FLOPs, ×3 with the backward pass
+    assert 0.6e9 < cost.flops_per_image("resnet56", "cifar10") < 0.9e9
+    assert cost.flops_per_image("vgg16_bn", "cifar10") > 2 * cost.flops_per_image("resnet56", "cifar10")
+    assert cost.flops_per_image("resnet56", "fashion_mnist") < cost.flops_per_image("resnet56", "cifar10")
+    book.main(["plan", "--params", "paper", "--chapter", "sgd_variance"])
+    out = capsys.readouterr().out
+    for kind in ("counted: vgg16_bn on fashion_mnist", "extrapolated: other networks", "extrapolated: a cell of V"):
+        assert kind in out
+    assert "measured: ResNet-56 CIFAR-10 epoch" in out or "estimated: ResNet-56 CIFAR-10 epoch" in out

@@ -6,7 +6,8 @@ parameters at the scale, :func:`instab.book.sources.chapter_parameters`) that bu
 every cell, checks the device, the engine and the data, and trains nothing.  It returns::
 
     {"rows": [{"what": str, "cells": int, "runs": int, "model_epochs": float, "gpu_hours": float}, ...],
-     "total": {"runs": int, "model_epochs": float, "gpu_hours": float, "epoch_seconds_source": str},
+     "total": {"runs": int, "model_epochs": float, "gpu_hours": float, "epoch_seconds_source": str,
+               "constants": [str, ...]},  # constants: optional, the cost model's (instab.cost.constants)
      "checks": [str, ...]}
 
 (:func:`instab.cost.summary` makes ``total`` from the rows).  ``plan`` prints it for every chapter
@@ -73,5 +74,6 @@ def dry_run(chapter: str, scale: str) -> str | None:
     t = plan["total"]
     lines.append(f"  {'total':56s} {'':5s} {t['runs']:5d} {t['model_epochs']:12.0f} {t['gpu_hours']:9.1f}")
     lines.append(f"  GPU time per epoch: {t['epoch_seconds_source']}")
+    lines += [f"  {c}" for c in t.get("constants", [])]
     lines += [f"  {c}" for c in plan["checks"]]
     return "\n".join(lines)

@@ -229,7 +229,8 @@ def dry_run(params: dict[str, Any]) -> dict[str, Any]:
              "model_epochs": sum(c.steps * c.train_size / cost.IMAGES.get(c.dataset, 50_000) for c in traces),
              "gpu_hours": sum(hours(c, 1) for c in traces)}]
     checks = cost.environment_checks(params["device"], {params["dataset"]}, params.get("executor"))
-    return {"rows": rows, "total": cost.summary(rows), "checks": checks}
+    models = {(c.network, c.dataset) for c in cells + traces}
+    return {"rows": rows, "total": cost.summary(rows, models), "checks": checks}
 
 
 # ------------------------------------------------------------------------------- the chapter's steps

@@ -250,4 +250,4 @@ def dry_run_of(params: Mapping[str, Any], params_class: type[SgdParams],
     p = params_class.from_namespace(on_cpu).validate()
     rows, configs = rows_of(p)
     checks_ = cost.environment_checks(device, {c.dataset for c in configs}, params.get("executor"))
-    return {"rows": rows, "total": cost.summary(rows), "checks": checks_}
+    return {"rows": rows, "total": cost.summary(rows, {(c.model, c.dataset) for c in configs}), "checks": checks_}
