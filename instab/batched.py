@@ -166,13 +166,16 @@ class StackedSGD:
         self.params = list(params)
         self.config = config
         self.bufs: list[torch.Tensor | None] = [None] * len(self.params)
+        self.workspace: list[torch.Tensor | None] = [None] * len(self.params)
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor], lr: float) -> None:
+        """One step; ``grads`` (fresh from ``torch.autograd.grad``) are overwritten."""
         c = self.config
         stacked_perturbed_sgd(self.params, grads, self.bufs, weight_decay=c.weight_decay, momentum=c.momentum,
                               lr=lr, dampening=c.dampening, nesterov=c.nesterov,
-                              k=[v.k for v in c.variants], form=[v.form for v in c.variants])
+                              k=[v.k for v in c.variants], form=[v.form for v in c.variants],
+                              workspace=self.workspace, grads_owned=True)
 
     def buffers(self) -> list[torch.Tensor] | None:
         """The momentum buffers (``None`` before the first step, or without momentum)."""

@@ -220,9 +220,11 @@ def _multi_tensor(params: list[Tensor], grads: list[Tensor], momentum_buffer_lis
         torch._foreach_add_(device_params, device_grads, alpha=-step)
 
 
+@torch.no_grad()
 def stacked_perturbed_sgd(params: list[Tensor], grads: Sequence[Tensor], momentum_buffer_list: list[Tensor | None],
                           *, weight_decay: float, momentum: float, lr: float, dampening: float, nesterov: bool,
-                          k: Sequence[int], form: Sequence[str]) -> None:
+                          k: Sequence[int], form: Sequence[str], workspace: list[Tensor | None] | None = None,
+                          grads_owned: bool = False) -> None:
     """Perturbed SGD for V runs stacked along each tensor's leading axis, run i with its own ``k[i]``
     and ``form[i]`` (the stacked engine, :mod:`instab.batched`).
 
@@ -232,27 +234,53 @@ def stacked_perturbed_sgd(params: list[Tensor], grads: Sequence[Tensor], momentu
     ``add(..., alpha=)`` may use): a run's arithmetic does not depend on its place in the stack, so
     k = 2 and k = 4 equal k = 1 bit for bit here too.  The step sizes −η/k or −η·k are Python floats
     rounded to the parameters' dtype, as torch rounds the ``alpha`` of the other paths.
+
+    ``workspace`` (a list the caller keeps, one entry per parameter) holds one scratch tensor per
+    parameter between steps, and ``grads_owned=True`` lets the step overwrite ``grads``: then a step
+    allocates nothing (each operation writes into a tensor that exists) and computes the same
+    roundings in the same order, so the bits do not change.
     """
     if not params:
         return
     ks, steps, paper = _stacked_constants(tuple(k), tuple(form), lr, params[0].dtype, params[0].device)
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         shape = (-1,) + (1,) * (p.dim() - 1)
-        d = g + p * weight_decay if weight_decay != 0 else g
+        w = workspace[i] if workspace is not None else None
+        if w is None:
+            w = torch.empty_like(p)
+            if workspace is not None:
+                workspace[i] = w
+        d = g if grads_owned else g.clone()
+        if weight_decay != 0:
+            torch.mul(p, weight_decay, out=w)
+            d.add_(w)  # fl(g + fl(p·α))
         if momentum != 0:
             buf = momentum_buffer_list[i]
             if buf is None:  # torch initialises the buffer to the first direction
                 buf = d.clone()
                 momentum_buffer_list[i] = buf
             else:
-                buf.mul_(momentum).add_(d * (1 - dampening) if dampening else d)
-            d = d + buf * momentum if nesterov else buf
+                buf.mul_(momentum)
+                if dampening:
+                    torch.mul(d, 1 - dampening, out=w)
+                    buf.add_(w)
+                else:
+                    buf.add_(d)
+            if nesterov:
+                torch.mul(buf, momentum, out=w)
+                d.add_(w)  # fl(d + fl(buf·μ))
+            else:
+                d = buf
         kv = ks.view(shape)
         if paper is None:
-            d = d * kv if form[0] == "paper" else d / kv
+            if form[0] == "paper":
+                torch.mul(d, kv, out=w)
+            else:
+                torch.div(d, kv, out=w)
         else:
-            d = torch.where(paper.view(shape), d * kv, d / kv)
-        p.add_(d * steps.view(shape))
+            torch.where(paper.view(shape), d * kv, d / kv, out=w)
+        w.mul_(steps.view(shape))
+        p.add_(w)
 
 
 @functools.lru_cache(maxsize=64)
