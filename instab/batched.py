@@ -127,6 +127,10 @@ class StackedNet:
         from torch.func import vmap
 
         self.template.train(train)
+        if x.stride() != _standard_strides(x.shape):
+            # e.g. an augmented batch of one channel, strided like channels-last: the convolution
+            # would take another kernel, whose bits depend on the stack's size
+            x = x.clone(memory_format=torch.contiguous_format)
         return vmap(self._call, in_dims=(0, 0, None))(dict(zip(self.names, self._params, strict=True)),
                                                        self.buffers, x)
 
@@ -151,6 +155,15 @@ class StackedNet:
         tensors = {**dict(zip(self.names, self._params, strict=True)), **self.buffers}
         return {n: tensors[n][i].detach().cpu().clone() for n in self.state_names}
 
+
+
+def _standard_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides of a contiguous (row-major) tensor of this shape."""
+    strides, n = [], 1
+    for size in reversed(shape):
+        strides.append(n)
+        n *= size
+    return tuple(reversed(strides))
 
 
 def loss_per_variant(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

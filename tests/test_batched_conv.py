@@ -116,3 +116,11 @@ def test_vgg16_bn_k2_equals_k1():
                           variants=ks(1, 2, 3), rel_l1_every=1)
     h = train(config)
     assert h.iter_rel_l1["k=2"] == [0.0] * len(h.iter_step) and h.iter_rel_l1["k=3"][-1] > 0
+
+
+def test_an_augmented_batch_keeps_a_variant_independent_of_its_stack():
+    """Augmented one-channel batches come strided like channels-last; unless the engine lays them
+    out plainly, the convolution takes a kernel whose bits depend on the stack (found by gpu_run.py)."""
+    config = NETS["resnet8"].replace(augment=True, train_size=256, batch_size=128, epochs=1)
+    losses = [train(config.replace(variants=ks(*s))).train_loss["k=3"] for s in ((1, 2, 3), (5, 3), (3,))]
+    assert losses[0] == losses[1] == losses[2]
