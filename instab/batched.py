@@ -24,11 +24,16 @@ variant axis (``vmap``), which turns each convolution into one grouped convoluti
 variants and each BatchNorm into one over V × C channels, with every variant's own running
 statistics.  A variant's bits do not depend on its place in the stack or on the stack's size, as
 long as the stack holds two or more variants: a single variant is vectorised with another kernel,
-so a run of one variant carries a second, silent copy of it (the tests check all of this).
+so a run of one variant carries a second, silent copy of it; and the input batch is laid out
+plainly (an augmented one-channel batch comes strided like channels-last, which would select
+another, stack-dependent kernel).  The tests check all of this.  On the CPU the grouped
+convolutions are slower than the loop engine's plain ones (``benchmarks/RESULTS.md``), so the
+chapters' conv-net grids stay on the loop engine; the conv engine is for devices where grouped
+convolutions are fast.
 
 It is the same algorithm as the loop engine, but not the same bits: the matrix products and
-convolutions sum in another order.  Results are reproducible run to run and checkpoint-resumable like the loop
-engine's; the engine is part of a run's cache key.
+convolutions sum in another order.  Results are reproducible run to run and checkpoint-resumable
+like the loop engine's; the engine is part of a run's cache key.
 """
 
 from __future__ import annotations
