@@ -21,6 +21,7 @@ NETS = {"cnn": BASE.replace(model="cnn", widths=(4, 8)),
 @pytest.mark.parametrize("net", list(NETS))
 def test_k2_and_k4_equal_k1_and_k3_differs(net):
     h = train(NETS[net].replace(variants=ks(1, 2, 3, 4), rel_l1_every=1))
+    assert h.iter_rel_l1["k=1"] == [0.0] * len(h.iter_step) and h.rel_l1["k=1"] == [0.0] * len(h.epoch)
     for k in ("k=2", "k=4"):
         assert h.iter_rel_l1[k] == [0.0] * len(h.iter_step)
         assert h.train_loss[k] == h.train_loss["k=1"]
@@ -121,6 +122,63 @@ def test_vgg16_bn_k2_equals_k1():
 def test_an_augmented_batch_keeps_a_variant_independent_of_its_stack():
     """Augmented one-channel batches come strided like channels-last; unless the engine lays them
     out plainly, the convolution takes a kernel whose bits depend on the stack (found by gpu_run.py)."""
-    config = NETS["resnet8"].replace(augment=True, train_size=256, batch_size=128, epochs=1)
-    losses = [train(config.replace(variants=ks(*s))).train_loss["k=3"] for s in ((1, 2, 3), (5, 3), (3,))]
-    assert losses[0] == losses[1] == losses[2]
+    from instab.data import Loader
+    from instab.train import load_data
+
+    config = NETS["resnet8"].replace(augment=True, train_size=256, batch_size=128)
+    data = load_data(config)
+    batches = list(Loader(data.x_train, data.y_train, 128, seed=0, augment=True, augment_seed=0).epoch(0))
+    assert batches[0][0].stride() != (784, 784, 28, 1)  # the layout that needs it
+
+    def state(stack: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        engine = _engine(config.replace(variants=ks(*stack)))
+        engine.begin_epoch(0.05)
+        for x, y in batches:
+            engine.step(x, y)
+        return _state(engine, stack.index(3))
+
+    states = [state(s) for s in ((1, 2, 3), (5, 3), (3,))]
+    for other in states[1:]:
+        for name, t in states[0].items():
+            assert torch.equal(t, other[name]), name
+
+
+@pytest.mark.parametrize("net", ["mlp", "cnn_bn"])
+def test_the_initial_states_are_the_loop_engines(net):
+    """Every variant starts where the loop engine's does, bit for bit: the one-ulp changes of an
+    initial weight (at its index) included, in stacks of one, two and three."""
+    from instab.batched import StackedMLP, StackedNet
+    from instab.train import LoopEngine
+
+    config = (NETS["cnn_bn"] if net == "cnn_bn" else BASE.replace(model="mlp", hidden=(16, 8)))
+    base = build_model(config.model, in_channels=1, num_classes=10, input_size=28, widths=config.widths,
+                       hidden=config.hidden, seed=0)
+    for variants in ((Variant(1, init_ulp=1, init_index=7),),
+                     (Variant(1), Variant(1, init_ulp=1, init_index=7)),
+                     (Variant(3), Variant(1, init_ulp=-2), Variant(1, init_ulp=1, init_index=7))):
+        c = config.replace(variants=variants)
+        stacked, loop = StackedEngine(c, base), LoopEngine(c, base)
+        assert isinstance(stacked.net, StackedMLP if net == "mlp" else StackedNet)
+        for i, model in enumerate(loop.models):
+            for name, t in model.state_dict().items():
+                assert torch.equal(stacked.net.state_dict(i)[name], t), (variants, i, name)
+
+
+def test_the_optimizer_state_of_each_variant_is_the_loop_engines():
+    """``state_dict(i)`` of the stacked optimizer has variant i's settings and momentum buffers in
+    torch.optim.SGD's format, as the loop engine's PerturbedSGD of that variant has them."""
+    from instab.train import LoopEngine
+
+    c = NETS["cnn_bn"].replace(variants=(Variant(1), Variant(3, form="release")), nesterov=True, dampening=0.0)
+    base = build_model(c.model, in_channels=1, num_classes=10, input_size=28, widths=c.widths, seed=0)
+    stacked, loop = _steps(StackedEngine(c, base)), LoopEngine(c, base)
+    g = torch.Generator().manual_seed(1)
+    loop.begin_epoch(0.05)
+    for _ in range(3):
+        loop.step(torch.randn(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g))
+    for i in range(2):
+        mine, theirs = stacked.opt.state_dict(i), loop.opts[i].state_dict()
+        keys = ("momentum", "weight_decay", "dampening", "nesterov", "k", "form")
+        assert {k: mine["param_groups"][0][k] for k in keys} == {k: theirs["param_groups"][0][k] for k in keys}
+        for j, s in theirs["state"].items():
+            torch.testing.assert_close(mine["state"][j]["momentum_buffer"], s["momentum_buffer"], rtol=1e-4, atol=1e-5)
