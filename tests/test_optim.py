@@ -196,3 +196,31 @@ def test_stacked_path_k2_k4_equal_k1_k3_differs_and_places_do_not_matter(config)
     sgd = _run(torch.optim.SGD, 4, dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=wd))
     for pa, ps in zip(a, sgd, strict=True):  # the same algorithm as torch's SGD, up to rounding
         torch.testing.assert_close(pa[0], ps, rtol=1e-5, atol=1e-6)
+
+
+def _grads_after(opt_cls, kwargs, steps=3):
+    """The .grad tensors after each step (an optimizer may overwrite them, as torch's does only
+    for Nesterov)."""
+    params = _params(0)
+    opt = opt_cls(params, **kwargs)
+    g = torch.Generator().manual_seed(1)
+    seen = []
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g)
+        opt.step()
+        seen.append([p.grad.clone() for p in params])
+    return seen
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[_ids(c) for c in CONFIGS])
+@pytest.mark.parametrize("k, form", [(3, "paper"), (3, "release")])
+def test_the_gradients_are_left_as_torch_leaves_them(config, foreach, k, form):
+    """A drop-in: after a step the .grad tensors hold what torch.optim.SGD leaves there (the
+    perturbation never writes into a user's gradient)."""
+    m, d, n, wd, mx = config
+    kwargs = dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=wd, maximize=mx, foreach=foreach)
+    ours, torchs = _grads_after(PerturbedSGD, {**kwargs, "k": k, "form": form}), _grads_after(torch.optim.SGD, kwargs)
+    for a, b in zip(ours, torchs, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
