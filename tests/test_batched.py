@@ -60,9 +60,13 @@ def test_same_algorithm_as_the_loop_engine(activation, reference, nesterov, dtyp
     assert stacked.train_loss[reference.name] == pytest.approx(loop.train_loss[reference.name], rel=rtol)
 
 
-def test_kill_and_resume_is_bitwise_equal(tmp_path):
-    config = MLP.replace(variants=ks(1, 3))
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_kill_and_resume_is_bitwise_equal(tmp_path, momentum):
+    """Killed after epoch 2 and resumed from its checkpoint: the same bytes (without momentum too,
+    where the checkpoint holds no momentum buffers)."""
+    config = MLP.replace(variants=ks(1, 3), momentum=momentum)
     full = train(config)
+    assert full.settings["variant_threads"] == {"k=1": 1, "k=3": 1}
 
     class Killed(Exception):
         pass
