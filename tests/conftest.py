@@ -2,3 +2,26 @@ import os
 
 # Tests pin one thread: weights are bitwise reproducible only at a fixed thread count.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def killed_and_resumed(tmp_path):
+    """``killed_and_resumed(config, at=2)``: train ``config`` with a checkpoint, kill it after epoch
+    ``at`` (an exception from ``on_epoch``), rerun it from the checkpoint and return the history."""
+    from instab.train import train
+
+    class Killed(Exception):
+        pass
+
+    def run(config, at: int = 2):
+        def die(epoch, _):
+            if epoch == at:
+                raise Killed
+
+        with pytest.raises(Killed):
+            train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die)
+        return train(config, checkpoint=tmp_path / "c.pkl")
+
+    return run

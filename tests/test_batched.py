@@ -61,23 +61,13 @@ def test_same_algorithm_as_the_loop_engine(activation, reference, nesterov, dtyp
 
 
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
-def test_kill_and_resume_is_bitwise_equal(tmp_path, momentum):
+def test_kill_and_resume_is_bitwise_equal(killed_and_resumed, momentum):
     """Killed after epoch 2 and resumed from its checkpoint: the same bytes (without momentum too,
     where the checkpoint holds no momentum buffers)."""
     config = MLP.replace(variants=ks(1, 3), momentum=momentum)
     full = train(config)
     assert full.settings["variant_threads"] == {"k=1": 1, "k=3": 1}
-
-    class Killed(Exception):
-        pass
-
-    def die(epoch, _):
-        if epoch == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die)
-    resumed = train(config, checkpoint=tmp_path / "c.pkl")
+    resumed = killed_and_resumed(config)
     assert resumed.epoch == [1, 2, 3] and dumps(resumed) == dumps(full)
 
 

@@ -80,21 +80,11 @@ def test_same_algorithm_as_the_loop_engine(net, reference, nesterov):
     assert stacked.train_loss[reference.name] == pytest.approx(loop.train_loss[reference.name], rel=1e-4)
 
 
-def test_two_runs_equal_and_a_killed_run_resumes_bitwise(tmp_path):
+def test_two_runs_equal_and_a_killed_run_resumes_bitwise(killed_and_resumed):
     config = NETS["cnn_bn"].replace(variants=(Variant(1), Variant(3), Variant(3, form="release")), epochs=3)
     full = train(config)
     assert dumps(full) == dumps(train(config))
-
-    class Killed(Exception):
-        pass
-
-    def die(epoch, _):
-        if epoch == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die)
-    resumed = train(config, checkpoint=tmp_path / "c.pkl")
+    resumed = killed_and_resumed(config)
     assert resumed.epoch == [1, 2, 3] and dumps(resumed) == dumps(full)
 
 

@@ -143,37 +143,22 @@ def test_perturbed_update_matches_the_optimizer_and_is_one_ulp_sized():
     assert 2**-27 < rel < 2**-22
 
 
-def _run_stacked_owned(ks_forms, steps, momentum, dampening, nesterov, weight_decay, seed=0):
-    """:func:`_run_stacked` with a workspace kept between steps and the gradients given away."""
+def _run_stacked(ks_forms, steps, momentum, dampening, nesterov, weight_decay, seed=0, owned=False):
+    """The stacked path on V copies of one set of parameters, each run with its own (k, form);
+    ``owned``: with a workspace kept between steps and the gradients given away (no allocation)."""
     from instab.optim import stacked_perturbed_sgd
 
     base = _params(seed)
     params = [torch.stack([p.detach()] * len(ks_forms)) for p in base]
     bufs: list = [None] * len(params)
-    work: list = [None] * len(params)
+    work: list | None = [None] * len(params) if owned else None
     g = torch.Generator().manual_seed(seed + 1)
     for _ in range(steps):
         grads = [torch.randn(p.shape[1:], generator=g).expand_as(p).contiguous() for p in params]
         stacked_perturbed_sgd(params, grads, bufs, weight_decay=weight_decay, momentum=momentum, lr=0.1,
                               dampening=dampening, nesterov=nesterov, k=[k for k, _ in ks_forms],
-                              form=[f for _, f in ks_forms], workspace=work, grads_owned=True)
-    assert all(w is not None for w in work)
-    return params
-
-
-def _run_stacked(ks_forms, steps, momentum, dampening, nesterov, weight_decay, seed=0):
-    """The stacked path on V copies of one set of parameters, each run with its own (k, form)."""
-    from instab.optim import stacked_perturbed_sgd
-
-    base = _params(seed)
-    params = [torch.stack([p.detach()] * len(ks_forms)) for p in base]
-    bufs: list = [None] * len(params)
-    g = torch.Generator().manual_seed(seed + 1)
-    for _ in range(steps):
-        grads = [torch.randn(p.shape[1:], generator=g).expand_as(p).contiguous() for p in params]
-        stacked_perturbed_sgd(params, grads, bufs, weight_decay=weight_decay, momentum=momentum, lr=0.1,
-                              dampening=dampening, nesterov=nesterov, k=[k for k, _ in ks_forms],
-                              form=[f for _, f in ks_forms])
+                              form=[f for _, f in ks_forms], workspace=work, grads_owned=owned)
+    assert work is None or all(w is not None for w in work)
     return params
 
 
@@ -190,8 +175,8 @@ def test_stacked_path_k2_k4_equal_k1_k3_differs_and_places_do_not_matter(config)
         assert torch.equal(pa[3], pb[1]) and torch.equal(pa[4], pb[0]) and torch.equal(pa[0], pb[2])
         assert torch.equal(pa[3], pc[0])
     assert any(not torch.equal(pa[0], pa[3]) for pa in a)  # k = 3 moves a last bit somewhere
-    owned = _run_stacked_owned([(1, "paper"), (2, "paper"), (4, "release"), (3, "paper"), (3, "release")],
-                               4, m, d, n, wd)
+    owned = _run_stacked([(1, "paper"), (2, "paper"), (4, "release"), (3, "paper"), (3, "release")],
+                         4, m, d, n, wd, owned=True)
     assert all(torch.equal(pa, po) for pa, po in zip(a, owned, strict=True))  # no allocation, same bits
     sgd = _run(torch.optim.SGD, 4, dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=wd))
     for pa, ps in zip(a, sgd, strict=True):  # the same algorithm as torch's SGD, up to rounding
