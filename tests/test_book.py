@@ -163,8 +163,10 @@ def test_every_chapter_page_links_its_downloads_and_each_resolves():
 
 def test_the_pdf_has_every_chapter_and_every_numbered_figure():
     """The whole-book PDF (make book, make pdf), read with a PDF library: every chapter's title and
-    every figure number the HTML book shows are in its text."""
+    every figure number the HTML book shows are in its text, every figure's image is in it, and it
+    is printed with the book's styles (no navigation, search box or skip link in the text)."""
     import re
+    import unicodedata
 
     import pypdf
 
@@ -172,8 +174,14 @@ def test_the_pdf_has_every_chapter_and_every_numbered_figure():
 
     path = HTML / pdf.PDF_NAME
     assert path.exists(), "make book wrote no PDF"
-    text = " ".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
-    flat = re.sub(r"\s+", " ", text)
+    pages = pypdf.PdfReader(path).pages
+    text = " ".join(page.extract_text() for page in pages)
+    flat = unicodedata.normalize("NFKC", re.sub(r"\s+", " ", text))  # the printed fonts' ligatures: ﬂ → fl
+    for chrome in ("Skip to main content", "Search Ctrl+K", "Back to top"):
+        assert chrome not in flat, f"the PDF was printed without the book's styles: it shows {chrome!r}"
+    figures = sum(len(re.findall(r'<img [^>]*src="[^"]*_images/[^"]*\.png"', (HTML / "book" / f"{n}.html").read_text()))
+                  for n in book.chapters())
+    assert sum(len(page.images) for page in pages) >= figures > 0, "the PDF lacks figures' images"
     for name in book.chapters():
         page = (HTML / "book" / f"{name}.html").read_text()
         title = re.sub(r"<[^>]+>|¶|#", "", re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S).group(1))

@@ -51,10 +51,14 @@ def build_pdf(root: Path = sources.ROOT, *, required: bool = False) -> Path | No
            "--path-output", str(work)]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
                           env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
-    page = work / "_build" / "singlehtml" / "book" / "intro.html"
-    if proc.returncode or not page.exists():
+    joined = work / "_build" / "singlehtml" / "book" / "intro.html"
+    if proc.returncode or not joined.exists():
         raise SystemExit(f"error: the single-page book failed (exit {proc.returncode}): {' '.join(cmd)}\n"
                          + proc.stdout[-2000:] + proc.stderr[-2000:])
+    # the builder writes the page under book/ but links its styles, figures and MathJax relative to
+    # its root (_static/, _images/): printed from there, the PDF had none of them
+    page = joined.parent.parent / "instab-print.html"
+    shutil.copyfile(joined, page)
     out = html / PDF_NAME
     out.unlink(missing_ok=True)
     say(f"pdf: print it with {Path(exe).name} (headless)")
