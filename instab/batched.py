@@ -161,7 +161,6 @@ class StackedNet:
         return {n: tensors[n][i].detach().cpu().clone() for n in self.state_names}
 
 
-
 def _standard_strides(shape: Sequence[int]) -> tuple[int, ...]:
     """The strides of a contiguous (row-major) tensor of this shape."""
     strides, n = [], 1
