@@ -1,5 +1,6 @@
 # instab — two commands do everything on a fresh machine:
-#   make book   [PARAMS=default|ci|paper]   set up, execute the chapters, render _build/html (and its PDF)
+#   make book   [PARAMS=default|ci|paper] [JOBS=cores]
+#                                           set up, execute the chapters, render _build/html (and its PDF)
 #   make pdf                                the rendered book as one PDF, _build/html/instab.pdf
 #   make test                               set up, unit tests, ci-scale book and its checks (in a browser too), nbval
 #   make robust [PARAMS=default]            the ci book (default: sgd_variance) under other floating-point environments
@@ -9,7 +10,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PARAMS ?= default
-JOBS ?= 1
+# Cores for `make book`: chapters run side by side while their grids' worker processes fit
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from instab.metrics import rel_l1
+from instab.metrics import rel_l1_stacked
 from instab.optim import stacked_perturbed_sgd
 from instab.runs import RunSpec, log_likelihood, perturb_init, unsupported
 
@@ -248,8 +248,7 @@ class StackedEngine:
 
     def rel_l1(self) -> list[float]:
         """RelL1 of each variant against the first (0 for it)."""
-        ref = self.net.member(0)
-        return [rel_l1(ref, self.net.member(i)) if i else 0.0 for i in range(self.net.n)]
+        return rel_l1_stacked(self.net.parameters())[:self.net.n]
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Each variant's predicted labels [N] (rows of one [V, N] prediction)."""

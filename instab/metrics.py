@@ -55,15 +55,20 @@ def _pairs(a: Weights, b: Weights) -> list[tuple[str, torch.Tensor, torch.Tensor
     return out
 
 
-def _sum_and_count(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+def _terms(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x − y| / (|x| + |y|) element by element in float64 (x broadcast against y): 0 where both
+    are 0, NaN where either is not finite."""
     x, y = x.to(torch.float64), y.to(x.device, torch.float64)
     den = x.abs() + y.abs()
     terms = (x - y).abs() / den
     terms = torch.where(den == 0, torch.zeros_like(terms), terms)  # both zero: no difference
     # NaN/inf anywhere makes the result NaN, never 0
     bad = ~(torch.isfinite(x) & torch.isfinite(y))
-    terms = torch.where(bad, torch.full_like(terms, math.nan), terms)
-    return terms.sum(), x.numel()
+    return torch.where(bad, torch.full_like(terms, math.nan), terms)
+
+
+def _sum_and_count(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    return _terms(x, y).sum(), x.numel()
 
 
 @overload
@@ -86,6 +91,31 @@ def rel_l1(a: Weights, b: Weights, *, per_layer: bool = False) -> float | dict[s
         return {name: 2.0 * float(s) / n for name, s, n in parts}
     total = torch.stack([s.cpu() for _, s, _ in parts]).sum()
     return 2.0 * float(total) / sum(n for _, _, n in parts)
+
+
+def rel_l1_stacked(stacked: Sequence[torch.Tensor]) -> list[float]:
+    """RelL1 (:func:`rel_l1`) of every run of a stack against the first: ``stacked`` are the
+    parameters of V runs, each tensor [V, ...] with the runs along its leading axis (the stacked
+    engine's layout).  Returns V values, the first 0.
+
+    The element-wise work is done once for the whole stack; each run's sum is then taken over its
+    own contiguous row, the same reduction as :func:`rel_l1` of that run's tensors, so the values
+    are bitwise those of ``rel_l1(run 0, run i)``.
+    """
+    if not stacked:
+        raise ValueError("rel_l1_stacked: no parameters to compare")
+    runs = len(stacked[0])
+    if any(len(t) != runs for t in stacked):
+        raise ValueError("rel_l1_stacked: the tensors stack different numbers of runs")
+    if runs < 2:
+        return [0.0] * runs
+    sums = [_terms(t[:1].detach(), t[1:].detach()) for t in stacked]
+    n = sum(t[0].numel() for t in stacked)
+    out = [0.0]
+    for i in range(runs - 1):
+        total = torch.stack([terms[i].sum().cpu() for terms in sums]).sum()
+        out.append(2.0 * float(total) / n)
+    return out
 
 
 def relative_error(a: Weights, b: Weights) -> float:

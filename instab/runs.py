@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,10 +402,33 @@ def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     return total
 
 
+#: Seconds of training between two checkpoints of a run, unless ``$INSTAB_CHECKPOINT_SECONDS`` says
+#: otherwise (0: after every epoch).  A checkpoint is an fsync'ed file of every variant's weights and
+#: momentum: after each of a small grid cell's sub-second epochs it cost ~10% of the cell's time.  A
+#: killed run resumes from its last checkpoint bitwise, so this bounds the work a kill loses.
+CHECKPOINT_SECONDS = 30.0
+
+
+def checkpoint_seconds(value: float | str | None = None) -> float:
+    """The seconds between checkpoints: ``value``, else ``$INSTAB_CHECKPOINT_SECONDS``, else
+    :data:`CHECKPOINT_SECONDS`; a ``ValueError`` names a value that is not a number ≥ 0."""
+    if value is None:
+        value = os.environ.get("INSTAB_CHECKPOINT_SECONDS") or CHECKPOINT_SECONDS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"checkpoint seconds {value!r} (INSTAB_CHECKPOINT_SECONDS) is not allowed; "
+                         "a number >= 0 (0: a checkpoint after every epoch)")
+    return seconds
+
+
 def end_epoch(config: RunSpec, hist: History, epoch: int, step: int, checkpoint: Path | None, bar: Any,
               on_epoch: Callable[[int, History], None] | None, state: Callable[[], dict[str, Any]]) -> None:
     """After ``epoch`` (counted from 1), in the training loop: the checkpoint with the engine's
-    ``state()`` (written atomically), the progress bar, the caller's ``on_epoch``."""
+    ``state()`` (written atomically) when ``checkpoint`` is given (the caller passes it when one is
+    due), the progress bar, the caller's ``on_epoch``."""
     if checkpoint is not None:
         store.save_object(checkpoint, {"key": config.key(), "epoch": epoch, "step": step, "history": hist, **state()})
     if bar is not None:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from instab import determinism, store
+from instab import determinism, runs, store
 from instab.batched import StackedEngine
 from instab.data import Loader
 from instab.metrics import rel_l1
@@ -169,7 +169,8 @@ class LoopEngine:
 
 
 def train(config: RunSpec, *, checkpoint: str | Path | None = None, progress: bool = False,
-          on_epoch: Callable[[int, History], None] | None = None) -> History:
+          on_epoch: Callable[[int, History], None] | None = None,
+          checkpoint_seconds: float | None = None) -> History:
     """Train every variant of ``config`` in lockstep and return the :class:`History`.
 
     Parameters
@@ -177,25 +178,28 @@ def train(config: RunSpec, *, checkpoint: str | Path | None = None, progress: bo
     config:
         The run (validated first: a bad value raises ``ValueError`` before any training).
     checkpoint:
-        If given, the state after each epoch is written there atomically, and an existing valid
-        checkpoint of the same configuration is resumed from (an invalid one is ignored).
+        If given, the state after an epoch is written there atomically once ``checkpoint_seconds``
+        of training have passed since the last write (0: after every epoch; ``None``:
+        :func:`instab.runs.checkpoint_seconds`), and an existing valid checkpoint of the same
+        configuration is resumed from (an invalid one is ignored).
     progress:
         Show a tqdm bar over epochs.
     on_epoch:
         Called as ``on_epoch(epoch, history)`` after each epoch (and its checkpoint).
     """
     config.validate()
+    every = runs.checkpoint_seconds(checkpoint_seconds)
     data = load_data(config)
     previous_threads = torch.get_num_threads()
     settings = determinism.configure(config.threads)
     try:
-        return _train(config, data, settings, checkpoint, progress, on_epoch)
+        return _train(config, data, settings, checkpoint, progress, on_epoch, every)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Path | None, progress: bool,
-           on_epoch: Callable[[int, History], None] | None) -> History:
+           on_epoch: Callable[[int, History], None] | None, checkpoint_every: float) -> History:
     """The one loop: epochs, the learning rate, RelL1 and accuracy on their steps, the test pass,
     checkpoints, progress — around the engine's steps."""
     device = torch.device(config.device)
@@ -232,7 +236,7 @@ def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Pa
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", leave=False)
-    t0 = time.perf_counter()
+    t0 = last_checkpoint = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         if step >= total_steps:
             break
@@ -269,7 +273,10 @@ def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Pa
                 hist.predictions[n] = preds[i].to(torch.int16).cpu().numpy()
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        end_epoch(config, hist, epoch + 1, step, ckpt_path, bar, on_epoch, engine.state)
+        due = ckpt_path is not None and time.perf_counter() - last_checkpoint >= checkpoint_every
+        end_epoch(config, hist, epoch + 1, step, ckpt_path if due else None, bar, on_epoch, engine.state)
+        if due:
+            last_checkpoint = time.perf_counter()
     if bar is not None:
         bar.close()
     if config.keep_final:  # the reference's final weights and optimizer state (momentum buffers)

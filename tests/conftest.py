@@ -2,6 +2,9 @@ import os
 
 # Tests pin one thread: weights are bitwise reproducible only at a fixed thread count.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Tests kill runs after a given epoch and resume them: a checkpoint after every epoch (the default
+# writes one only every instab.runs.CHECKPOINT_SECONDS), in this process and in its workers.
+os.environ.setdefault("INSTAB_CHECKPOINT_SECONDS", "0")
 
 import pytest  # noqa: E402
 
@@ -21,7 +24,7 @@ def killed_and_resumed(tmp_path):
                 raise Killed
 
         with pytest.raises(Killed):
-            train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die)
-        return train(config, checkpoint=tmp_path / "c.pkl")
+            train(config, checkpoint=tmp_path / "c.pkl", on_epoch=die, checkpoint_seconds=0)
+        return train(config, checkpoint=tmp_path / "c.pkl", checkpoint_seconds=0)
 
     return run

@@ -181,3 +181,49 @@ def test_execute_all_names_the_chapters_it_executed(monkeypatch):
     executed: set[str] = set()
     assert book.execute_all(["a", "b", "c"], "ci", executed=executed) == []
     assert executed == {"a", "c"}  # b came from the cache
+
+
+def test_run_packed_never_oversubscribes_and_fills_a_free_core():
+    """Chapters run side by side while their worker processes fit in the cores: a two-worker
+    chapter waits for both; a one-worker chapter further down the queue takes a free core."""
+    import threading
+    import time
+
+    from instab.book.execution import run_packed
+
+    demands = {"grid": 2, "pde1": 1, "grid2": 2, "pde2": 1, "pde3": 1}
+    lock, busy, peak, started = threading.Lock(), [0], [0], []
+
+    def fake(chapter):
+        with lock:
+            busy[0] += demands[chapter]
+            peak[0] = max(peak[0], busy[0])
+            started.append(chapter)
+        time.sleep(0.05 if chapter != "pde1" else 0.2)
+        with lock:
+            busy[0] -= demands[chapter]
+        if chapter == "pde2":
+            raise RuntimeError("boom")
+        return 0 if chapter != "grid2" else 1
+
+    codes = run_packed(["pde1", "grid", "grid2", "pde2", "pde3"], demands, 2, fake)
+    assert peak[0] == 2
+    assert started[:2] == ["pde1", "pde2"]  # grid does not fit beside pde1: pde2 fills the free core
+    assert codes == {"pde1": 0, "grid": 0, "grid2": 1, "pde2": 1, "pde3": 0}
+    assert set(started) == set(demands)
+
+
+def test_schedule_longest_first_and_demand_from_the_parameters(monkeypatch):
+    from instab.book.execution import demand, schedule
+
+    assert schedule(["a", "b", "c", "d"], {"a": 5.0, "b": None, "c": 50.0, "d": None}) == ["b", "d", "c", "a"]
+    values = {"g": {"workers": 2}, "p": {}, "one": {"workers": 1}, "far": {"workers": 8, "executor": "slurm"}}
+    monkeypatch.setattr(book.sources, "chapter_parameters", lambda c, scale: values[c])
+    monkeypatch.delenv("INSTAB_EXECUTOR", raising=False)
+    assert [demand(c, "default", 2) for c in values] == [2, 1, 1, 1]
+    assert demand("g", "default", 1) == 1  # never more than the cores
+    monkeypatch.setenv("INSTAB_EXECUTOR", "dask-local")
+    assert demand("g", "default", 2) == 1  # its cells run on the engine's workers
+    # the chapters' own parameters: the grid chapters keep two workers busy at the default scale
+    monkeypatch.undo()
+    assert demand("sgd_variance", "default", 2) == 2 and demand("linear", "default", 2) == 1

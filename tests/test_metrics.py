@@ -10,6 +10,7 @@ from instab.metrics import (
     disagreement_interval,
     mean_pairwise_disagreement,
     rel_l1,
+    rel_l1_stacked,
     relative_error,
 )
 from instab.models import build_model
@@ -68,6 +69,32 @@ def test_rel_l1_rejects_mismatched_weights():
         rel_l1([torch.ones(3)], [torch.ones(4)])
     with pytest.raises(ValueError, match="names"):
         rel_l1([torch.ones(3)], [torch.ones(3), torch.ones(1)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rel_l1_stacked_is_rel_l1_of_each_run_bitwise(dtype):
+    # odd sizes too: a run's row starts at an offset that is not a multiple of the vector width
+    g = torch.Generator().manual_seed(0)
+    shapes = [(64, 784), (64,), (32, 64), (32,), (10, 32), (10,), (7, 3, 3, 3), (5,), (1,)]
+    for runs in (1, 2, 3, 16):
+        stacked = [torch.randn(runs, *s, generator=g, dtype=dtype) for s in shapes]
+        for t in stacked:  # runs close to run 0 (the measure's use), a few equal or zero elements
+            t[1:] = t[:1] * (1 + 1e-6 * torch.randn(t[1:].shape, generator=g, dtype=dtype))
+            t.view(runs, -1)[:, :1] = 0.0
+        stacked[2].view(runs, -1)[-1, 3] = math.nan if runs > 1 else 0.0
+        got = rel_l1_stacked(stacked)
+        want = [0.0] + [rel_l1([t[0] for t in stacked], [t[i] for t in stacked]) for i in range(1, runs)]
+        assert len(got) == runs
+        assert [x.hex() for x in got] == [x.hex() for x in want]
+        if runs > 1:
+            assert math.isnan(got[-1]) and all(0 < x < 1e-4 for x in got[1:-1])
+
+
+def test_rel_l1_stacked_rejects_bad_stacks():
+    with pytest.raises(ValueError, match="no parameters"):
+        rel_l1_stacked([])
+    with pytest.raises(ValueError, match="different numbers of runs"):
+        rel_l1_stacked([torch.ones(2, 3), torch.ones(3, 3)])
 
 
 def test_disagreement_and_interval():

@@ -95,6 +95,34 @@ def test_thread_count_is_part_of_the_variant_and_switching_keeps_determinism():
     assert h.iter_rel_l1["k=1,threads=1"] == [0.0] * len(h.iter_step)  # same threads: same bits
 
 
+def test_checkpoints_are_written_when_due(tmp_path, monkeypatch):
+    """A checkpoint after an epoch only once ``checkpoint_seconds`` have passed since the last
+    (0: after every epoch); the interval is read from $INSTAB_CHECKPOINT_SECONDS and checked."""
+    from instab import store
+
+    config = TINY.replace(variants=ks(1, 3), epochs=3)
+    ckpt = tmp_path / "c.pkl"
+    for seconds, written in ((0, [1, 2, 3]), (3600, [])):
+        ckpt.unlink(missing_ok=True)
+        seen: list[int] = []
+
+        def look(epoch, _, seen=seen):
+            state = store.load_object(ckpt)
+            if state is not None and state["epoch"] == epoch:
+                seen.append(epoch)
+
+        train(config, checkpoint=ckpt, on_epoch=look, checkpoint_seconds=seconds)
+        assert seen == written
+    monkeypatch.setenv("INSTAB_CHECKPOINT_SECONDS", "3600")
+    ckpt.unlink(missing_ok=True)
+    train(config, checkpoint=ckpt)
+    assert not ckpt.exists()
+    for bad in ("-1", "soon", "nan"):
+        monkeypatch.setenv("INSTAB_CHECKPOINT_SECONDS", bad)
+        with pytest.raises(ValueError, match=f"checkpoint seconds '{bad}'.*number >= 0"):
+            train(config, checkpoint=ckpt)
+
+
 def test_train_restores_the_callers_thread_count():
     before = torch.get_num_threads()
     train(TINY.replace(variants=ks(1), epochs=1, threads=2))

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
     ap.add_argument("--jobs", type=int, default=1,
-                    help="chapters executed at once (each in its own kernel; default 1)")
+                    help="cores to use: chapters run side by side, each in its own kernel, while their grids' "
+                         "worker processes fit in this many (default 1: one chapter at a time)")
     per_scale = ", ".join(f"{k} {v or 'none'}" for k, v in execution.EXECUTION_TIMEOUTS.items())
     ap.add_argument("--timeout", metavar="SECONDS",
                     help=f"how long one chapter may run, in seconds (0: no limit; default per scale: {per_scale}; "

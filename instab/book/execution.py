@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -272,15 +273,80 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
     return True
 
 
+def demand(chapter: str, scale: str, jobs: int) -> int:
+    """The cores a chapter keeps busy at ``scale``: its grid's worker processes (its ``workers``
+    parameter, one thread each; 1 without one, or when its cells run on a cluster engine), at
+    most ``jobs``."""
+    values = sources.chapter_parameters(chapter, scale)
+    workers = values.get("workers")
+    engine = values.get("executor") or os.environ.get("INSTAB_EXECUTOR")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1 \
+            or engine not in (None, "local"):
+        return 1
+    return min(workers, jobs)
+
+
+def schedule(todo: list[str], durations: Mapping[str, float | None]) -> list[str]:
+    """The order in which chapters are started: the longest first by their last recorded
+    duration (a chapter never run counts as the longest), the book's order among equals."""
+    def key(c: str) -> tuple[float, int]:
+        d = durations.get(c)
+        return (-(d if d is not None else math.inf), todo.index(c))
+    return sorted(todo, key=key)
+
+
+def run_packed(queue: list[str], demands: Mapping[str, int], jobs: int,
+               run_one: Callable[[str], int]) -> dict[str, int]:
+    """Run ``run_one(chapter)`` for every chapter of ``queue``, each in a thread, starting the first
+    queued chapter whose demand fits in the cores left free (``jobs`` in all) whenever one
+    finishes; returns {chapter: exit code} (1 for an exception, which is reported)."""
+    queue = list(queue)
+    codes: dict[str, int] = {}
+    free = jobs
+    done = threading.Condition()
+
+    def run(chapter: str) -> None:
+        nonlocal free
+        try:
+            rc = run_one(chapter)
+        except Exception as e:  # noqa: BLE001 - reported as the chapter's failure, the others go on
+            say(f"error: {chapter}: {e}")
+            rc = 1
+        with done:
+            codes[chapter] = rc
+            free += demands[chapter]
+            done.notify_all()
+
+    threads = []
+    with done:
+        while queue:
+            chapter = next((c for c in queue if demands[c] <= free), None)
+            if chapter is None:
+                done.wait()
+                continue
+            queue.remove(chapter)
+            free -= demands[chapter]
+            t = threading.Thread(target=run, args=(chapter,), name=f"chapter-{chapter}")
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join()
+    return codes
+
+
 def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, env: str = "native",
                 executed: set[str] | None = None) -> list[str]:
-    """Execute chapters, ``jobs`` at a time, and return the names of those that failed (each
-    failure is reported as it happens; a failure does not stop the other chapters).  The names of
-    the chapters that were executed (not reused from the cache, not skipped) go into ``executed``.
+    """Execute chapters on ``jobs`` cores and return the names of those that failed (each failure
+    is reported as it happens; a failure does not stop the other chapters).  The names of the
+    chapters that were executed (not reused from the cache, not skipped) go into ``executed``.
 
-    With ``jobs > 1`` each chapter runs in its own driver process (papermill changes the working
-    directory of the whole process, so two executions must not share one), whose progress lines
-    are printed as they come.
+    With ``jobs > 1`` chapters run side by side, each in its own driver process (papermill changes
+    the working directory of the whole process, so two executions must not share one), whose
+    progress lines are printed as they come: a chapter is started, longest first
+    (:func:`schedule`), when the cores it keeps busy (:func:`demand`: a grid's worker processes)
+    are free, so the cores are never oversubscribed (on a 2-core CPU, five chapters of two workers
+    each run two at a time took 840 s against 670 s one after the other).  No result depends on it: every
+    process computes with its own fixed thread count.
     """
     if jobs < 1:
         raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
@@ -295,7 +361,7 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
                 say(f"error: {e}")
                 failed.append(c)
         return failed
-    from concurrent.futures import ThreadPoolExecutor
+    from instab.book import statistics
 
     def one(chapter: str) -> int:
         cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--chapter", chapter]
@@ -310,10 +376,16 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
                     print(ln.rstrip("\n"), flush=True)
         return proc.returncode
 
-    say(f"executing {len(todo)} chapter(s), {jobs} at a time, each in its own process")
-    with ThreadPoolExecutor(jobs) as pool:
-        codes = dict(zip(todo, pool.map(one, todo), strict=True))
-    return [c for c, rc in codes.items() if rc and rc != REGISTRY_DISAGREES]  # the caller checks the registry
+    demands = {c: demand(c, scale, jobs) for c in todo}
+    durations = {}
+    for c in todo:
+        record = statistics.chapter_record(sources.out_dir(c, scale, env), c)
+        durations[c] = record.get("duration") if record else None
+    queue = schedule(todo, durations)
+    say(f"executing {len(todo)} chapter(s) on {jobs} cores, side by side while their worker processes fit, "
+        f"each in its own process: " + ", ".join(f"{c} ({demands[c]})" for c in queue))
+    codes = run_packed(queue, demands, jobs, one)
+    return [c for c in todo if codes[c] and codes[c] != REGISTRY_DISAGREES]  # the caller checks the registry
 
 
 def failures(chapters_: list[str], scale: str, env: str = "native") -> str:
