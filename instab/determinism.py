@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 
-def configure(threads: int = 1, seed: int | None = None) -> dict[str, Any]:
+def configure(threads: int = 1, seed: int | None = None, *, flush_denormal: bool = False) -> dict[str, Any]:
     """Make torch deterministic and return the settings that were applied.
 
     Parameters
@@ -28,6 +28,12 @@ def configure(threads: int = 1, seed: int | None = None) -> dict[str, Any]:
     seed:
         If given, seeds Python's, NumPy's and torch's global generators.  Training code in
         :mod:`instab` uses its own explicit generators; this is a safety net for user code.
+    flush_denormal:
+        Flush subnormal floats to zero (FTZ and DAZ).  Off for every perturbation experiment: it
+        changes the arithmetic of tiny perturbations.  Only the divergence experiments of the
+        multilayer chapter turn it on (:func:`instab.studies.multilayer.run_threshold_cell` says
+        why); ``torch.set_flush_denormal`` is a per-thread switch, so it holds for the calling
+        thread only.
 
     Returns
     -------
@@ -42,7 +48,7 @@ def configure(threads: int = 1, seed: int | None = None) -> dict[str, Any]:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(False)
+    torch.set_flush_denormal(flush_denormal)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = False
