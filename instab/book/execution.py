@@ -31,6 +31,9 @@ EXECUTION_TIMEOUTS: dict[str, int | None] = {"default": 1800, "ci": 600, "paper"
 TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
 
 
+_PRINTING = threading.Lock()
+
+
 class ChapterFailed(Exception):
     """A chapter's execution failed; the message names the chapter, the cell and the failed claims."""
 
@@ -373,7 +376,8 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
                 if executed is not None and ln.startswith(f"[instab.book] executed {chapter} ({scale}) in "):
                     executed.add(chapter)
                 if ln.startswith(("[instab.book]", "error", "  see", "  registry:")) or "Error" in ln:
-                    print(ln.rstrip("\n"), flush=True)
+                    with _PRINTING:  # whole lines: two chapters' threads print side by side
+                        print(ln.rstrip("\n"), flush=True)
         return proc.returncode
 
     demands = {c: demand(c, scale, jobs) for c in todo}
