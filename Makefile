@@ -22,9 +22,12 @@ LOCK_PYTHON ?= python3.11
 LOCK_VENV := .venv-lock
 PIP_TOOLS := pip-tools==7.6.2
 DATA ?= data
-# The FFT loops of the PDE chapters allocate and free ~MB arrays every step; keeping them in the
-# heap instead of mmap/munmap'ing each one saves a large share of system time (results unchanged).
+# The FFT loops of the PDE chapters allocate and free ~MB arrays every step: glibc's defaults
+# return that memory to the kernel (munmap, or trimming the heap's top) and fault it in again at
+# the next step.  Kept in the heap, system time falls: linear 97 s -> 34 s, 58 s of it system
+# time -> 0.6 s (results unchanged).  The driver sets the same for the chapters' kernels.
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
+export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
 .PHONY: setup browser lock book pdf test unit nbval robust release lint clean
 
