@@ -227,3 +227,17 @@ def test_schedule_longest_first_and_demand_from_the_parameters(monkeypatch):
     # the chapters' own parameters: the grid chapters keep two workers busy at the default scale
     monkeypatch.undo()
     assert demand("sgd_variance", "default", 2) == 2 and demand("linear", "default", 2) == 1
+
+
+def test_driver_gives_kernels_the_allocator_settings(monkeypatch, capsys):
+    """The chapters' kernels inherit glibc settings that keep freed memory in the heap (the PDE
+    chapters spent most of their time faulting their per-step arrays in again); a user's own
+    setting is kept."""
+    from instab.book.cli import MALLOC
+
+    for var in MALLOC:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
+    book.main(["list"])
+    assert book.cli.os.environ["MALLOC_MMAP_THRESHOLD_"] == MALLOC["MALLOC_MMAP_THRESHOLD_"]
+    assert book.cli.os.environ["MALLOC_TRIM_THRESHOLD_"] == "12345"
