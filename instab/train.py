@@ -11,7 +11,8 @@ the first (the reference) can be measured as training goes, per iteration and pe
 
 The run is deterministic: :func:`instab.determinism.configure` sets every switch, the batch order
 and augmentation come from their own seeds per epoch, the initialisation from ``init_seed``.  With
-a ``checkpoint`` path the state is saved atomically after every epoch and a rerun resumes from it,
+a ``checkpoint`` path the state is saved atomically after an epoch every ``checkpoint_seconds`` of
+training (:func:`instab.runs.checkpoint_seconds`) and a rerun resumes from it,
 bitwise equal to an uninterrupted run.
 
 BatchNorm running statistics are buffers, not parameters: RelL1 leaves them out (recorded in the
