@@ -49,6 +49,7 @@ def configure(threads: int = 1, seed: int | None = None, *, flush_denormal: bool
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush_denormal)
+    keep_freed_memory()  # speed only
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -60,6 +61,34 @@ def configure(threads: int = 1, seed: int | None = None, *, flush_denormal: bool
         np.random.seed(seed)
         torch.manual_seed(seed)
     return settings()
+
+
+#: glibc's allocator settings that :func:`keep_freed_memory` applies (bytes): serve allocations
+#: up to 32 MiB from the heap and give freed memory back to the kernel only above 1 GiB.
+MALLOPT = {"M_MMAP_THRESHOLD": 32 * 2**20, "M_TRIM_THRESHOLD": 2**30}
+_MALLOPT_PARAM = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3}  # glibc's <malloc.h>
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Tell glibc's allocator to keep freed memory for the next allocation (:data:`MALLOPT`, as
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` would at a process's start).  With its
+    defaults, the tensors a training step frees are given back to the kernel and faulted in again
+    at the next step: the stacked conv engine spent a third of its time in the kernel (ResNet-8,
+    8 variants: 196 -> 110 ms per run-iteration with these), the PDE chapters more than half
+    (linear 97 -> 34 s).  Only speed changes, never a value.  Returns whether it applied (glibc
+    only; elsewhere nothing is done)."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return False
+    return all(libc.mallopt(_MALLOPT_PARAM[name], value) == 1 for name, value in MALLOPT.items())
 
 
 def settings() -> dict[str, Any]:

@@ -55,3 +55,36 @@ def test_environment_record_names_kernels_and_versions():
     env = determinism.environment()
     assert set(env) >= {"name", "vars", "cpu_capability", "mkl", "onednn", "torch", "numpy", "threads", "cpu"}
     assert env["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256")
+
+
+ALLOCATOR_PROBE = """
+import ctypes, ctypes.util, sys
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena ordblks smblks hblks hblkhd usmblks fsmblks "
+                                               "uordblks fordblks keepcost").split()]
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype, libc.malloc.restype, libc.free.argtypes = Info, ctypes.c_void_p, [ctypes.c_void_p]
+if sys.argv[1] == "keep":
+    from instab import determinism
+    assert determinism.keep_freed_memory()
+p = libc.malloc(16 << 20)
+mapped = libc.mallinfo2().hblkhd  # bytes in blocks mmap'ed for one allocation
+libc.free(p)
+print(int(mapped >= 16 << 20), int(libc.mallinfo2().fordblks >= 16 << 20))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+                    reason="glibc's allocator only")
+def test_keep_freed_memory_serves_large_tensors_from_the_heap_and_keeps_them():
+    """With glibc's defaults a 16 MiB block is mmap'ed and unmapped when freed (faulted in again at
+    the next step); after :func:`keep_freed_memory` it comes from the heap and stays there, free."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+
+    def probe(mode):
+        out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode], env=environ, capture_output=True,
+                             text=True, check=True)
+        return out.stdout.split()
+
+    assert probe("default") == ["1", "0"]
+    assert probe("keep") == ["0", "1"]
