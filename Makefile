@@ -25,7 +25,7 @@ DATA ?= data
 # The FFT loops of the PDE chapters allocate and free ~MB arrays every step: glibc's defaults
 # return that memory to the kernel (munmap, or trimming the heap's top) and fault it in again at
 # the next step.  Kept in the heap, system time falls: linear 97 s -> 34 s, 58 s of it system
-# time -> 0.6 s (results unchanged).  The driver sets the same for the chapters' kernels.
+# time -> 0.6 s (results unchanged).  The values are instab.determinism.MALLOPT (the driver sets them too).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 

@@ -11,14 +11,14 @@ import sys
 
 from instab.book import execution, pdf, plan, registry, rendering, robustness, sources
 from instab.book.console import shown
+from instab.determinism import MALLOPT
 
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-#: glibc's allocator for the kernels (read at a process's start): keep freed memory in the heap.
-#: The PDE chapters allocate and free ~MB arrays every step; with glibc's defaults each one was
-#: unmapped or trimmed and faulted in again — linear spent 58 of its 97 s in the kernel (0.6 of 34 s
-#: with these).  No number depends on it.
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+#: glibc's allocator for the kernels, as environment variables (read at a process's start): the
+#: settings of :func:`instab.determinism.keep_freed_memory`, which the torch chapters apply in
+#: process too; the PDE chapters (NumPy only) get them from here.  No number depends on them.
+MALLOC = {f"MALLOC_{name[2:]}_": str(value) for name, value in MALLOPT.items()}
 
 
 #: The exit status when every chapter ran but the registry and the data disagree (a driver that runs
