@@ -201,3 +201,32 @@ def _environment_key(fp_vars: tuple[str, ...]) -> str:
 
     return repr(sorted({"vars": fp_vars, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                         **_torch_build(), "torch": torch.__version__, "numpy": np.__version__}.items()))
+
+
+def second_environment() -> str:
+    """The environment ``make test`` runs the training tests in a second time: ``avx2`` (both
+    libraries limited to AVX2, the farthest from ``native`` on an AVX-512 CPU), or ``aten-default``
+    (ATen's portable kernels) on a CPU whose native kernels are AVX2 already, where ``avx2`` would
+    change nothing."""
+    import torch
+
+    return "avx2" if torch.backends.cpu.get_cpu_capability() == "AVX512" else "aten-default"
+
+
+def env_arguments(name: str) -> list[str]:
+    """Arguments for ``env(1)`` that select environment ``name``: ``-u VAR`` for each variable it
+    leaves unset, ``VAR=value`` for each it sets."""
+    return [f"{v}={x}" if x else f"-u {v}" for v, x in environment_vars(name).items()]
+
+
+if __name__ == "__main__":  # python -m instab.determinism env-args [NAME]: for the Makefile
+    import sys
+
+    args = sys.argv[1:]
+    if not args or args[0] != "env-args" or len(args) > 2:
+        raise SystemExit("usage: python -m instab.determinism env-args [NAME]  (NAME: one of "
+                         f"{list(ENVIRONMENTS)}; default: the second environment of `make test`)")
+    try:
+        print(" ".join(env_arguments(args[1] if len(args) == 2 else second_environment())))
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None

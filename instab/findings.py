@@ -54,6 +54,8 @@ class Finding:
     #: the criterion's tolerance(s), fixed here before the run and read by the chapter's rule
     #: (:func:`tolerance`): a number, or named numbers
     tolerance: float | Mapping[str, float] | None = None
+    #: revisions made after data at some scale were seen: each {date, was, why} (listed by the report)
+    revised: tuple[Mapping[str, str], ...] = ()
 
     def matches(self, claim_name: str, patterns: Sequence[str] | None = None) -> bool:
         """Whether ``claim_name`` is one of ``patterns`` (default: the evidence): an exact name, or a
@@ -90,7 +92,7 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
         missing = [k for k in required if k not in e]
         if missing:
             raise RegistryError(f"{where}: missing {missing}")
-        allowed = {*required, "decided_by", "why_scale", "tolerance"}
+        allowed = {*required, "decided_by", "why_scale", "tolerance", "revised"}
         if set(e) - allowed:
             raise RegistryError(f"{where}: unknown field(s) {sorted(set(e) - allowed)}; allowed {sorted(allowed)}")
         if e["kind"] not in KINDS:
@@ -106,8 +108,9 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
                     raise RegistryError(f"{where}: expected.{s}={one!r} is not allowed; choose one of "
                                         f"{list(FINDING_VERDICTS)}, a list of them, or null")
             if isinstance(v, list) and (len(v) < 2 or "inconclusive" not in v or len(set(v)) != len(v)):
-                raise RegistryError(f"{where}: expected.{s}={v!r}: a list names one decided verdict and "
-                                    f"'inconclusive' (an ensemble too small to decide the same way on every CPU)")
+                raise RegistryError(f"{where}: expected.{s}={v!r}: a list names decided verdicts and "
+                                    f"'inconclusive' (an ensemble too small to decide the same way on every CPU: "
+                                    f"the book does not decide the finding at that scale)")
         if len({str(v) for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
             raise RegistryError(f"{where}: its expected verdict depends on the scale; say why (why_scale)")
         if e["kind"] == "control" and any(v not in (None, "fact") for v in exp.values()):
@@ -121,9 +124,14 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
                                        for v in values):
             raise RegistryError(f"{where}: tolerance={tol!r} must be a positive finite number or a mapping of "
                                 f"names to such numbers")
+        revised = e.get("revised") or []
+        if not isinstance(revised, list) or not all(isinstance(r, dict) and set(r) == {"date", "was", "why"}
+                                                    and all(str(v).strip() for v in r.values()) for r in revised):
+            raise RegistryError(f"{where}: revised must be a list of {{date, was, why}}, each said, got {revised!r}")
         f = Finding(str(e["id"]), e["chapter"], e["kind"], str(e["section"]), str(e["quote"]).strip(),
                     str(e["criterion"]).strip(), tuple(evidence), dict(exp), tuple(e.get("decided_by") or ()),
-                    str(e.get("why_scale") or "").strip(), dict(tol) if isinstance(tol, dict) else tol)
+                    str(e.get("why_scale") or "").strip(), dict(tol) if isinstance(tol, dict) else tol,
+                    tuple({k: str(v).strip() for k, v in r.items()} for r in revised))
         if any(g.id == f.id for g in out):
             raise RegistryError(f"{where}: id {f.id!r} is used twice")
         out.append(f)
@@ -181,7 +189,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     """A finding's verdict from its evidence rows: (verdict, problem).
 
     ``failed`` if a row is not sane (:func:`instab.report.sane`); else the one verdict its deciding
-    rows (``decided_by``, else every row) share, ``inconclusive`` if some decide one way and the others cannot decide; a
+    rows (``decided_by``, else every row) share, ``refuted`` if one of them is (the rows are a
+    conjunction: the statement in each setting), ``inconclusive`` if some decide one way and the others cannot decide; a
     finding whose deciding rows decide different ways is a problem of the registry (split it, or
     say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
     if not rows:
@@ -192,6 +201,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     if not deciding:
         return None, f"{f.id}: none of its rows is one of decided_by {list(f.decided_by)}"
     verdicts = sorted({r["verdict"] for r in deciding})
+    if "refuted" in verdicts and set(verdicts) <= {"reproduced", "refuted", "inconclusive"}:
+        return "refuted", ""  # the rows are a conjunction: one refuted setting refutes the statement
     if len(verdicts) == 2 and "inconclusive" in verdicts:  # some rows decide, others cannot: not decided
         return "inconclusive", ""
     if len(verdicts) > 1:
@@ -235,7 +246,8 @@ def check(findings: Sequence[Finding], results: Mapping[str, Mapping[str, Any]],
 
 def allowed(f: Finding, scale: str) -> tuple[str, ...]:
     """The verdicts the registry accepts for ``f`` at ``scale``: one, or (where the scale's ensemble
-    is too small to decide the same way on every CPU) a decided verdict and ``inconclusive``."""
+    is too small to decide the same way on every CPU) decided verdicts and ``inconclusive``: the
+    book does not decide the finding at that scale, and its page says so."""
     v = f.expected.get(scale)
     return tuple(v) if isinstance(v, list) else () if v is None else (v,)
 
@@ -282,9 +294,13 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
               "|---|---|---|---|---|"]
     for f in sorted(findings, key=lambda f: (f.kind == "control", f.chapter, f.id)):
         got = verdicts.get(f.id)
-        mark = "" if got is None or got in allowed(f, scale) else " ≠ expected"
+        ok = allowed(f, scale)
+        mark = "" if got is None or got in ok else " ≠ expected"
+        if got is not None and len(ok) > 1:  # the registry accepts several: the book does not decide it here
+            mark += f" (not decided at the {scale} scale: {' or '.join(ok)} are accepted)"
         name = f.id + {"ours": " (ours)", "control": " (control)"}.get(f.kind, "")
         why = f" — *{f.why_scale}*" if f.why_scale else ""
+        why += "".join(f" — **revised** {r['date']} (was: {r['was']}; why: {r['why']})" for r in f.revised)
         expected = " · ".join(_cell(f.expected[s]) for s in SCALES)
         evidence = f" ({{ref}}`rows <scorecard-{f.chapter}>`)" if got is not None else ""
         cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, expected, _cell(got) + mark + evidence]

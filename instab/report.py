@@ -34,6 +34,12 @@ def paper(key: str) -> Any:
     return _numbers(_node(key))
 
 
+def printed(key: str) -> str:
+    """The number at ``key`` as the paper prints it (its text in ``reported.yml``, trailing zeros kept
+    where the file quotes it)."""
+    return str(_node(key)).strip()
+
+
 def printed_halfwidth(key: str) -> float:
     """Half a unit in the last digit of the number at ``key`` as the paper prints it (its text in
     ``reported.yml``): the precision of a rounded number, e.g. 3.8e6 → 5e4, 1.42e8 → 5e5.

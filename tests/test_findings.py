@@ -64,7 +64,9 @@ def test_the_verdict_comes_from_the_rows() -> None:
     assert findings.verdict_of(f, [_row("a1"), _row("a2", ok=False)]) == ("failed", "")
     assert findings.verdict_of(f, []) == (None, "")
     assert findings.verdict_of(f, [_row("a1"), _row("a2", "inconclusive")]) == ("inconclusive", "")
-    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "refuted")])
+    # the rows are a conjunction: one refuted setting refutes the finding
+    assert findings.verdict_of(f, [_row("a1"), _row("a2", "refuted"), _row("a3", "inconclusive")]) == ("refuted", "")
+    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "corrected")])
     assert v is None and "disagree" in why
     g = dataclasses.replace(f, decided_by=("a1",))
     assert findings.verdict_of(g, [_row("a1"), _row("a2", "inconclusive")]) == ("reproduced", "")
@@ -82,7 +84,7 @@ def test_the_check_fails_when_a_verdict_moves_or_a_claim_is_unregistered(tmp_pat
     assert problems == ["heat-cfl: verdict reproduced at the ci scale, the registry expects refuted: "
                         "threshold = 0.5 (reproduced); r=0.4: growth = 0.5 (reproduced)"]
     # the data move instead
-    results["heat"]["claims"][1] = _row("r=0.4: growth", "refuted")
+    results["heat"]["claims"][1] = _row("r=0.4: growth", "corrected")
     _, problems = findings.check(fs, results, "ci")
     assert len(problems) == 1 and "disagree" in problems[0]
     # a claim no finding names
@@ -131,7 +133,7 @@ def test_a_scale_too_small_to_decide_may_allow_a_verdict_or_inconclusive(tmp_pat
     assert problems == ["heat-cfl: verdict refuted at the ci scale, the registry expects reproduced or "
                         "inconclusive: threshold = 0.5 (refuted)"]
     bad = {**entry, "expected": {"ci": ["reproduced", "refuted"], "default": "reproduced", "paper": None}}
-    with pytest.raises(findings.RegistryError, match="a list names one decided verdict and 'inconclusive'"):
+    with pytest.raises(findings.RegistryError, match="a list names decided verdicts and 'inconclusive'"):
         findings.load(_write(tmp_path, bad), ["heat"])
 
 

@@ -37,7 +37,7 @@ def test_spread_reproduces_the_papers_table1_stds():
 def test_spread_separates_the_two_noises():
     rows = np.array([0.0, 1.0, 2.0])[:, None]        # varies over k only
     sp = study.spread(rows + np.zeros((3, 4)))
-    assert sp["sgd_std"] == 0 and sp["fp_std"] > 0 and sp["ratio"] == math.inf
+    assert sp["sgd_std"] == 0 and sp["fp_std"] > 0 and sp["paper_ratio"] == math.inf and sp["ratio"] == math.inf
     with pytest.raises(ValueError, match="2×2"):
         study.spread(np.zeros((1, 5)))
 
@@ -114,44 +114,58 @@ def _sp(lo: float, hi: float) -> dict:
     return {"ratio": (lo + hi) / 2, "ratio_interval": (lo, hi), "fp_std": 0.1, "sgd_std": 0.1}
 
 
-def test_ratio_rule_holds_fails_or_is_inconclusive():
+def test_ratio_rule_says_about_the_same_greater_or_similar_in_both_directions():
     ref = study.paper_spreads()
-    band = [0.5, 2.0]
-    claims = study.ratio_claims({"relu": _sp(0.7, 1.3), "swish": _sp(3.0, 4.0), "deep": _sp(0.3, 1.5)}, band, ref)
-    holds, fails, open_ = claims[0::2]
-    assert (holds.ok, holds.verdict, holds.shown_in) == (True, "reproduced", "fig-sgd-std")
-    assert holds.paper == round(ref["relu"]["ratio"], 3)
-    assert not fails.ok
-    assert open_.name.startswith("Table 5 row deep") and (open_.ok, open_.verdict) == (True, "inconclusive")
-    refuted = study.ratio_claims({"deep": _sp(3.0, 4.0)}, band, ref)[0]
-    assert (refuted.sane, refuted.verdict) == (True, "refuted")  # the data decide a Table 5 row
-    # the second claim per grid: do the two STDs differ (the interval excludes 1)?
-    differ = claims[1::2]
-    assert [c.name for c in differ] == ["Table 1 left (ReLU): the two STDs differ",
-                                        "Table 4 (Swish): the two STDs differ",
-                                        "Table 5 row deep: the two STDs differ"]
-    assert [c.verdict for c in differ] == ["inconclusive", "extension", "inconclusive"]
-    below = study.ratio_claims({"deep": _sp(0.7, 0.95)}, band, ref)
-    assert [c.verdict for c in below] == ["reproduced", "extension"]  # comparable, and different
+    floor = 0.8
+    rows = ["relu", "swish", "deep"]
+    claims = study.ratio_claims({"relu": _sp(0.85, 1.2), "swish": _sp(1.1, 1.6), "deep": _sp(0.6, 0.9)}, floor,
+                                ref, rows)
+    same, greater, open_ = claims
+    assert (same.ok, same.verdict, same.shown_in) == (True, "reproduced", "fig-sgd-std")
+    assert same.paper == round(ref["relu"]["paper_ratio"], 3)
+    assert greater.verdict == "reproduced" and "greater" in greater.criterion  # an interval above 1
+    assert open_.name.startswith("Table 5 row deep") and open_.verdict == "inconclusive"
+    below = study.ratio_claims({"deep": _sp(0.3, 0.7)}, floor, ref, rows)[0]
+    assert (below.sane, below.verdict) == (True, "refuted")
+    # "about the same" is two-sided: far above refutes Table 1's sentence, not Table 4's
+    far = study.ratio_claims({"relu": _sp(1.5, 2.0), "swish": _sp(1.5, 2.0)}, floor, ref, rows)
+    assert [c.verdict for c in far] == ["refuted", "reproduced"]
+    # a grid that is not one of the paper's rows is ours
+    assert study.ratio_claims({"relu-row": _sp(0.9, 1.1)}, floor, ref, rows)[0].verdict == "extension"
 
 
-def test_comparable_band_is_the_papers_widest_comparable_ratio():
-    (lo, hi), reason = study.comparable_band()
-    t5 = paper("table5_swish.resnet56_cifar10")
-    assert hi == pytest.approx(t5["fp_std"] / t5["sgd_std"]) and lo == pytest.approx(1 / hi)
-    own = [study.paper_spreads()[n]["ratio"] for n in ("relu", "swish")]
+def test_similar_floor_is_the_papers_smallest_similar_ratio_at_its_printed_precision():
+    floor, reason = study.similar_floor()
+    assert floor == pytest.approx((0.09 - 0.005) / (0.10 + 0.005))  # Table 5, VGG16-BN on Fashion-MNIST
+    own = [study.paper_spreads()[n]["paper_ratio"] for n in ("relu", "swish")]
     own += [v["fp_std"] / v["sgd_std"] for v in paper("table5_swish").values()]
-    assert all(lo <= r <= hi for r in own) and "Table 5" in reason
+    assert all(floor < r for r in own) and "0.09 / 0.10" in reason
 
 
-def test_ratio_interval_is_capped_at_one_and_tests_the_k_effect():
+def test_the_ratio_can_exceed_one_and_the_k_effect_is_tested():
     rng = np.random.default_rng(0)
     seed_effect = rng.normal(0, 3, (1, 8)) + rng.normal(0, 1, (8, 8))
     sp = study.spread(80 + seed_effect)
     lo, hi = sp["ratio_interval"]
-    assert 0 < lo < hi < 1 and sp["k_effect_p"] > 0.01
+    assert 0 < lo <= sp["ratio"] <= hi < 1 and sp["k_effect_p"] > 0.01
     k_effect = rng.normal(0, 3, (8, 1)) + rng.normal(0, 1, (8, 8))
-    assert study.spread(80 + k_effect)["k_effect_p"] < 1e-3
+    sk = study.spread(80 + k_effect)
+    assert sk["k_effect_p"] < 1e-3 and sk["ratio_interval"][0] > 1
+    assert sk["variance_ratio"] == pytest.approx(sk["ratio"] ** 2)
+
+
+def test_a_diverged_run_is_counted_and_its_seed_left_out():
+    rng = np.random.default_rng(1)
+    t = 85 + rng.normal(0, 0.3, (4, 5))
+    t[2, 1] = 10.01  # chance on ten classes
+    g = study.grid(t)
+    assert g["diverged"].sum() == 1 and list(g["kept"]) == [0, 2, 3, 4]
+    assert g["spread"]["fp_std"] < 1  # the diverged run is not in the spread
+    c = study.diverged_claim({"a": g})
+    assert c.ours == pytest.approx(1 / 20) and c.interval[0] <= c.ours <= c.interval[1]
+    t[:, 1:] = np.nan
+    with pytest.raises(ValueError, match="seeds have no diverged run"):
+        study.grid(t)
 
 
 def test_share_rule_holds_fails_or_is_inconclusive():
@@ -173,15 +187,16 @@ def _f64(first: list[float], decades: list[float], interval: tuple, share: tuple
 
 
 def test_float64_rules():
-    good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.6, 1.5), (0.05, 0.03, 0.07)), [0.5, 2.0], 0.01)
-    assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "inconclusive", "reproduced"]
-    assert all(c.ok for c in good) and good[3].name == "float64: the two STDs differ"
-    bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), [0.5, 2.0], 0.01)
-    assert [c.ok for c in bad] == [False, False, False, True, False] and all(c.sane for c in bad)
-    assert [c.verdict for c in bad] == ["refuted", "refuted", "refuted", "extension", "refuted"]
-    mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), [0.5, 2.0], 0.01)
+    floor = 0.6
+    good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.7, 1.5), (0.05, 0.03, 0.07)), floor, 0.01)
+    assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "reproduced"]
+    assert all(c.ok for c in good) and good[2].name.startswith("float64: STD over k")
+    bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), floor, 0.01)
+    assert [c.ok for c in bad] == [False, False, False, False] and all(c.sane for c in bad)
+    assert [c.verdict for c in bad] == ["refuted"] * 4
+    mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), floor, 0.01)
     assert all(c.verdict == "inconclusive" and c.ok for c in mixed)
-    assert "inconclusive" in study.float64_verdict(_f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)), [0.5, 2.0])
+    assert "inconclusive" in study.float64_verdict(_f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)), floor)
 
 
 def test_table1_right_rules():

@@ -4,9 +4,11 @@
 - :func:`k_seed_grid` / :func:`accuracy_table` — the k × seed grids (initialisation fixed) and their
   final test accuracies as an array [k, seed].
 - :func:`tables` / :func:`spread` — STD over k (floating point) against STD over seeds (batch
-  selection), their ratio, robust spreads and an exact interval of the ratio (:func:`ratio_interval`;
-  Table 1 left, Table 4, Table 5); :func:`ratio_claims` decides "comparable" (inside
-  :func:`comparable_band`) and "the two STDs differ" (1 outside) by the interval.
+  selection) and their population ratio with its interval (:func:`instab.ensemble.std_ratio`;
+  Table 1 left, Table 4, Table 5), on the seeds without a diverged run
+  (:func:`instab.ensemble.diverged`, counted by :func:`diverged_claim`); :func:`ratio_claims`
+  decides "about the same" and "greater or similar" against :func:`similar_floor`, the smallest
+  ratio the paper itself calls similar.
 - :func:`disagreements` / :func:`share_claims` — the share of test images runs that differ only in
   k label differently.
 - :func:`table5` — Table 5's rows; :func:`paper_inconsistency` — Table 4 against Table 5.
@@ -29,11 +31,20 @@ import torch
 from scipy import stats
 from torch import nn
 
-from instab import checks
+from instab import checks, findings
 from instab.data import batch_order
-from instab.ensemble import band_decision, bootstrap_interval, floor_decision, mean_interval, proportion_interval
+from instab.ensemble import (
+    band_decision,
+    bootstrap_interval,
+    diverged,
+    floor_decision,
+    mean_interval,
+    proportion_interval,
+    seeds_without,
+    std_ratio,
+)
 from instab.optim import perturbed_update
-from instab.report import Claim, claim, decide, judge, paper
+from instab.report import Claim, claim, decide, judge, paper, printed, printed_halfwidth
 from instab.studies.sgd import (
     SgdParams,
     config,
@@ -49,8 +60,9 @@ from instab.studies.sgd import (
 from instab.train import History, RunConfig, Variant, gradient, load_data, lr_at
 
 __all__ = ["Params", "VariancePlan", "plan", "k_seed_grid", "accuracy_table", "spread", "paper_table", "tables",
-           "table_report", "paper_spreads", "ratio_interval", "k_effect_p", "comparable_band",
-           "differs_decision", "differs_claim", "ratio_report", "ratio_claims", "grids_value", "pairwise_disagreement",
+           "table_report", "paper_spreads", "k_effect_p", "similar_floor", "paper_rows", "grid",
+           "diverged_runs", "diverged_report", "diverged_claim", "DIVERGED", "ratio_report", "ratio_claims",
+           "grids_value", "pairwise_disagreement",
            "disagreement_over_k", "disagreements", "disagreement_report", "share_claims", "table5_row", "table5",
            "table5_report", "paper_inconsistency", "float64", "float64_report", "float64_claims",
            "float64_verdict", "floating_point_error", "batch_fluctuation", "table1_right", "table1_right_report",
@@ -184,43 +196,12 @@ def plan(p: Params) -> VariancePlan:
 
 
 # ------------------------------------------------------------------------- Table 1 left, 4, 5
-def ratio_interval(table: np.ndarray, *, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Exact interval of the population STD ratio ρ = σ(k) / σ(seeds) of [..., k, seed] grids.
-
-    The model is what the grid measures: acc[k, s] = m + u_s + w_{k,s}, u_s the batch-order effect
-    a seed's k runs share (variance σ_u²), w_{k,s} each run's own outcome (variance σ_w²).  Then
-    σ(k)² = σ_w² (within a seed) and σ(seeds)² = σ_u² + σ_w² (within a k), so
-    ρ = 1 / √(1 + θ) with θ = σ_u² / σ_w².  It needs no k effect common to every seed, and that is
-    the experiment's premise rather than an extra assumption: when the k values are exchangeable
-    (no perturbation shifts accuracy the same way for every batch order), the law of total
-    variance gives σ(seeds)² = σ(k)² + Var_s(E[acc | s]) ≥ σ(k)², so ρ ≤ 1 — a ratio above 1
-    would be a systematic effect of k (:func:`spread` reports its test, ``k_effect_p``).
-
-    The seeds are groups of K replicates (the k values): F = MS(seeds) / MS(within seeds) is
-    distributed as (1 + Kθ) F(S − 1, S(K − 1)), which gives an exact interval for θ
-    (``scipy.stats.f``), truncated at θ ≥ 0, and so for ρ (its upper end is 1 when the seed effect
-    is not significant at the two-sided level).  It covers ρ at its level for every grid size, the
-    book's 3 × 3 included (97.5% at ρ = 1, the boundary), as ``tests/test_ratio_coverage.py``
-    checks by simulation; the crossed percentile bootstrap it replaces (k and seeds resampled)
-    fails there: too wide to ever decide at 3 × 3, and over-covering (~100%) at ρ = 1 on 16 × 16.
-    Non-square grids are fine: ρ is the population (ddof-free) ratio."""
-    t = np.asarray(table, dtype=float)
-    k, s = t.shape[-2:]
-    per_seed = t.mean(axis=-2)
-    ms_seeds = k * per_seed.var(axis=-1, ddof=1)
-    ms_within = ((t - per_seed[..., None, :]) ** 2).sum(axis=(-2, -1)) / (s * (k - 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = ms_seeds / ms_within
-    f_lo, f_hi = stats.f.ppf([(1 - level) / 2, (1 + level) / 2], s - 1, s * (k - 1))
-    theta_lo = np.maximum((f / f_hi - 1) / k, 0.0)
-    theta_hi = np.maximum((f / f_lo - 1) / k, 0.0)
-    return 1 / np.sqrt(1 + theta_hi), 1 / np.sqrt(1 + theta_lo)
-
-
 def k_effect_p(table: np.ndarray) -> float:
     """p-value of a k effect common to every seed (two-way ANOVA without replication, F test of
-    the k rows against the residual, ``scipy.stats.f``): small values would contradict the model of
-    :func:`ratio_interval` (exchangeable k values)."""
+    the k rows against the residual, ``scipy.stats.f``).  Without one (the k values exchangeable:
+    no perturbation shifts accuracy the same way for every batch order) the law of total variance
+    gives σ(seeds)² = σ(k)² + Var_s(E[acc | s]) ≥ σ(k)², so ρ ≤ 1 in expectation; with one, ρ may
+    exceed 1.  :func:`~instab.ensemble.std_ratio` assumes neither."""
     t = np.asarray(table, dtype=float)
     k, s = t.shape
     g, rows, cols = t.mean(), t.mean(axis=1, keepdims=True), t.mean(axis=0, keepdims=True)
@@ -232,33 +213,28 @@ def k_effect_p(table: np.ndarray) -> float:
 
 
 def spread(table: np.ndarray) -> dict[str, Any]:
-    """STDs of an accuracy table [k, seed] as the paper computes them (population STD, ddof = 0).
+    """STDs of an accuracy table [k, seed] and their ratio.
 
     - ``std_over_seeds``: per k, the STD over batch-order seeds (the SGD noise; Table 1's STD column);
     - ``std_over_k``: per seed, the STD over the floating-point perturbations k (Table 1's STD row);
-    - ``fp_std``, ``sgd_std``: their means, and ``ratio`` = fp_std / sgd_std (the paper's statistic;
-      on a square grid the ddof = 0 bias is the same on both axes and cancels);
-    - ``fp_mad``, ``sgd_mad``, ``robust_ratio``: the same with 1.4826 × the median absolute
-      deviation (insensitive to one outlying run);
-    - ``ratio_interval``: 95% interval of the population ratio σ(k) / σ(seeds)
-      (:func:`ratio_interval`: exact under the grid's random-effects model, coverage checked by
-      simulation); ``k_effect_p``: the test of that model's premise (:func:`k_effect_p`).
+    - ``fp_std``, ``sgd_std``: their means as the paper prints them (population STD, ddof = 0), and
+      ``paper_ratio`` = fp_std / sgd_std, the paper's own statistic (shown beside its tables);
+    - ``ratio`` and ``ratio_interval``: the population ratio ρ = σ(k) / σ(seeds), point and 95%
+      interval from one estimator (:func:`~instab.ensemble.std_ratio`: a crossed random-effects
+      model with or without a k effect, so ρ > 1 is possible; coverage tested by simulation), and
+      ``variance_ratio`` = ρ² with its interval (the paper speaks of variances);
+    - ``k_effect_p``: the test of a k effect common to every seed (:func:`k_effect_p`).
     """
     t = np.asarray(table, dtype=float)
     if t.ndim != 2 or min(t.shape) < 2:
         raise ValueError(f"spread needs a [k, seed] table with at least 2×2 entries, got shape {t.shape}")
     over_seeds, over_k = t.std(axis=1), t.std(axis=0)
-
-    def mad(x: np.ndarray, axis: int) -> np.ndarray:
-        return 1.4826 * np.median(np.abs(x - np.median(x, axis=axis, keepdims=True)), axis=axis)
-
     fp, sgd = float(over_k.mean()), float(over_seeds.mean())
-    fp_mad, sgd_mad = float(mad(t, 0).mean()), float(mad(t, 1).mean())
-    lo, hi = ratio_interval(t)
+    point, lo, hi = std_ratio(t)
     return {"mean": float(t.mean()), "std_over_seeds": over_seeds, "std_over_k": over_k, "fp_std": fp,
-            "sgd_std": sgd, "ratio": fp / sgd if sgd > 0 else math.inf, "fp_mad": fp_mad, "sgd_mad": sgd_mad,
-            "robust_ratio": fp_mad / sgd_mad if sgd_mad > 0 else math.inf,
-            "ratio_interval": (float(lo), float(hi)), "k_effect_p": k_effect_p(t)}
+            "sgd_std": sgd, "paper_ratio": fp / sgd if sgd > 0 else math.inf, "ratio": point,
+            "ratio_interval": (lo, hi), "variance_ratio": point**2, "variance_ratio_interval": (lo**2, hi**2),
+            "k_effect_p": k_effect_p(t)}
 
 
 def paper_table(key: str, ks: Sequence[int] = (1, 3, 5, 7, 9, 11)) -> np.ndarray:
@@ -272,14 +248,58 @@ def paper_spreads() -> dict[str, dict[str, Any]]:
             "swish": spread(paper_table("table4_resnet56_cifar10_swish"))}
 
 
+#: The registry's finding whose criterion says which run diverged (``chance_factor``) and how many may.
+DIVERGED = "sgd-diverged-runs"
+
+
+def diverged_runs(table: np.ndarray, classes: int = 10) -> np.ndarray:
+    """The runs of a grid of test accuracies in % that diverged (:func:`~instab.ensemble.diverged`
+    with the registry's ``chance_factor`` × chance, 100 / ``classes``)."""
+    return diverged(table, chance=100 / classes, factor=findings.tolerance(DIVERGED, "chance_factor"))
+
+
+def grid(t: np.ndarray) -> dict[str, Any]:
+    """One k × seed grid in %: ``table``, the ``diverged`` mask, the seeds ``kept`` (those with no
+    diverged run, :func:`~instab.ensemble.seeds_without`) and the :func:`spread` of the kept ones."""
+    bad = diverged_runs(t)
+    kept = seeds_without(bad)
+    if kept.size < 2:
+        raise ValueError(f"grid: only {kept.size} of {t.shape[1]} seeds have no diverged run; the STD ratio "
+                         "needs two (look at the training: most runs diverged)")
+    return {"table": t, "diverged": bad, "kept": kept, "spread": spread(t[:, kept])}
+
+
 def tables(p: VariancePlan, runs: Mapping[RunConfig, History]) -> dict[str, dict[str, Any]]:
-    """Tables 1 (left), 4 and 5's grids: per grid, the final test accuracies in % (``table``,
-    [k, seed]) and their :func:`spread`."""
-    out = {}
-    for name, cells in p.tables.items():
-        t = 100 * accuracy_table([runs[c] for c in cells], p.ks, p.seeds)
-        out[name] = {"table": t, "spread": spread(t)}
-    return out
+    """Tables 1 (left), 4 and 5's grids by name: :func:`grid` of the final test accuracies in %."""
+    return {name: grid(100 * accuracy_table([runs[c] for c in cells], p.ks, p.seeds))
+            for name, cells in p.tables.items()}
+
+
+def diverged_report(grids: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> str:
+    """Per grid: how many runs diverged, which (k index, seed), and the seeds left out."""
+    lines = []
+    for name, g in grids.items():
+        bad = np.argwhere(g["diverged"])
+        where = ", ".join(f"k row {i}, seed {seeds[j]} ({g['table'][i, j]:.2f}%)" for i, j in bad)
+        lines.append(f"{name}: {len(bad)} of {g['table'].size} runs diverged" + (f" — {where}; the STD ratio "
+                     f"uses the {g['kept'].size} seeds without one" if len(bad) else ""))
+    return "\n".join(lines)
+
+
+def diverged_claim(grids: Mapping[str, Mapping[str, Any]], shown_in: str = "sec-sgd-diverged") -> Claim:
+    """Ours: how often plain SGD diverges in these grids (every grid's runs pooled): the 95% Wilson
+    interval of the share of diverged runs (:func:`diverged_runs`) below the registry's
+    ``share_max`` → extension (divergence is rare here), above it → refuted, else inconclusive."""
+    n_bad = int(sum(int(g["diverged"].sum()) for g in grids.values()))
+    n = int(sum(g["table"].size for g in grids.values()))
+    lo, hi = proportion_interval(n_bad, n)
+    share_max = findings.tolerance(DIVERGED, "share_max")
+    factor = findings.tolerance(DIVERGED, "chance_factor")
+    return decide("diverged runs: share of the grids' runs", n_bad / n, [lo, hi],
+                  criterion=f"a run diverged: accuracy not finite or below {factor:g} × chance; 95% Wilson "
+                            f"interval of the share of {n} runs below {share_max:.0%}",
+                  decision=None if lo <= share_max <= hi else hi < share_max, verdict="extension",
+                  shown_in=shown_in)
 
 
 def table_report(p: VariancePlan, name: str, t: np.ndarray) -> str:
@@ -295,82 +315,81 @@ def table_report(p: VariancePlan, name: str, t: np.ndarray) -> str:
 
 
 def ratio_report(spreads: Mapping[str, Mapping[str, Any]]) -> str:
-    """Per grid: mean accuracy, both STDs, their ratio with its interval, the robust ratio."""
+    """Per grid: mean accuracy, both STDs as the paper prints them, the population ratio with its
+    interval, in STD and in variance terms, and the test of a k effect."""
     lines = []
     for name, sp in spreads.items():
         lo, hi = sp["ratio_interval"]
+        vlo, vhi = sp["variance_ratio_interval"]
         lines.append(f"{name}: mean accuracy {sp['mean']:.2f}%, STD over k {sp['fp_std']:.3f}, "
-                     f"STD over seeds {sp['sgd_std']:.3f}, ratio {sp['ratio']:.2f} "
-                     f"(95%: {lo:.2f}–{hi:.2f}); robust ratio {sp['robust_ratio']:.2f}; "
-                     f"k effect p = {sp['k_effect_p']:.2f}")
+                     f"STD over seeds {sp['sgd_std']:.3f} (their ratio {sp['paper_ratio']:.2f}); "
+                     f"σ(k)/σ(seeds) {sp['ratio']:.2f} (95%: {lo:.2f}–{hi:.2f}), in variance "
+                     f"{sp['variance_ratio']:.2f} ({vlo:.2f}–{vhi:.2f}); k effect p = {sp['k_effect_p']:.2f}")
     return "\n".join(lines)
 
 
-def comparable_band() -> tuple[list[float], str]:
-    """The band of STD ratios that counts as "comparable", from the paper's own usage, and its reason.
+def _lowest_printed_ratio(row: str) -> float:
+    """Table 5 row ``row``: the smallest STD ratio its printed STDs allow (fp_std as low and sgd_std
+    as high as their last printed digit permits)."""
+    key = f"table5_swish.{row}"
+    fp, sgd = paper(f"{key}.fp_std"), paper(f"{key}.sgd_std")
+    return (fp - printed_halfwidth(f"{key}.fp_std")) / (sgd + printed_halfwidth(f"{key}.sgd_std"))
 
-    The paper calls every ratio STD(k) / STD(seeds) it reports "about the same", "comparable (even
-    exceeds)" or "greater or similar": Table 1 (0.16 vs 0.17), Table 4 (recomputed from its
-    accuracies), the four rows of Table 5 and §4.2.  The band is [1/r, r] with r the ratio furthest
-    from 1 among them (on a log scale: a factor r either way), so that every ratio the paper itself
-    calls comparable lies inside it; r is Table 5's and §4.2's 0.15 / 0.09 = 1.67 for ResNet-56 with
-    Swish on CIFAR-10.  It is also wider than the paper's own spread for that one experiment: Table 4
-    recomputed gives 1.16 for it, a factor of about 1.4 from Table 5 (:func:`paper_inconsistency`), so a
-    narrower band would refute the paper by its own two reports of one experiment."""
+
+def similar_floor() -> tuple[float, str]:
+    """The smallest STD ratio σ(k)/σ(seeds) the paper itself calls similar, and its derivation.
+
+    The paper calls every ratio it reports "about the same" (Table 1), "comparable (even exceeds)"
+    (Table 4) or "greater or similar" (Table 5, each row).  The floor is the smallest of them at its
+    printed precision: Tables 1 and 4 recomputed from their accuracies (printed to 0.01 points, which
+    moves a ratio by well under 1%), each Table 5 row with its fp STD half a printed digit lower and
+    its SGD STD half a digit higher.  "Similar" is then [floor, 1/floor]; "greater or similar" is
+    "at least floor"."""
     own = paper_spreads()
-    ratios = {"Table 1 left": own["relu"]["ratio"], "Table 4": own["swish"]["ratio"],
-              **{f"Table 5 {row}": v["fp_std"] / v["sgd_std"] for row, v in paper("table5_swish").items()}}
-    source, r = max(ratios.items(), key=lambda kv: abs(math.log(kv[1])))
-    r = max(r, 1 / r)
-    t4, t5 = ratios["Table 4"], ratios["Table 5 resnet56_cifar10"]
-    reason = (f"[1/{r:.2f}, {r:.2f}]: the widest ratio the paper calls comparable ({source}), either way; "
-              f"its own two reports of one experiment differ by a factor {max(t4, t5) / min(t4, t5):.2f} "
-              f"(Table 4 {t4:.2f}, Table 5 {t5:.2f})")
-    return [1 / r, r], reason
+    ratios = {"Table 1 left": own["relu"]["paper_ratio"], "Table 4": own["swish"]["paper_ratio"],
+              **{f"Table 5 {row}": _lowest_printed_ratio(row) for row in paper("table5_swish")}}
+    source, low = min(ratios.items(), key=lambda kv: kv[1])
+    row = source.removeprefix("Table 5 ")
+    key = f"table5_swish.{row}"
+    shown = (f" (printed {printed(key + '.fp_std')} / {printed(key + '.sgd_std')})"
+             if source.startswith("Table 5") else "")
+    reason = (f"{low:.2f}: the smallest ratio the paper calls similar, {source}{shown} at its printed "
+              f"precision; its other ratios: " + ", ".join(f"{k} {r:.2f}" for k, r in ratios.items() if k != source))
+    return low, reason
 
 
-def differs_decision(interval: Sequence[float]) -> bool | None:
-    """Whether an interval of STD(k) / STD(seeds) shows the two STDs differ: True if it excludes 1,
-    None (undecided) if it contains 1.  Never False: no interval shows two STDs equal — that is the
-    equivalence test's question (:func:`~instab.ensemble.band_decision`)."""
-    lo, hi = interval
-    return True if hi < 1 or lo > 1 else None
+def ratio_claims(spreads: Mapping[str, Mapping[str, Any]], floor: float, paper_spreads: Mapping[str, Mapping[str, Any]],
+                 paper_rows: Sequence[str], shown_in: str = "fig-sgd-std") -> list[Claim]:
+    """One claim per grid from the 95% interval of ρ = σ(k)/σ(seeds) (:func:`spread`), against the
+    paper's own floor of "similar" (:func:`similar_floor`):
 
-
-def ratio_claims(spreads: Mapping[str, Mapping[str, Any]], ratio_band: Sequence[float],
-                 paper_spreads: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-sgd-std") -> list[Claim]:
-    """Two claims per grid from the ratio's 95% interval (:func:`ratio_interval`).
-
-    - Equivalence: STD over k and STD over seeds are "comparable" when the interval lies inside
-      ``ratio_band`` (:func:`comparable_band`).  The paper's own tables (:data:`LABELS`) must hold
-      (inconclusive where the interval straddles the band); for other grids (Table 5 rows) the data
-      decide the verdict.
-    - Difference (ours, an extension): "the two STDs differ" when the interval excludes 1
-      (:func:`differs_decision`); inconclusive when it contains 1."""
+    - Table 1 (ReLU), "about the same": interval inside [floor, 1/floor] → reproduced, wholly
+      outside → refuted, else inconclusive;
+    - Table 4 and the Table 5 rows, "greater or similar" (Table 4: "comparable (even exceeds)"):
+      interval above the floor → reproduced (and "greater" where it lies above 1), below it →
+      refuted, else inconclusive.  Grids not in ``paper_rows`` (:func:`paper_rows`: a ReLU Table 5
+      row) are ours: extension when it holds."""
     out = []
-    criterion = f"comparable: 95% interval inside [{ratio_band[0]:.2f}, {ratio_band[1]:.2f}]"
+    same = f"about the same: 95% interval inside [{floor:.2f}, {1 / floor:.2f}]"
+    at_least = f"greater or similar: 95% interval above {floor:.2f}"
     for name, sp in spreads.items():
         lo, hi = sp["ratio_interval"]
-        holds = band_decision([lo, hi], ratio_band)
         label = LABELS.get(name, f"Table 5 row {name}")
-        if name in LABELS:
-            out.append(decide(f"{label}: STD over k / STD over seeds", sp["ratio"], [lo, hi],
-                              round(paper_spreads[name]["ratio"], 3), criterion=criterion, decision=holds,
-                              verdict="reproduced", shown_in=shown_in))
-        else:
-            out.append(judge(f"{label}: STD over k / STD over seeds", sp["ratio"], [lo, hi],
-                             criterion=criterion, holds=holds, sane=bool(np.isfinite(sp["ratio"])),
-                             shown_in=shown_in))
-        out.append(differs_claim(label, sp, shown_in))
+        two_sided = name == "relu"
+        decision = band_decision([lo, hi], [floor, 1 / floor]) if two_sided else floor_decision([lo, hi], floor)
+        ref = round(paper_spreads[name]["paper_ratio"], 3) if name in paper_spreads else None
+        out.append(decide(f"{label}: STD over k / STD over seeds", sp["ratio"], [lo, hi], ref,
+                          criterion=(same if two_sided else at_least) + (" (above 1: greater)" if lo > 1 else ""),
+                          decision=decision, verdict="reproduced" if name in paper_rows else "extension",
+                          shown_in=shown_in))
     return out
 
 
-def differs_claim(label: str, sp: Mapping[str, Any], shown_in: str) -> Claim:
-    """Ours: "{label}: the two STDs differ", decided by whether the ratio's 95% interval excludes 1."""
-    lo, hi = sp["ratio_interval"]
-    return decide(f"{label}: the two STDs differ", sp["ratio"], [lo, hi],
-                  criterion="STD over k ≠ STD over seeds: 95% interval of the ratio excludes 1",
-                  decision=differs_decision([lo, hi]), verdict="extension", shown_in=shown_in)
+def paper_rows(p: VariancePlan) -> list[str]:
+    """The grids that test the paper's own statements: Table 1 (ReLU), Table 4 (Swish) and the
+    Table 5 rows with Swish ("The Swish activation is used"); a ReLU Table 5 row is ours."""
+    return [name for name, cells in p.tables.items()
+            if name in LABELS or cells[0].activation == "swish"]
 
 
 def grids_value(p: VariancePlan, spreads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -497,17 +516,18 @@ def paper_inconsistency(shown_in: str = "sec-sgd-table5") -> Claim:
 
 # ------------------------------------------------------------------------------------------ float64
 def float64(p: VariancePlan, runs: Mapping[RunConfig, History], table: str) -> dict[str, Any]:
-    """The float64 grid: accuracies in % (``table``), :func:`spread`, :func:`disagreement_over_k`,
-    the growth of RelL1(k = 1, k = 3) per seed (``growth``), and the RelL1 curves per seed in float64
-    and in float32 (the grid ``table`` of the same network; ``curves``: [(float64, float32 or None)])."""
+    """The float64 grid: :func:`grid` of its accuracies in % (``spread`` on the seeds without a
+    diverged run), :func:`disagreement_over_k`, the growth of RelL1(k = 1, k = 3) per seed
+    (``growth``), and the RelL1 curves per seed in float64 and in float32 (the grid ``table`` of the
+    same network; ``curves``: [(float64, float32 or None)])."""
     f64_runs = [runs[c] for c in p.float64]
-    t64 = 100 * accuracy_table(f64_runs, p.float64_ks, p.float64_seeds)
+    g64 = grid(100 * accuracy_table(f64_runs, p.float64_ks, p.float64_seeds))
     same = {h.config["batch_seed"]: h for h in (runs[c] for c in p.tables[table])}
     curves = []
     for h in f64_runs:
         h32 = same.get(h.config["batch_seed"])
         curves.append((curve(h, "k=3"), curve(h32, "k=3") if h32 is not None else None))
-    return {"table": t64, "spread": spread(t64), "disagreement": disagreement_over_k(f64_runs),
+    return {**g64, "disagreement": disagreement_over_k(f64_runs),
             "growth": [growth(*curve(h, "k=3")) for h in f64_runs], "curves": curves,
             "iterations": p.float64[0].max_steps or f64_runs[0].steps[-1]}
 
@@ -526,11 +546,11 @@ def float64_report(p: VariancePlan, f: Mapping[str, Any]) -> str:
         f"of test images (95% {100 * d64['low']:.2f}–{100 * d64['high']:.2f})"])
 
 
-def float64_claims(f: Mapping[str, Any], ratio_band: Sequence[float], floor: float,
+def float64_claims(f: Mapping[str, Any], floor: float, disagreement_floor: float,
                    shown_in: str = "fig-sgd-float64") -> list[Claim]:
     """In float64: the perturbation starts at a double's last bit (< 1e-13) and grows ≥ 8 decades
-    for every seed; the STD ratio (both of its claims) and the relabelled share are judged as in
-    float32."""
+    for every seed; the STD ratio ("similar conclusions": about the same, as Table 1's grid, against
+    :func:`similar_floor`) and the relabelled share are judged as in float32."""
     sp64, d64 = f["spread"], f["disagreement"]
     lo64, hi64 = sp64["ratio_interval"]
     first64, dec64 = [g["first"] for g in f["growth"]], [g["decades"] for g in f["growth"]]
@@ -541,13 +561,12 @@ def float64_claims(f: Mapping[str, Any], ratio_band: Sequence[float], floor: flo
         decide("float64: the last bit grows to the plateau", float(np.median(dec64)), [min(dec64), max(dec64)],
                criterion="every seed: ≥ 8 decades of growth", verdict="reproduced",
                decision=unanimous([d >= 8 for d in dec64]), shown_in=shown_in),
-        judge("float64: STD over k / STD over seeds (paper: similar conclusions for 64 bit)", sp64["ratio"],
-              [lo64, hi64], criterion=f"comparable: 95% interval inside [{ratio_band[0]:.2f}, {ratio_band[1]:.2f}]",
-              holds=band_decision([lo64, hi64], ratio_band), sane=bool(np.isfinite(sp64["ratio"])),
-              shown_in=shown_in),
-        differs_claim("float64", sp64, shown_in),
+        decide("float64: STD over k / STD over seeds (paper: similar conclusions for 64 bit)", sp64["ratio"],
+               [lo64, hi64], criterion=f"about the same: 95% interval inside [{floor:.2f}, {1 / floor:.2f}]",
+               decision=band_decision([lo64, hi64], [floor, 1 / floor]), verdict="reproduced", shown_in=shown_in),
         judge("float64: share of test images the k runs label differently", d64["mean"], [d64["low"], d64["high"]],
-              criterion=f"95% interval above {floor:.0%}", holds=floor_decision([d64["low"], d64["high"]], floor),
+              criterion=f"95% interval above {disagreement_floor:.0%}",
+              holds=floor_decision([d64["low"], d64["high"]], disagreement_floor),
               sane=bool(np.isfinite(d64["mean"])), shown_in=shown_in),
     ]
 
@@ -559,18 +578,17 @@ def float64_value(p: VariancePlan, f: Mapping[str, Any]) -> dict[str, Any]:
             "decades": [g["decades"] for g in f["growth"]]}
 
 
-def float64_verdict(f: Mapping[str, Any], ratio_band: Sequence[float]) -> str:
+def float64_verdict(f: Mapping[str, Any], floor: float) -> str:
     """The sentence the chapter quotes on the float64 ratio."""
     sp64, d64 = f["spread"], f["disagreement"]
     lo64, hi64 = sp64["ratio_interval"]
-    lo_band, hi_band = ratio_band
-    return (f"At this scale the STD over k is {sp64['fp_std']:.2f} points against {sp64['sgd_std']:.2f} over seeds, "
-            f"a ratio of {sp64['ratio']:.2f} (95% interval {lo64:.2f}–{hi64:.2f}): "
-            + {True: "comparable, as in float32 — the paper's remark is reproduced",
-               False: f"outside [{lo_band:.2f}, {hi_band:.2f}] — not comparable at this scale",
-               None: f"the interval reaches past an end of [{lo_band:.2f}, {hi_band:.2f}], so "
-                     "whether the two are comparable is inconclusive at this scale"}[band_decision([lo64, hi64],
-                                                                                                    ratio_band)]
+    band = f"[{floor:.2f}, {1 / floor:.2f}]"
+    return (f"At this scale the STD over k is {sp64['fp_std']:.2f} points against {sp64['sgd_std']:.2f} over seeds; "
+            f"σ(k)/σ(seeds) is {sp64['ratio']:.2f} (95% interval {lo64:.2f}–{hi64:.2f}): "
+            + {True: f"inside {band}, about the same, as in float32 — the paper's remark is reproduced",
+               False: f"outside {band} — not about the same at this scale",
+               None: f"the interval reaches past an end of {band}, so whether the two are about the same is "
+                     "inconclusive at this scale"}[band_decision([lo64, hi64], [floor, 1 / floor])]
             + f"; runs differing only in k still label {100 * d64['mean']:.1f}% of the test images differently.")
 
 
