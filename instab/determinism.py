@@ -215,8 +215,9 @@ def second_environment() -> str:
 
 def env_arguments(name: str) -> list[str]:
     """Arguments for ``env(1)`` that select environment ``name``: ``-u VAR`` for each variable it
-    leaves unset, ``VAR=value`` for each it sets."""
-    return [f"{v}={x}" if x else f"-u {v}" for v, x in environment_vars(name).items()]
+    leaves unset (options first, as ``env`` wants them), then ``VAR=value`` for each it sets."""
+    chosen = environment_vars(name)
+    return [f"-u {v}" for v, x in chosen.items() if not x] + [f"{v}={x}" for v, x in chosen.items() if x]
 
 
 if __name__ == "__main__":  # python -m instab.determinism env-args [NAME]: for the Makefile

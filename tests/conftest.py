@@ -8,6 +8,22 @@ os.environ.setdefault("INSTAB_CHECKPOINT_SECONDS", "0")
 
 import pytest  # noqa: E402
 
+#: Test modules whose tests train a network or run a chapter's computation: their outcomes rest on
+#: the CPU's kernels, so `make test` runs them once more under a second floating-point environment
+#: (instab.determinism.second_environment).  A test there may assert a control (bitwise equal runs),
+#: a bound or a statistic, never the direction of one perturbed run.
+TRAINS = {
+    "test_batched", "test_batched_conv", "test_train", "test_optim", "test_stability", "test_models",
+    "test_metrics", "test_grid", "test_studies_sgd", "test_studies_sgd_growth", "test_studies_sgd_variance",
+    "test_studies_sgd_threshold", "test_studies_open_questions", "test_studies_multilayer", "test_benchmarks",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in TRAINS:
+            item.add_marker(pytest.mark.trains)
+
 
 @pytest.fixture
 def killed_and_resumed(tmp_path):

@@ -19,8 +19,9 @@ def test_k2_and_k4_equal_k1_and_k3_k5_differ():
         assert h.iter_rel_l1[k] == [0.0] * len(h.iter_step)
         assert h.train_loss[k] == h.train_loss["k=1"]
         assert (h.predictions[k] == h.predictions["k=1"]).all()
-    for k in ("k=3", "k=5"):
-        assert h.iter_rel_l1[k][0] == 0.0 and h.iter_rel_l1[k][-1] > 0.0
+    for k in ("k=3", "k=5"):  # a last-bit difference at some step; its size later is chaos, only bounded
+        r = h.iter_rel_l1[k]
+        assert r[0] == 0.0 and any(x > 0.0 for x in r[1:]) and all(0.0 <= x <= 2.0 for x in r)
     assert h.settings["engine"] == "stacked"
 
 
@@ -32,10 +33,14 @@ def test_a_variant_does_not_depend_on_its_place_in_the_stack():
 
 
 def test_two_runs_are_bitwise_equal_and_release_form_mixes():
-    config = MLP.replace(variants=(Variant(1), Variant(3), Variant(3, form="release"), Variant(1, init_ulp=1)))
+    config = MLP.replace(variants=(Variant(1), Variant(3), Variant(3, form="release"), Variant(1, init_ulp=1)),
+                         rel_l1_every=1)
     h = train(config)
     assert dumps(h) == dumps(train(config))
-    assert all(h.rel_l1[v][-1] > 0 for v in h.variants[1:])
+    # each perturbation shows: the initial ulp at step 0 (by construction), a perturbed update at
+    # some step (whether and how it grows later is the chaos of one run, not checked)
+    r = h.iter_rel_l1
+    assert r["k=1,init+1ulp"][0] > 0 and any(r["k=3"][1:]) and any(r["k=3,release"][1:])
 
 
 @pytest.mark.parametrize("activation", ["relu", "swish"])
@@ -80,9 +85,14 @@ def test_final_state_loads_into_the_network():
 
 
 def test_float64_starts_at_the_last_bit_of_a_double():
+    """The float64 runs part at the last bits of a double: at the first step at which they differ,
+    by less than 50 of its ulps on average over the weights; later steps are the chaos of one run,
+    only bounded."""
     h = train(MLP.replace(variants=ks(1, 3), dtype="float64", rel_l1_every=1, epochs=1))
     r = h.iter_rel_l1["k=3"]
-    assert 0 < r[1] < 1e-14 and r[-1] > r[1]
+    first = next((x for x in r if x > 0), 0.0)
+    assert r[0] == 0.0 and 0 < first < 50 * torch.finfo(torch.float64).eps
+    assert all(0.0 <= x <= 2.0 for x in r)  # finite: RelL1 is at most 2
 
 
 def test_eval_every_and_acc_every():

@@ -26,7 +26,11 @@ def test_k2_and_k4_equal_k1_and_k3_differs(net):
         assert h.iter_rel_l1[k] == [0.0] * len(h.iter_step)
         assert h.train_loss[k] == h.train_loss["k=1"]
         assert (h.predictions[k] == h.predictions["k=1"]).all()
-    assert h.iter_rel_l1["k=3"][0] == 0.0 and h.iter_rel_l1["k=3"][-1] > 0.0
+    # k = 3: the same start, then a difference at some step (a step moves a last bit only where a
+    # weight's rounding falls differently: a handful of weights, or none — test_train's release
+    # form on an AMD EPYC at step 1); its size later is the chaos of one run, only bounded
+    r3 = h.iter_rel_l1["k=3"]
+    assert r3[0] == 0.0 and any(x > 0.0 for x in r3[1:]) and all(0.0 <= x <= 2.0 for x in r3)
     assert h.settings["engine"] == "stacked"
 
 
@@ -66,11 +70,15 @@ def test_a_variant_does_not_depend_on_its_place_or_the_stack_size(net):
 @pytest.mark.parametrize("reference", [Variant(1), Variant(3), Variant(3, form="release")], ids=str)
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_same_algorithm_as_the_loop_engine(net, reference, nesterov):
-    """Weights and running statistics after 4 steps across an lr-decay boundary (after step 2) agree
-    with the loop engine's to float32 rounding (a dropped Nesterov term, lr decay or a wrong
-    release-form step would differ by orders of magnitude more; after 8 steps ResNet-8's chaos has
-    already grown the rounding differences to 1%)."""
-    config = NETS[net].replace(variants=(reference,), nesterov=nesterov, keep_final=True, train_size=64)
+    """Weights and running statistics after 2 steps across an lr-decay boundary (after step 1: the
+    second step is taken at the decayed lr, with the momentum buffer of the first) agree with the
+    loop engine's to float32 rounding (a dropped Nesterov term, lr decay or a wrong release-form
+    step would differ by orders of magnitude more).  Two steps, not more: each further step lets
+    the network's chaos grow the engines' rounding differences by a factor that depends on the
+    CPU's kernels — at 4 steps the release form on ResNet-8 used 74% of this tolerance on an AMD
+    EPYC, after 8 steps they reach 1%; at 2 steps every case here uses about 0.1% of it, and a
+    flipped Nesterov term 250 to 700 times all of it."""
+    config = NETS[net].replace(variants=(reference,), nesterov=nesterov, keep_final=True, train_size=32)
     stacked, loop = train(config), train(config.replace(engine="loop"))
     for name, t in loop.final_state["model"].items():
         if t.is_floating_point():
@@ -97,16 +105,22 @@ def test_final_state_loads_into_the_network_with_its_running_statistics():
 
 
 def test_float64_starts_at_the_last_bit_of_a_double():
+    """The float64 runs part at the last bits of a double: the first step at which they differ (the
+    first, unless no weight's rounding falls differently there) differs by less than 50 of its ulps
+    on average over the weights, seven decades below float32's.  Whether the difference then grows
+    is the chaos of one small run (it shrank on a Xeon), so later steps are only bounded."""
     h = train(NETS["cnn"].replace(variants=ks(1, 3), dtype="float64", rel_l1_every=1))
     r = h.iter_rel_l1["k=3"]
-    assert 0 < r[1] < 1e-14 and r[-1] > r[1]
+    first = next((x for x in r if x > 0), 0.0)
+    assert r[0] == 0.0 and 0 < first < 50 * torch.finfo(torch.float64).eps
+    assert all(0.0 <= x <= 2.0 for x in r)  # finite: RelL1 is at most 2
 
 
 def test_vgg16_bn_k2_equals_k1():
     config = BASE.replace(model="vgg16_bn", pad_to=32, train_size=16, test_size=8, batch_size=8, epochs=1,
                           variants=ks(1, 2, 3), rel_l1_every=1)
     h = train(config)
-    assert h.iter_rel_l1["k=2"] == [0.0] * len(h.iter_step) and h.iter_rel_l1["k=3"][-1] > 0
+    assert h.iter_rel_l1["k=2"] == [0.0] * len(h.iter_step) and any(h.iter_rel_l1["k=3"][1:])
 
 
 def test_an_augmented_batch_keeps_a_variant_independent_of_its_stack():

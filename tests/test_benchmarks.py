@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args, last", [
     ("bench_grid.py", ["--variants", "2", "2", "2", "--iterations", "1", "1", "1", "--repeats", "1"],
      r"grid engine speed: \d+\.\d\d of the best baseline \(worst: .+\)"),
@@ -24,6 +25,7 @@ def test_benchmark_runs_and_ends_with_its_line(script, args, last):
     assert re.fullmatch(last, out[-1]), out[-1]
 
 
+@pytest.mark.slow
 def test_the_gpu_run_runs_end_to_end_on_the_cpu_at_a_tiny_size(tmp_path):
     import json
 

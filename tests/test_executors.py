@@ -121,6 +121,7 @@ def engine_run(request, tmp_path_factory):
                         before, _mtimes(cache), cache, relay.futures)
 
 
+@pytest.mark.slow
 def test_engine_results_are_bitwise_equal_to_the_local_pool(engine_run, reference):
     """Same bits as the reference, hence as the ``local`` pool (itself one of the engines)."""
     assert [h.config for h in engine_run.histories] == [h.config for h in reference]
@@ -128,6 +129,7 @@ def test_engine_results_are_bitwise_equal_to_the_local_pool(engine_run, referenc
     assert all(h.settings["threads"] == 1 for h in engine_run.histories)
 
 
+@pytest.mark.slow
 def test_every_engine_returns_concurrent_futures(engine_run):
     """Genuine ``concurrent.futures.Future`` objects: the grid waits on them with
     ``as_completed`` and moves its one progress bar as cells finish, whatever the engine."""
@@ -135,6 +137,7 @@ def test_every_engine_returns_concurrent_futures(engine_run):
     assert all(type(f) is cf.Future and f.done() for f in engine_run.futures)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_cell_is_retried_and_resumes(engine_run):
     assert engine_run.killed, "the victim cell's worker was never killed"
     assert engine_run.epochs_of_victim == [1, 2, 3], "the retried cell did not resume from its checkpoint"
@@ -142,6 +145,7 @@ def test_worker_killed_mid_cell_is_retried_and_resumes(engine_run):
         assert engine_run.engine.pools_started == 2  # the broken pool was replaced once
 
 
+@pytest.mark.slow
 def test_restarted_grid_recomputes_nothing(engine_run):
     assert engine_run.restart_submitted == 0
     assert engine_run.restart_mtimes == engine_run.mtimes and len(engine_run.mtimes) == len(GRID)
@@ -149,6 +153,7 @@ def test_restarted_grid_recomputes_nothing(engine_run):
     assert not any(cell_paths(c, engine_run.cache)[1].exists() for c in GRID)  # checkpoints removed
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_cell_leave_one_whole_result(engine_run, tmp_path):
     """The same cell computed by two workers at once into one cache (a restarted grid while the
     old jobs still run, a worker wrongly presumed dead): files are replaced whole, so the one
@@ -301,6 +306,7 @@ def test_a_scheduler_address_reaches_a_running_dask_cluster():
         assert cluster.submit(pow, 2, 5).result(timeout=60) == 32  # still up
 
 
+@pytest.mark.slow
 def test_shutdown_with_cancel_stops_the_jobs(tmp_path):
     """An interrupted grid (the grid shuts its engine down with ``cancel_futures=True``) cancels
     its submitit jobs rather than leaving them running."""

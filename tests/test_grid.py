@@ -83,6 +83,7 @@ def test_corrupted_checkpoint_is_ignored(tmp_path):
     assert dumps(run_cell(config, tmp_path / "b")) == dumps(reference)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_bitwise_equal(tmp_path):
     """A real process is killed (SIGKILL) after its epoch-2 checkpoint; the rerun resumes from the
     checkpoint and its result is bitwise equal to an uninterrupted run's."""
@@ -144,6 +145,7 @@ def test_any_executor_with_submit(tmp_path):
     assert table.shape == (2, 2)
 
 
+@pytest.mark.slow
 def test_default_process_pool_matches_in_process_run(tmp_path):
     configs = k_seed_grid(TINY.replace(epochs=1), [1, 3], [0, 1])
     pooled = run_grid(configs, cache=tmp_path / "pool", workers=2, progress=False)
@@ -172,6 +174,7 @@ def test_default_cache_folder(monkeypatch, tmp_path):
 KILL_MOMENTS = [("random", 11), ("random", 12), ("write", 1), ("write", 2)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("how", "seed"), KILL_MOMENTS)
 def test_killed_at_any_moment_resumes_bitwise_equal(tmp_path, how, seed):
     """SIGKILL at a seeded random moment, or in the middle of a checkpoint write; the rerun of the

@@ -45,6 +45,7 @@ def test_threshold_cell_flushes_subnormals_and_restores_them(monkeypatch):
     assert float(torch.tensor(1e-40) * 1.0) > 0  # restored
 
 
+@pytest.mark.slow
 def test_multilayer_cells_on_dask_equal_the_local_pool_bit_for_bit(tmp_path):
     pytest.importorskip("distributed", reason="the cluster extra: pip install 'instab[cluster]'")
     cells = [CELL, CELL.__class__(**{**CELL.to_dict(), "alpha": 30.0, "hidden": (8,)}),

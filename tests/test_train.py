@@ -23,7 +23,9 @@ def test_k2_and_k4_equal_k1_and_k3_differs_in_lockstep():
         assert h.train_loss[k] == h.train_loss["k=1"]
         assert (h.predictions[k] == h.predictions["k=1"]).all()
     r3 = h.iter_rel_l1["k=3"]
-    assert r3[0] == 0.0 and r3[-1] > 0.0  # same start, then the last-bit perturbation shows
+    # same start, then the last-bit perturbation shows at some step (at the first only where some
+    # weight's rounding falls differently); its size later is the chaos of one run, only bounded
+    assert r3[0] == 0.0 and any(x > 0.0 for x in r3[1:]) and all(0.0 <= x <= 2.0 for x in r3)
     assert h.rel_l1["k=3"][-1] == r3[-1]
     assert h.iter_step == list(range(0, 9))
     assert "BatchNorm" in h.notes and h.settings["deterministic_algorithms"]
@@ -35,7 +37,8 @@ def test_release_form_and_init_ulp_are_perturbations_too():
     assert h.variants == ["k=1", "k=3,release", "k=1,init+1ulp"]
     init = h.iter_rel_l1["k=1,init+1ulp"]
     assert 0 < init[0] < 1e-6  # one ulp of one weight at step 0
-    assert h.iter_rel_l1["k=3,release"][-1] > 0
+    # the release form shows at some step (not at the first on an AMD EPYC: no weight rounds differently)
+    assert h.iter_rel_l1["k=3,release"][0] == 0.0 and any(h.iter_rel_l1["k=3,release"][1:])
 
 
 @pytest.mark.parametrize("index, expected", [(None, 3), (0, 0), (5, 5), (8, 2)])
