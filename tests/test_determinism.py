@@ -88,3 +88,16 @@ def test_keep_freed_memory_serves_large_tensors_from_the_heap_and_keeps_them():
 
     assert probe("default") == ["1", "0"]
     assert probe("keep") == ["0", "1"]
+
+
+def test_the_second_environment_differs_from_native_and_env_gets_its_arguments():
+    import subprocess
+    import sys
+
+    name = determinism.second_environment()
+    assert name in determinism.ENVIRONMENTS and name != "native"
+    args = determinism.env_arguments("avx2")
+    assert args == ["-u MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY=avx2", "MKL_CBWR=AVX2"]  # options first
+    out = subprocess.run([sys.executable, "-m", "instab.determinism", "env-args", "nonesuch"], capture_output=True,
+                         text=True)
+    assert out.returncode != 0 and "'nonesuch' is not allowed" in out.stderr

@@ -120,6 +120,12 @@ def test_the_verdict_table_shows_every_scale_and_marks_a_moved_verdict() -> None
            "reproduced ≠ expected ({ref}`rows <scorecard-heat>`) |" in table
     assert "| b (control) |" in table
     assert "| reproduced | 1 |" in table and "1 about the paper or ours, and 1 controls" in table
+    # a finding the scale does not decide says so, and a revision is listed with its reason
+    g = dataclasses.replace(f, expected={"ci": ["refuted", "inconclusive"], "default": "reproduced", "paper": None},
+                            revised=({"date": "2026-12-07", "was": "ci inconclusive", "why": "a 3 × 3 grid"},))
+    table = findings.verdict_table([g], {"a": "inconclusive"}, "ci")
+    assert "inconclusive (not decided at the ci scale: refuted or inconclusive are accepted)" in table
+    assert "**revised** 2026-12-07 (was: ci inconclusive; why: a 3 × 3 grid)" in table
 
 
 def test_a_scale_too_small_to_decide_may_allow_a_verdict_or_inconclusive(tmp_path: Path) -> None:
