@@ -113,6 +113,10 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
                                     f"the book does not decide the finding at that scale)")
         if len({str(v) for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
             raise RegistryError(f"{where}: its expected verdict depends on the scale; say why (why_scale)")
+        said = {one for v in exp.values() for one in (v if isinstance(v, list) else [v])}
+        if e["kind"] == "ours" and said & {"reproduced", "corrected"}:
+            raise RegistryError(f"{where}: a finding of ours holds as 'extension' (or fails: 'refuted'); "
+                                f"'reproduced' and 'corrected' are verdicts about the paper")
         if e["kind"] == "control" and any(v not in (None, "fact") for v in exp.values()):
             raise RegistryError(f"{where}: a control's expected verdict is 'fact' (it is no evidence about the paper)")
         evidence = e["evidence"]
@@ -205,6 +209,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
         return "refuted", ""  # the rows are a conjunction: one refuted setting refutes the statement
     if len(verdicts) == 2 and "inconclusive" in verdicts:  # some rows decide, others cannot: not decided
         return "inconclusive", ""
+    if verdicts == ["corrected", "reproduced"]:  # it holds in some settings and needs a correction in others
+        return "corrected", ""
     if len(verdicts) > 1:
         return None, (f"{f.id}: its deciding rows disagree ({', '.join(verdicts)}): split the finding or "
                       f"name the rows that decide it (decided_by)")
@@ -244,6 +250,37 @@ def check(findings: Sequence[Finding], results: Mapping[str, Mapping[str, Any]],
     return verdicts, problems
 
 
+#: Two quotes overlap when they share this many consecutive words (a sentence of the paper, not a phrase).
+OVERLAP_WORDS = 12
+
+
+def _words(text: str) -> list[str]:
+    return " ".join(text.lower().replace("…", " ").split()).split(" ")
+
+
+def shared_words(a: str, b: str, n: int = OVERLAP_WORDS) -> str | None:
+    """The first run of ``n`` consecutive words quote ``a`` shares with quote ``b``, or None."""
+    wa, wb = _words(a), " ".join(_words(b))
+    for i in range(len(wa) - n + 1):
+        run = " ".join(wa[i:i + n])
+        if run in wb:
+            return run
+    return None
+
+
+def overlapping_quotes(fs: Sequence[Finding]) -> list[str]:
+    """Pairs of ``kind: paper`` findings whose quotes overlap: one sentence (or table cell) of the
+    paper is one finding; its other settings are that finding's rows, or findings of our own."""
+    paper = [f for f in fs if f.kind == "paper"]
+    out = []
+    for i, f in enumerate(paper):
+        for g in paper[i + 1:]:
+            run = shared_words(f.quote, g.quote)
+            if run is not None:
+                out.append(f"{f.id} and {g.id} quote the same text: '{run}…'")
+    return out
+
+
 def allowed(f: Finding, scale: str) -> tuple[str, ...]:
     """The verdicts the registry accepts for ``f`` at ``scale``: one, or (where the scale's ensemble
     is too small to decide the same way on every CPU) decided verdicts and ``inconclusive``: the
@@ -281,13 +318,18 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
     if problems:
         lines += ["```{error}", f"The registry and this build disagree ({len(problems)}):", ""]
         lines += [f"- {p}" for p in problems] + ["```", ""]
-    n = counts(findings, verdicts)
+    of_paper = counts([f for f in findings if f.kind == "paper"], verdicts)
+    of_ours = counts([f for f in findings if f.kind == "ours"], verdicts)
     decided = [f for f in findings if verdicts.get(f.id) is not None]
-    lines += [f"Findings decided in this build (**{scale}** scale): {len([f for f in decided if f.kind != 'control'])} "
-              f"about the paper or ours, and {len([f for f in decided if f.kind == 'control'])} controls of the "
-              f"machinery (not counted).", "", "| verdict | findings | meaning |", "|---|---|---|"]
-    lines += [f"| {v} | {n[v]} | {VERDICTS[v]} |" for v in FINDING_VERDICTS if v != "fact" or n[v]]
-    lines += [f"| **failed** | {n['failed']} | a claim of the finding is not sane, or a control broke |", ""]
+    lines += [f"Findings decided in this build (**{scale}** scale): "
+              f"{len([f for f in decided if f.kind == 'paper'])} about the paper, "
+              f"{len([f for f in decided if f.kind == 'ours'])} of our own, and "
+              f"{len([f for f in decided if f.kind == 'control'])} controls of the machinery (not counted).", "",
+              "| verdict | the paper's | ours | meaning |", "|---|---|---|---|"]
+    lines += [f"| {v} | {of_paper[v]} | {of_ours[v]} | {VERDICTS[v]} |" for v in FINDING_VERDICTS
+              if of_paper[v] or of_ours[v] or v not in ("fact", "calibration")]
+    lines += [f"| **failed** | {of_paper['failed']} | {of_ours['failed']} | a claim of the finding is not sane, "
+              "or a control broke |", ""]
     lines += ["", "Expected verdicts at the ci, default and paper scales (— where a scale is not executed or not yet "
               "reviewed), and the verdict this build computed:", "",
               f"| finding | chapter | paper | expected: {' · '.join(SCALES)} | this build ({scale}) |",

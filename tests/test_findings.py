@@ -39,6 +39,8 @@ def test_a_valid_registry_loads(tmp_path: Path) -> None:
     ({"evidence": []}, "evidence must be a non-empty list"),
     ({"kind": "control"}, "a control's expected verdict is 'fact'"),
     ({"colour": "red"}, "unknown field(s) ['colour']"),
+    ({"kind": "ours"}, "a finding of ours holds as 'extension'"),
+    ({"revised": [{"date": "2026-12-07", "was": "x"}]}, "revised must be a list of {date, was, why}"),
 ])
 def test_a_bad_entry_is_named(tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(findings.RegistryError, match=message.replace("(", r"\(").replace(")", r"\)")
@@ -66,7 +68,9 @@ def test_the_verdict_comes_from_the_rows() -> None:
     assert findings.verdict_of(f, [_row("a1"), _row("a2", "inconclusive")]) == ("inconclusive", "")
     # the rows are a conjunction: one refuted setting refutes the finding
     assert findings.verdict_of(f, [_row("a1"), _row("a2", "refuted"), _row("a3", "inconclusive")]) == ("refuted", "")
-    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "corrected")])
+    # holding in one setting and corrected in another: corrected
+    assert findings.verdict_of(f, [_row("a1"), _row("a2", "corrected")]) == ("corrected", "")
+    v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "extension")])
     assert v is None and "disagree" in why
     g = dataclasses.replace(f, decided_by=("a1",))
     assert findings.verdict_of(g, [_row("a1"), _row("a2", "inconclusive")]) == ("reproduced", "")
@@ -84,7 +88,7 @@ def test_the_check_fails_when_a_verdict_moves_or_a_claim_is_unregistered(tmp_pat
     assert problems == ["heat-cfl: verdict reproduced at the ci scale, the registry expects refuted: "
                         "threshold = 0.5 (reproduced); r=0.4: growth = 0.5 (reproduced)"]
     # the data move instead
-    results["heat"]["claims"][1] = _row("r=0.4: growth", "corrected")
+    results["heat"]["claims"][1] = _row("r=0.4: growth", "extension")
     _, problems = findings.check(fs, results, "ci")
     assert len(problems) == 1 and "disagree" in problems[0]
     # a claim no finding names
@@ -119,7 +123,7 @@ def test_the_verdict_table_shows_every_scale_and_marks_a_moved_verdict() -> None
     assert "| a — *3 × 3 is too small.* | {doc}`heat <heat>` | §3 | inconclusive · reproduced · — | " \
            "reproduced ≠ expected ({ref}`rows <scorecard-heat>`) |" in table
     assert "| b (control) |" in table
-    assert "| reproduced | 1 |" in table and "1 about the paper or ours, and 1 controls" in table
+    assert "| reproduced | 1 | 0 |" in table and "1 about the paper, 0 of our own, and 1 controls" in table
     # a finding the scale does not decide says so, and a revision is listed with its reason
     g = dataclasses.replace(f, expected={"ci": ["refuted", "inconclusive"], "default": "reproduced", "paper": None},
                             revised=({"date": "2026-12-07", "was": "ci inconclusive", "why": "a 3 × 3 grid"},))
@@ -205,3 +209,18 @@ def test_tolerances_are_checked_and_named(tmp_path: Path) -> None:
         findings.tolerance("other", path=p)
     with pytest.raises(KeyError, match="not in the registry"):
         findings.tolerance("missing", path=p)
+
+
+def test_one_sentence_of_the_paper_is_one_finding() -> None:
+    a = findings.Finding("a", "heat", "paper", "§3", "Lower than some minimum learning rate, the floating point "
+                         "perturbation gets attenuated and higher than that value errors are amplified.", "c", ("x",),
+                         {"ci": "reproduced", "default": "reproduced", "paper": None})
+    b = dataclasses.replace(a, id="b", quote="… the floating point perturbation gets attenuated and higher than "
+                                             "that value errors are amplified, suggesting an instability.")
+    ours = dataclasses.replace(b, id="c", kind="ours")
+    assert findings.overlapping_quotes([a, b]) == [
+        "a and b quote the same text: 'the floating point perturbation gets attenuated and higher than that "
+        "value errors…'"]
+    assert findings.overlapping_quotes([a, ours]) == []  # our own findings may quote the sentence they extend
+    real = findings.load(Path(__file__).parents[1] / "book" / "findings.yml")
+    assert findings.overlapping_quotes(real) == []

@@ -59,3 +59,13 @@ def test_the_report_types_no_number() -> None:
     assert not re.findall(r".{20}\d.{20}", text), "a number typed into book/report.md; glue it from the registry"
     for part in ("_report_scope.md", "_report_results.md", "_report_errors.md", "_report_environments.md"):
         assert f"{{include}} {part}" in REPORT.read_text()
+
+
+def test_revisions_list_every_finding_changed_after_its_data() -> None:
+    f = Finding("a", "heat", "paper", "§3", "q", "c", ("x",), {"ci": "reproduced", "default": "reproduced",
+                "paper": None}, revised=({"date": "2026-12-07", "was": "band [0.6, 1.67]", "why": "the paper's own"},))
+    g = Finding("b", "heat", "ours", "§3", "q", "c", ("y",), {"ci": "extension", "default": "extension", "paper": None})
+    text = report_page.revisions([f, g])
+    assert "**a** (paper" in text and "2026-12-07: was — band [0.6, 1.67]  Why — the paper's own" in text
+    assert "**b**" not in text and report_page.revisions([g]).startswith("No finding was revised")
+    assert "fact" in report_page.ORDER

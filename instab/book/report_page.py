@@ -12,7 +12,7 @@ from instab import findings
 from instab.findings import Finding
 
 #: The verdicts a finding about the paper can have, in the report's order.
-ORDER = ("reproduced", "corrected", "refuted", "inconclusive", "calibration", "extension", "failed")
+ORDER = ("reproduced", "corrected", "refuted", "inconclusive", "calibration", "extension", "fact", "failed")
 #: Verdicts that say the paper is wrong.
 ERRORS = ("corrected", "refuted")
 
@@ -100,6 +100,20 @@ def errors(fs: Sequence[Finding], verdicts: Mapping[str, str | None], scale: str
     return "\n".join(lines)
 
 
+def revisions(fs: Sequence[Finding]) -> str:
+    """Every finding whose criterion or expected verdict changed after data at some scale were
+    seen: its id, kind, and each revision's date, what was there and why."""
+    revised = [f for f in fs if f.revised]
+    if not revised:
+        return "No finding was revised after its data were seen.\n"
+    lines = [f"{len(revised)} findings were revised after data at some scale were seen:", ""]
+    for f in revised:
+        for r in f.revised:
+            lines.append(f"- **{f.id}** ({f.kind}, chapter {{doc}}`{f.chapter} <{f.chapter}>`), {r['date']}: "
+                         f"was — {' '.join(r['was'].split())}  Why — {' '.join(r['why'].split())}")
+    return "\n".join(lines) + "\n"
+
+
 def environments_text() -> str:
     """The floating-point environments ``make robust`` runs, with the variables each sets."""
     from instab.determinism import ENVIRONMENTS
@@ -117,3 +131,4 @@ def write(folder: Path, fs: Sequence[Finding], verdicts: Mapping[str, str | None
     (folder / "_report_environments.md").write_text(environments_text())
     (folder / "_report_results.md").write_text(results(fs, verdicts, scale))
     (folder / "_report_errors.md").write_text(errors(fs, verdicts, scale))
+    (folder / "_report_revisions.md").write_text(revisions(fs))

@@ -22,11 +22,11 @@ from typing import Any, Self
 import numpy as np
 from scipy import stats
 
-from instab import checks
+from instab import checks, report
 from instab.controllers import TrackedRun
 from instab.ensemble import band_decision, floor_decision, mean_interval
 from instab.findings import tolerance
-from instab.report import Claim, judge
+from instab.report import Claim
 from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of
 from instab.studies.sgd_threshold import amplification
 from instab.train import RunConfig, Variant
@@ -36,6 +36,12 @@ __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectori
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
            "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "std_interval",
            "binomial_std", "null_model", "null_model_claims", "null_model_report", "REGIMES", "CONTROLLED"]
+
+
+def judge(name: str, ours: Any, interval: Any, **kw: Any) -> Claim:
+    """:func:`instab.report.judge` for this chapter, whose findings are all ours (§6 asks; the paper
+    answers nothing): a criterion that holds is an ``extension``, never "reproduced"."""
+    return report.judge(name, ours, interval, if_holds="extension", **kw)
 
 #: the two fixed-lr regimes of the trajectories
 REGIMES = ("below", "above")
