@@ -200,7 +200,12 @@ def test_float64_rules():
 
 
 def test_table1_right_rules():
-    good = {"fp": {"norm": 5e-8, "max": 1e-7}, "batch": {"mean": 1.0}}
-    assert all(c.ok and c.verdict == "fact" for c in study.table1_right_claims(good))
+    good = {"fp": {"norm": 5e-8, "max": 1e-7}, "batch": {"mean": 10.0}}  # 1e-7 < 2^-23; 10 / 5e-8: 8.3 orders
+    assert [(c.ok, c.verdict) for c in study.table1_right_claims(good)] == [(True, "reproduced")] * 2
+    twice = {"fp": {"norm": 5e-8, "max": 2e-7}, "batch": {"mean": 1.0}}  # 2^-23 < 2e-7 ≤ 2^-22; 7.3 orders
+    assert [c.verdict for c in study.table1_right_claims(twice)] == ["corrected", "refuted"]
     bad = {"fp": {"norm": 1e-6, "max": 1e-6}, "batch": {"mean": 1e-3}}
     assert [c.ok for c in study.table1_right_claims(bad)] == [False, False]
+    assert all(c.sane for c in study.table1_right_claims(bad))
+    none = {"fp": {"norm": 0.0, "max": 0.0}, "batch": {"mean": 1.0}}  # no perturbation at all: not sane
+    assert not study.table1_right_claims(none)[0].sane
