@@ -57,7 +57,6 @@ class Params(SgdParams):
     amplified_factor: float
     sharpness_seeds: list[int]
     sharpness_points: list[float]
-    bracket_ratio_max: float
 
     def validate(self) -> Self:
         super().validate()
@@ -69,7 +68,6 @@ class Params(SgdParams):
         if not self.sharpness_points or any(not 0 < f <= 1 for f in self.sharpness_points):
             raise ValueError(f"sharpness_points={self.sharpness_points!r} is not allowed; fractions of the run "
                              "in (0, 1]")
-        checks.in_range("bracket_ratio_max", self.bracket_ratio_max, 1.1, 100)
         checks.positive("lr_times_steps", self.lr_times_steps)
         checks.in_range("amplified_factor", self.amplified_factor, 10, 1e12)
         if "smooth" not in self.sweeps:
@@ -297,10 +295,11 @@ def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Map
     for every seed; per seed the sharpest point, λ* = max over the trajectory (``lambda_star``) —
     a larger step that follows that trajectory turns unstable where it is sharpest — gives
     η* = 2(1 + μ)/(λ* + α) (``per_seed``).  The prediction's interval (``interval``) is the
-    ``level`` prediction interval of one run's η*: Student's t over the seeds' log λ*
-    (:func:`instab.ensemble.prediction_interval`), mapped through η*(λ).  Also λ at the end of
-    every run of the smooth sweep (``lambda_end``, the picture of where each lr ends)."""
-    from instab.ensemble import prediction_interval
+    ``level`` confidence interval of the threshold the trajectory predicts: Student's t over the
+    seeds' log λ* (:func:`instab.ensemble.mean_interval`: the geometric mean's), mapped through
+    η*(λ).  Also λ at the end of every run of the smooth sweep (``lambda_end``, the picture of
+    where each lr ends)."""
+    from instab.ensemble import mean_interval
 
     mu, wd = p.sweeps["smooth"][0].momentum, p.sweeps["smooth"][0].weight_decay
     end = [sharpness(runs[c]) for c in p.sweeps["smooth"]]
@@ -311,7 +310,7 @@ def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Map
     lam_star = {seed: max(v for _, v in pts) for seed, pts in traj.items()}
     per_seed = {seed: momentum_lr_limit(lam, momentum=mu, weight_decay=wd) for seed, lam in lam_star.items()}
     logs = [math.log(x) if x > 0 else math.nan for x in lam_star.values()]
-    mid, lo, hi = prediction_interval(logs, level=level)
+    mid, lo, hi = mean_interval(logs, level=level)
     # η* falls as λ grows: the interval's ends swap
     interval = (momentum_lr_limit(math.exp(hi), momentum=mu, weight_decay=wd),
                 momentum_lr_limit(math.exp(lo), momentum=mu, weight_decay=wd))
@@ -340,65 +339,72 @@ def stability_report(s: Mapping[str, Any]) -> str:
                      + f";  η* = 2(1+μ)/(max λ + α) = {s['per_seed'][seed]:.4g}")
     lo_p, hi_p = s["interval"]
     lo_b, hi_b = s["bracket"]
-    lines.append(f"predicted threshold {s['predicted']:.4g}, {s['level']:.0%} prediction interval for one run "
+    lines.append(f"predicted threshold {s['predicted']:.4g}, {s['level']:.0%} confidence interval "
                  f"({lo_p:.4g}, {hi_p:.4g});  measured: between {lo_b:g} and {hi_b:g}")
     return "\n".join(lines)
 
 
+#: The registry's finding for App. A's explanation (its tolerance: the widest bracket it is tested on).
+LINEAR_LIMIT = "sgd-threshold-linear-limit"
+
+
 def stability_decision(s: Mapping[str, Any], bracket_ratio_max: float) -> bool | None:
-    """The prediction against the measured bracket: False when the predicted interval lies wholly
-    outside the bracket; None when the bracket is undefined (no threshold in the sweep) or wider
-    than a factor ``bracket_ratio_max`` (too coarse to test a prediction), or the interval is not
-    finite; True when they overlap."""
+    """The prediction against the measured bracket: True when the confidence interval of the
+    predicted threshold lies inside the bracket, False when it lies wholly outside, None when it
+    straddles an end, when the bracket is undefined (no threshold in the sweep) or wider than a
+    factor ``bracket_ratio_max`` (too coarse to test a prediction), or the interval is not finite."""
     (lo_p, hi_p), (lo_b, hi_b) = s["interval"], s["bracket"]
-    if not all(np.isfinite([lo_b, hi_b])) or not np.isfinite(lo_p) or math.isnan(hi_p):
+    if not all(np.isfinite([lo_b, hi_b, lo_p, hi_p])) or hi_b / lo_b > bracket_ratio_max:
         return None
     if hi_p < lo_b or lo_p > hi_b:
         return False
-    return None if hi_b / lo_b > bracket_ratio_max else True
+    return True if lo_b <= lo_p and hi_p <= hi_b else None
 
 
-def stability_claims(s: Mapping[str, Any], bracket_ratio_max: float,
-                     shown_in: str = "sec-sgd-sharpness") -> list[Claim]:
+def stability_claims(s: Mapping[str, Any], shown_in: str = "sec-sgd-sharpness") -> list[Claim]:
     """The paper's explanation (App. A: the amplification "likely results from not satisfying the
     CFL condition"), made quantitative by App. E's (64) with momentum: the threshold is the linear
-    stability limit of the stable trajectory.  The data decide (:func:`stability_decision`):
-    reproduced if the predicted interval overlaps the measured bracket, refuted if it lies wholly
-    outside, inconclusive if the bracket is too coarse; the claim fails only on a λ that is not a
-    positive finite number."""
+    stability limit of the stable trajectory.  The data decide (:func:`stability_decision`, the
+    registry's ``bracket_ratio_max``): reproduced if the predicted threshold's confidence interval
+    lies inside the measured bracket, refuted if wholly outside, inconclusive if it straddles an end
+    or the bracket is too coarse; the claim fails only on a λ that is not a positive finite number."""
     lo_b, hi_b = s["bracket"]
+    ratio = tolerance(LINEAR_LIMIT, "bracket_ratio_max")
     lams = [*s["lambda_star"].values()]
     sane = bool(np.all(np.isfinite(lams)) and min(lams) > 0)
     return [judge("threshold = linear stability limit 2(1+μ)/(λ+α) of the stable trajectory", s["predicted"],
                   list(s["interval"]),
-                  criterion=(f"the data decide: the {s['level']:.0%} prediction interval (λ over seeds and the "
-                             f"trajectory) against the measured bracket ({lo_b:g}, {hi_b:g}): overlap → reproduced, "
-                             f"wholly outside → refuted, bracket wider than ×{bracket_ratio_max:g} or undefined → "
-                             "inconclusive"),
-                  holds=stability_decision(s, bracket_ratio_max) if sane else False, sane=sane,
+                  criterion=(f"the data decide: the {s['level']:.0%} confidence interval of the predicted threshold "
+                             f"(max λ along the trajectory, geometric mean over seeds) against the measured bracket "
+                             f"({lo_b:g}, {hi_b:g}): inside → reproduced, wholly outside → refuted, straddling, or a "
+                             f"bracket wider than ×{ratio:g} or undefined → inconclusive"),
+                  holds=stability_decision(s, ratio) if sane else False, sane=sane,
                   shown_in=shown_in)]
 
 
-def stability_verdict(s: Mapping[str, Any], bracket_ratio_max: float) -> str:
+def stability_verdict(s: Mapping[str, Any]) -> str:
     """The sentence the chapter quotes on the prediction against the bracket."""
     (lo_b, hi_b), (lo_p, hi_p) = s["bracket"], s["interval"]
-    d = stability_decision(s, bracket_ratio_max)
+    ratio = tolerance(LINEAR_LIMIT, "bracket_ratio_max")
+    d = stability_decision(s, ratio)
     head = (f"The linear limit of the stable trajectory, over {len(s['per_seed'])} seeds and "
             f"{len(next(iter(s['trajectory'].values())))} points along each run, predicts a threshold of "
-            f"{s['predicted']:.3g} ({s['level']:.0%} prediction interval {lo_p:.3g} to {hi_p:.3g}); the sweep "
+            f"{s['predicted']:.3g} ({s['level']:.0%} confidence interval {lo_p:.3g} to {hi_p:.3g}); the sweep "
             f"measures it between {lo_b:g} and {hi_b:g}")
     if d is True:
-        return f"{head}: they overlap, and the paper's explanation is reproduced at this scale."
+        return f"{head}: the interval lies inside, and the paper's explanation is reproduced at this scale."
     if d is False:
         far = max(lo_p / hi_b, lo_b / hi_p)
         return (f"{head}: the prediction lies wholly outside, by a factor {far:.2g} at least, and the paper's "
                 "explanation is refuted at this scale.")
-    return f"{head}: the bracket is too coarse (or undefined) to say, and the comparison is inconclusive."
+    if all(np.isfinite([lo_b, hi_b])) and hi_b / lo_b > ratio:
+        return f"{head}: the bracket is wider than a factor {ratio:g}, too coarse to say: inconclusive."
+    return f"{head}: the interval straddles an end of the bracket (or there is none): inconclusive."
 
 
 def stability_value(s: Mapping[str, Any]) -> dict[str, Any]:
     """The results' value ``threshold_vs_sharpness``."""
-    return {"measured": list(s["bracket"]), "predicted": s["predicted"], "interval": list(s["interval"]),
+    return {"measured": list(s["bracket"]), "predicted": s["predicted"], "confidence_interval": list(s["interval"]),
             "level": s["level"],
             "formula": "2(1+mu)/(lambda*+alpha), lambda* the largest along the smallest-lr run, per seed",
             "trajectory": {str(k): v for k, v in s["trajectory"].items()},
