@@ -64,6 +64,23 @@ def test_amplification_tells_accumulation_from_amplification():
     assert study.amplification(steps, accumulated) < 20
     assert study.amplification(steps, amplified) > 1e6
     assert math.isnan(study.amplification(steps, np.full_like(steps, np.nan)))
+    # a perturbation that starts below the one-ulp floor and only reaches it has not grown
+    floor = 8.6e-8
+    spreads = np.where(steps < 100, 1e-12, floor)
+    assert study.amplification(steps, spreads) > 1e4 and study.amplification(steps, spreads, floor=floor) == 1.0
+    assert study.amplification(steps, amplified, floor=floor) > 1e6
+
+
+def test_the_one_ulp_floor_of_float32_weights():
+    import torch
+
+    from instab.growth import ulp_floor
+
+    w = [torch.randn(1000, generator=torch.Generator().manual_seed(0)), torch.zeros(3)]
+    # ulp(w)/|w| lies between the two for a normal float; the zeros (biases) are left as they are
+    assert 2**-24 * 1000 / 1003 < ulp_floor(w) < 2**-23
+    with pytest.raises(ValueError, match="no weights"):
+        ulp_floor([])
 
 
 def test_sweep_status_and_threshold_decision():

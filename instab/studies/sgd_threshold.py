@@ -22,6 +22,7 @@ import numpy as np
 
 from instab import checks
 from instab.findings import tolerance
+from instab.growth import ulp_floor
 from instab.report import Claim, claim, decide, judge
 from instab.stability import RitzPair, top_hessian_eigenpair
 from instab.studies.sgd import (
@@ -34,6 +35,7 @@ from instab.studies.sgd import (
     dry_run_of,
     ensemble_variants,
     members,
+    network,
     trained_state,
     unanimous,
 )
@@ -144,11 +146,13 @@ def trajectory(cells: Sequence[RunConfig], lrs: Sequence[float], p: Params) -> d
 
 
 # ---------------------------------------------------------------------------------- Fig. 2 right
-def amplification(steps: np.ndarray, rel: np.ndarray, *, window: float = 0.1) -> float:
+def amplification(steps: np.ndarray, rel: np.ndarray, *, floor: float = 0.0, window: float = 0.1) -> float:
     """Median RelL1 over the last ``window`` of a fixed-lr run over its median over the first
-    ``window`` (iterations from 1).  The one-ulp perturbations are re-injected at every step, so an
-    error that is merely accumulated grows about in proportion to the iterations (×10 over this
-    span, a random walk ×3); an amplified one grows by orders of magnitude more."""
+    ``window`` (iterations from 1), that start measured no lower than ``floor``, the network's one-ulp
+    floor (:func:`instab.growth.ulp_floor`): a perturbation that starts below the floor and only
+    reaches it has spread over the weights, not grown.  The one-ulp perturbations are re-injected at
+    every step, so an error that is merely accumulated grows about in proportion to the iterations
+    (×10 over this span, a random walk ×3); an amplified one grows by orders of magnitude more."""
     steps, rel = np.asarray(steps, float), np.asarray(rel, float)
     keep = steps > 0
     steps, rel = steps[keep], rel[keep]
@@ -158,9 +162,9 @@ def amplification(steps: np.ndarray, rel: np.ndarray, *, window: float = 0.1) ->
     head = rel[steps <= max(window * n, steps[0])]
     tail = rel[steps >= (1 - window) * n]
     lo = float(np.median(head))
-    if lo <= 0:
+    if lo <= 0 and floor <= 0:
         lo = float(np.min(rel[rel > 0])) if np.any(rel > 0) else math.nan
-    return float(np.median(tail)) / lo
+    return float(np.median(tail)) / max(lo, floor)
 
 
 def sweep_status(amplifications: Sequence[float], factor: float) -> str:
@@ -195,13 +199,15 @@ def threshold_decision(lrs: Sequence[float], status: Sequence[str]) -> dict[str,
 
 
 def fig2_right(p: ThresholdPlan, runs: Mapping[RunConfig, History], factor: float) -> dict[str, dict[str, Any]]:
-    """Paper Fig. 2 (right), per sweep: ``lrs``, ``amplification`` [lr, member], ``status`` per lr
+    """Paper Fig. 2 (right), per sweep: ``lrs``, ``amplification`` [lr, member] (from no lower than
+    the network's one-ulp floor, :func:`amplification`), ``status`` per lr
     (:func:`sweep_status` with ``factor``), the :func:`threshold_decision`, and ``curves``:
     (lr, iterations, RelL1(k = 1, k = 3), max_steps) per lr."""
     out = {}
     for name, cells in p.sweeps.items():
         lrs = p.sweep_lrs[name]
-        amp = np.array([[amplification(*curve(runs[c], m)) for m in members(runs[c])] for c in cells])
+        floor = ulp_floor(network(cells[0]).parameters())
+        amp = np.array([[amplification(*curve(runs[c], m), floor=floor) for m in members(runs[c])] for c in cells])
         status = [sweep_status(a, factor) for a in amp]
         curves = [(lr, *curve(runs[c], "k=3"), c.max_steps) for lr, c in zip(lrs, cells, strict=False)]
         out[name] = dict(lrs=lrs, amplification=amp, status=status, curves=curves,
