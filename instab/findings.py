@@ -193,8 +193,9 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     """A finding's verdict from its evidence rows: (verdict, problem).
 
     ``failed`` if a row is not sane (:func:`instab.report.sane`); else the one verdict its deciding
-    rows (``decided_by``, else every row) share, ``refuted`` if one of them is (the rows are a
-    conjunction: the statement in each setting), ``inconclusive`` if some decide one way and the others cannot decide; a
+    rows (``decided_by``, else every row) share; ``corrected`` if some hold and others are refuted or
+    corrected (one rule for a statement true on part of its stated range or settings and false on
+    the rest: the book states where it holds); ``inconclusive`` if some decide one way and the others cannot decide; a
     finding whose deciding rows decide different ways is a problem of the registry (split it, or
     say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
     if not rows:
@@ -205,8 +206,9 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     if not deciding:
         return None, f"{f.id}: none of its rows is one of decided_by {list(f.decided_by)}"
     verdicts = sorted({r["verdict"] for r in deciding})
-    if "refuted" in verdicts and set(verdicts) <= {"reproduced", "refuted", "inconclusive"}:
-        return "refuted", ""  # the rows are a conjunction: one refuted setting refutes the statement
+    if "refuted" in verdicts and set(verdicts) & {"reproduced", "corrected"} and \
+            set(verdicts) <= {"reproduced", "corrected", "refuted", "inconclusive"}:
+        return "corrected", ""  # it holds on part of its stated range or settings, fails on the rest
     if len(verdicts) == 2 and "inconclusive" in verdicts:  # some rows decide, others cannot: not decided
         return "inconclusive", ""
     if verdicts == ["corrected", "reproduced"]:  # it holds in some settings and needs a correction in others

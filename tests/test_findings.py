@@ -66,8 +66,9 @@ def test_the_verdict_comes_from_the_rows() -> None:
     assert findings.verdict_of(f, [_row("a1"), _row("a2", ok=False)]) == ("failed", "")
     assert findings.verdict_of(f, []) == (None, "")
     assert findings.verdict_of(f, [_row("a1"), _row("a2", "inconclusive")]) == ("inconclusive", "")
-    # the rows are a conjunction: one refuted setting refutes the finding
-    assert findings.verdict_of(f, [_row("a1"), _row("a2", "refuted"), _row("a3", "inconclusive")]) == ("refuted", "")
+    # true on part of its range, false on the rest: corrected (the book states where it holds)
+    assert findings.verdict_of(f, [_row("a1"), _row("a2", "refuted"), _row("a3", "inconclusive")]) == ("corrected", "")
+    assert findings.verdict_of(f, [_row("a1", "refuted"), _row("a2", "inconclusive")]) == ("inconclusive", "")
     # holding in one setting and corrected in another: corrected
     assert findings.verdict_of(f, [_row("a1"), _row("a2", "corrected")]) == ("corrected", "")
     v, why = findings.verdict_of(f, [_row("a1"), _row("a2", "extension")])

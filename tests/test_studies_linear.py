@@ -141,6 +141,9 @@ def test_precision_claims_both_outcomes():
     assert [c.verdict for c in above] == ["reproduced", "corrected", "corrected"] and all(c.ok for c in above)
     assert above[-1].ours == pytest.approx(3.9e7 / 3.814e7 - 1)
     assert study.precision_text(above) == "w = 32: +0.3% (reproduced), w = 64: +2.3% (corrected)"
+    # more than one printed unit beyond, even on the stable side: refuted
+    far = study.precision_claims("T", {64: 3.814e7}, {64: 4.1e7}, {64: 5e5}, shown_in="s")
+    assert [c.verdict for c in far] == ["refuted", "refuted"]
     # on the unstable side (the paper calls an unstable α stable): refuted, and so is the column
     below = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.7e7}, {32: 5e5, 64: 5e5},
                                    shown_in="s")
@@ -165,7 +168,7 @@ def test_window_claims():
     assert valid.name == "windowed α_min (valid correlation) approaches (13) as the window grows"
     assert valid.criterion.startswith("valid correlation, checkerboard 32², w ≤ 16")
     # the data decide: within 5% of (13) reproduced, between ½ and 95% inconclusive
-    assert study.window_claims(np.array([10.0, 96.0]), f, p)[1].verdict == "extension"  # ours
+    assert study.window_claims(np.array([10.0, 96.0]), f, p)[1].verdict == "reproduced"
     assert study.window_claims(np.array([10.0, 70.0]), f, p)[1].verdict == "inconclusive"
     fact, _ = study.window_claims(np.array([10.0, 101.0]), f, p)
     assert not fact.ok

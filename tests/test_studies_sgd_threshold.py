@@ -92,7 +92,9 @@ def test_sweep_status_and_threshold_decision():
     assert t["decision"] is True and (t["largest_attenuated"], t["smallest_amplified"]) == (0.01, 0.1)
     kinked = ["attenuated", "amplified", "attenuated", "amplified"]
     assert study.threshold_decision(lrs, kinked)["decision"] is False
-    assert study.threshold_decision(lrs, ["amplified"] * 4)["decision"] is False
+    # every lr amplified (or attenuated): the sweep did not reach the threshold, which does not contradict one
+    assert study.threshold_decision(lrs, ["amplified"] * 4)["decision"] is None
+    assert study.threshold_decision(lrs, ["attenuated"] * 4)["decision"] is None
     assert study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"])["decision"] is None
 
 

@@ -421,16 +421,18 @@ def measured_bound_verdict(exact: float, paper: float, halfwidth: float, bound: 
     """One window of a measured bound (Tables 2 and 6, every column), by one rule: the paper's
     printed reading against our exact value.  ``reproduced`` if it rounds to it (|paper − exact| ≤
     half its last printed digit); beyond that, a bisection on runs lands on the *stable* side of a
-    limit (above α_min, below α_max) by its resolution, so an offset to that side is the paper's
-    measurement of our value: ``corrected`` (with our exact value); an offset to the unstable side
-    (the paper calls an unstable α stable) is ``refuted``.  Returns (ok, verdict) for
-    :func:`instab.report.claim`."""
+    limit (above α_min, below α_max) by its resolution, so an offset to that side by at most one
+    more printed unit (the paper's own resolution: it prints one bound as 3.8e6 in Table 2 and
+    3.9e6 in Table 6) is the paper's measurement of our value: ``corrected`` (with our exact value);
+    an offset beyond that, or to the unstable side (the paper calls an unstable α stable), is
+    ``refuted``.  Returns (ok, verdict) for :func:`instab.report.claim`."""
     if bound not in ("alpha_min", "alpha_max"):
         raise ValueError(f"bound={bound!r} is not allowed; choose 'alpha_min' or 'alpha_max'")
-    if abs(paper - exact) <= halfwidth:
+    off = abs(paper - exact)
+    if off <= halfwidth:
         return True, "reproduced"
     stable_side = paper > exact if bound == "alpha_min" else paper < exact
-    return (True, "corrected") if stable_side else (False, "reproduced")
+    return (True, "corrected") if stable_side and off <= 3 * halfwidth else (False, "reproduced")
 
 
 def precision_claims(table: str, exact: dict[int, float], measured: dict[int, float], halfwidth: dict[int, float],
@@ -451,8 +453,9 @@ def precision_claims(table: str, exact: dict[int, float], measured: dict[int, fl
         side = "above" if bound == "alpha_min" else "below"
         out.append(claim(f"{table} w={w}: exact {bound} vs paper's measurement", ex, ref,
                          criterion=f"|paper − exact| ≤ {tol:.3g} (half its last printed digit, "
-                                   f"±{100 * tol / ref:.1f}%) → reproduced; beyond it, {side} (the stable side, "
-                                   "where a bisection lands) → corrected; else refuted",
+                                   f"±{100 * tol / ref:.1f}%) → reproduced; beyond it {side} (the stable side, "
+                                   f"where a bisection lands) by ≤ {3 * tol:.3g} (one printed unit more) → "
+                                   "corrected; else refuted",
                          ok=ok, verdict=verdict, sane=bool(np.isfinite(ex)), shown_in=shown_in))
     if out:
         worst = max(devs, key=abs)
@@ -537,9 +540,10 @@ def halfwidths(key: str, reported: dict[int, dict[str, float]], bound: str = "al
 
 def window_claims(lows: np.ndarray, f: Fourier, p: Params) -> list[Claim]:
     """The windowed α_min stays below (13) for every window (a theorem: ``fact``); where the sweep
-    reaches w ≥ N/2, the paper's conjecture carried into Table 2's setting (ours: the conjecture's own
-    setting is the continuum, :func:`continuum_claims`), the **valid**
-    correlation on the chapter's N×N image, decided by the data: ``extension`` if the largest
+    reaches w ≥ N/2, the paper's "See results in Table 2, which verifies the bounds approach the
+    infinite support case" in Table 2's own setting (the conjecture's is the continuum,
+    :func:`continuum_claims`), the **valid** correlation on the chapter's N×N image, decided by the
+    data: ``reproduced`` if the largest
     windowed α_min is within the registry's tolerance of (13), ``refuted`` if it stays below ½ · (13),
     ``inconclusive`` between."""
     shown, tol = "fig-linear-window", tolerance(VALID)
@@ -553,7 +557,7 @@ def window_claims(lows: np.ndarray, f: Fourier, p: Params) -> list[Claim]:
                          f.bounds.alpha_min,
                          criterion=f"valid correlation, {p.image_kind} {p.image_size}², w ≤ {max(p.window_sizes)}: "
                                    f"max over w ≥ {1 - tol:g} · (13) reproduced, < ½ · (13) refuted",
-                         ok=holds, verdict="extension", sane=bool(np.isfinite(r)), shown_in=shown))
+                         ok=holds, verdict="reproduced", sane=bool(np.isfinite(r)), shown_in=shown))
     return out
 
 
