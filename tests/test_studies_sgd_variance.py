@@ -95,7 +95,6 @@ def test_paper_plan_holds_the_papers_settings():
     ({"float64": {"table": "gelu"}}, "float64: table='gelu'"),
     ({"float64": {"table": "relu", "k_values": [3, 5]}}, "float64: k_values"),
     ({"float64": {"table": "relu", "epochs": 0}}, "epochs=0"),
-    ({"disagreement_floor": 2}, "disagreement_floor"),
 ])
 def test_bad_parameters_fail_with_their_name(change, message):
     with pytest.raises(ValueError, match=message):
@@ -186,7 +185,7 @@ def test_a_diverged_run_is_counted_and_its_seed_left_out():
 def test_share_rule_holds_fails_or_is_inconclusive():
     dis = {"relu": {"mean": 0.05, "low": 0.03, "high": 0.07}, "swish": {"mean": 0.002, "low": 0.001, "high": 0.004},
            "deep": {"mean": 0.01, "low": 0.005, "high": 0.02}}
-    holds, fails, open_ = study.share_claims(dis, 0.01)
+    holds, fails, open_ = study.share_claims(dis)
     assert holds.ok and holds.verdict == "reproduced" and not fails.ok and open_.verdict == "inconclusive"
     assert open_.name == "Table 5 row deep: share of test images the k runs label differently"
 
@@ -203,13 +202,13 @@ def _f64(first: list[float], decades: list[float], interval: tuple, share: tuple
 
 def test_float64_rules():
     floor = [0.6, 1.6]
-    good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.7, 1.5), (0.05, 0.03, 0.07)), floor, 0.01)
+    good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.7, 1.5), (0.05, 0.03, 0.07)), floor)
     assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "reproduced"]
     assert all(c.ok for c in good) and good[2].name.startswith("float64: STD over k")
-    bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), floor, 0.01)
+    bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), floor)
     assert [c.ok for c in bad] == [False, False, False, False] and all(c.sane for c in bad)
     assert [c.verdict for c in bad] == ["refuted"] * 4
-    mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), floor, 0.01)
+    mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), floor)
     assert all(c.verdict == "inconclusive" and c.ok for c in mixed)
     assert "inconclusive" in study.float64_verdict(_f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)), floor)
 

@@ -67,7 +67,7 @@ __all__ = ["Params", "VariancePlan", "plan", "k_seed_grid", "accuracy_table", "s
            "disagreement_over_k", "disagreements", "disagreement_report", "share_claims", "table5_row", "table5",
            "table5_report", "paper_inconsistency", "float64", "float64_report", "float64_claims",
            "float64_verdict", "floating_point_error", "batch_fluctuation", "table1_right", "table1_right_report",
-           "table1_right_claims", "orders_of_magnitude", "dry_run", "LABELS"]
+           "table1_right_claims", "orders_of_magnitude", "SHARE", "FLOAT64", "dry_run", "LABELS"]
 
 #: The paper's own tables among the grids: their claims must hold; other grids are Table 5 rows.
 LABELS = {"relu": "Table 1 left (ReLU)", "swish": "Table 4 (Swish)"}
@@ -81,7 +81,6 @@ class Params(SgdParams):
     seeds: list[int]
     tables: dict[str, dict[str, Any]]
     float64: dict[str, Any] | None
-    disagreement_floor: float
     gradient_batches: int
 
     def validate(self) -> Self:
@@ -89,7 +88,6 @@ class Params(SgdParams):
         checks.each("k_values", self.k_values, checks.positive, integer=True)
         checks.each("seeds", self.seeds, checks.in_range, 0, 2**31 - 1)
         checks.positive("gradient_batches", self.gradient_batches, integer=True)
-        checks.in_range("disagreement_floor", self.disagreement_floor, 0, 1)
         if "relu" not in self.tables or "swish" not in self.tables:
             raise ValueError(f"tables={list(self.tables)!r} is not allowed; "
                              "it needs a 'relu' (Table 1) and a 'swish' (Table 4) grid")
@@ -512,10 +510,17 @@ def disagreement_report(dis: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def share_claims(dis: Mapping[str, Mapping[str, Any]], floor: float,
-                 shown_in: str = "sec-sgd-relabelled") -> list[Claim]:
+#: The registry's finding whose tolerance ``share_floor`` says how large a relabelled share counts.
+SHARE = "sgd-last-bit-changes-predictions"
+#: The float64 sentence's finding: ``decades`` of growth and the largest ``first`` RelL1 of a double.
+FLOAT64 = "sgd-float64"
+
+
+def share_claims(dis: Mapping[str, Mapping[str, Any]], shown_in: str = "sec-sgd-relabelled") -> list[Claim]:
     """Runs differing only in k label a share of the test images differently: holds when the 95%
-    interval lies above ``floor``, fails below it, inconclusive when it contains it."""
+    interval lies above the registry's ``share_floor``, fails below it, inconclusive when it
+    contains it."""
+    floor = findings.tolerance(SHARE, "share_floor")
     return [decide(f"{LABELS.get(name, f'Table 5 row {name}')}: share of test images the k runs label differently",
                    d["mean"], [d["low"], d["high"]], criterion=f"95% interval above {floor:.0%}",
                    decision=floor_decision([d["low"], d["high"]], floor), verdict="reproduced", shown_in=shown_in)
@@ -603,21 +608,22 @@ def float64_report(p: VariancePlan, f: Mapping[str, Any]) -> str:
         f"of test images (95% {100 * d64['low']:.2f}–{100 * d64['high']:.2f})"])
 
 
-def float64_claims(f: Mapping[str, Any], band: Sequence[float], disagreement_floor: float,
-                   shown_in: str = "fig-sgd-float64") -> list[Claim]:
+def float64_claims(f: Mapping[str, Any], band: Sequence[float], shown_in: str = "fig-sgd-float64") -> list[Claim]:
     """In float64: the perturbation starts at a double's last bit (< 1e-13) and grows ≥ 8 decades
     for every seed; the STD ratio ("similar conclusions": about the same, as Table 1's grid, inside
     :func:`similar_band`) and the relabelled share are judged as in float32."""
     sp64, d64 = f["spread"], f["disagreement"]
     lo64, hi64 = sp64["ratio_interval"]
     first64, dec64 = [g["first"] for g in f["growth"]], [g["decades"] for g in f["growth"]]
+    first_max, decades = findings.tolerance(FLOAT64, "first_max"), findings.tolerance(FLOAT64, "decades")
+    disagreement_floor = findings.tolerance(SHARE, "share_floor")
     return [
         decide("float64: the perturbation starts at the last bit of a double", float(np.median(first64)),
-               [min(first64), max(first64)], criterion="every seed: first RelL1 < 1e-13", verdict="extension",
-               decision=unanimous([x < 1e-13 for x in first64]), shown_in=shown_in),
+               [min(first64), max(first64)], criterion=f"every seed: first RelL1 < {first_max:g}", verdict="extension",
+               decision=unanimous([x < first_max for x in first64]), shown_in=shown_in),
         decide("float64: the last bit grows to the plateau", float(np.median(dec64)), [min(dec64), max(dec64)],
-               criterion="every seed: ≥ 8 decades of growth", verdict="reproduced",
-               decision=unanimous([d >= 8 for d in dec64]), shown_in=shown_in),
+               criterion=f"every seed: ≥ {decades:g} decades of growth", verdict="reproduced",
+               decision=unanimous([d >= decades for d in dec64]), shown_in=shown_in),
         decide("float64: STD over k / STD over seeds (paper: similar conclusions for 64 bit)", sp64["ratio"],
                [lo64, hi64], criterion=f"about the same: 95% interval inside [{band[0]:.2f}, {band[1]:.2f}]",
                decision=band_decision([lo64, hi64], band), verdict="reproduced", shown_in=shown_in),
