@@ -8,6 +8,7 @@
 #   make unit                               lint and unit tests only (no browser set-up)
 #   make quick                              the same without the slow tests: a contributor's loop
 #   make robust [PARAMS=default]            the ci book (default: its chaotic chapters) under other floating-point environments
+#   make measured                           re-run the archived conv-net grids (book/measured/), compare bit for bit
 #   make lock   [UPGRADE=1]                 recompile requirements/lock.txt (and the files made from it)
 #   make release [PARAMS=default]           the built book, every chapter's results and notebook, the lock:
 #                                           _build/release/instab-<version>-<scale>.tar.gz with a SHA-256 manifest
@@ -33,7 +34,7 @@ DATA ?= data
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: setup venv browser lock book pdf test unit quick fpenv nbval robust release lint clean
+.PHONY: setup venv browser lock book pdf test unit quick fpenv nbval robust measured release lint clean
 
 setup: venv browser
 
@@ -134,6 +135,13 @@ ROBUST_CHAPTERS_default := sgd_growth sgd_variance sgd_threshold open_questions 
 robust: setup
 	@echo "==> [robust] the $(ROBUST_PARAMS) book$(if $(ROBUST_CHAPTERS_$(ROBUST_PARAMS)), ($(ROBUST_CHAPTERS_$(ROBUST_PARAMS))),) under every other floating-point environment: every claim must keep its verdict"
 	@$(PY) -m instab.book robust --params $(ROBUST_PARAMS) --jobs 2 $(foreach c,$(ROBUST_CHAPTERS_$(ROBUST_PARAMS)),--chapter $(c))
+
+# make measured: the grids too long for a build (book/measured/specs.yml: conv nets on the CPU) run
+# again and compared with their archives, bit for bit (the same CPU model is needed; the archive says
+# which).  `python -m instab.studies.measured run NAME` writes an archive; the book reads them.
+measured: venv
+	@echo "==> [measured] re-run the archived grids of book/measured/ and compare them bit for bit (long: ~30 min)"
+	@$(PY) -m instab.studies.measured check --workers $(JOBS)
 
 # make release: the book (built first, or reused when up to date), each chapter's executed notebook
 # and results.json, the lock, the registry, the citation, the changelog and the licences in one
