@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("studies", ("studies", "studies.*")),
     ("grid", ("grid",)),
     ("training", ("train", "batched", "runs", "stability", "controllers")),
-    ("pieces", ("optim", "models", "data", "datasets", "metrics", "bounds", "pde", "pde.*", "cost")),
+    ("pieces", ("optim", "models", "data", "datasets", "metrics", "growth", "bounds", "pde", "pde.*", "cost")),
     ("base", ("executors", "store", "paths", "determinism", "checks", "report", "numerics", "lockfile", "bookext",
               "ensemble", "findings", "")),  # "": the package's own __init__
 ]

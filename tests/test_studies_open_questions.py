@@ -182,7 +182,7 @@ def test_edge_claims_are_decided_by_their_intervals():
     below = [_row(math.nan, math.nan, max_ratio=m, amplification=(a,)) for m, a in ((0.1, 10), (0.12, 12), (0.11, 9))]
     near = [_row(100, 95, late=x, batch=x, rate_ratio=x) for x in (0.9, 1.1, 1.0)]
     verdicts = {c.name: c.verdict for c in study.edge_claims(_traj(near, below), p)}
-    assert set(verdicts.values()) == {"reproduced"}
+    assert set(verdicts.values()) == {"extension"}
     far = [_row(100, math.nan, late=x, batch=x, rate_ratio=x / 2, amplification=(5,)) for x in (0.2, 0.22, 0.25)]
     above_1 = [_row(math.nan, math.nan, max_ratio=m, amplification=(1e4,)) for m in (3.0, 3.5, 4.0)]
     verdicts = {c.name: c.verdict for c in study.edge_claims(_traj(far, above_1), p)}
@@ -223,9 +223,9 @@ def test_controller_claims_hold_fail_or_are_inconclusive():
     p = _params("ci").validate()
     good = {c.name: c.verdict for c in study.controller_claims(
         _cmp([0.5, 0.7, 0.6], 0.0, [1.2, 1.3, 1.25], k_spread=0.0, binds=(0.1, 0.2, 0.1)), p)}
-    assert good["cap: RelL1 growth at least 3 decades smaller than plain SGD's"] == "reproduced"
-    assert good["cap: STD over k falls"] == "reproduced"
-    assert good["cap: the curvature cap binds"] == "reproduced"
+    assert good["cap: RelL1 growth at least 3 decades smaller than plain SGD's"] == "extension"
+    assert good["cap: STD over k falls"] == "extension"
+    assert good["cap: the curvature cap binds"] == "extension"
     bad = {c.name: c.verdict for c in study.controller_claims(
         _cmp([5.0, 5.1, 4.9], -5.0, [3.0, 3.2, 3.1]), p)}
     assert bad["growth: RelL1 growth at least 3 decades smaller than plain SGD's"] == "refuted"

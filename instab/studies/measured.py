@@ -37,7 +37,7 @@ from instab.studies.sgd import config, grid_base, network_name, run_plan
 from instab.train import RunConfig
 
 __all__ = ["FOLDER", "SPECS", "specs", "plan", "run", "load", "check", "digest", "spreads", "conv_claims",
-           "provenance_line", "ArchiveError"]
+           "provenance_line", "rows_value", "archives", "ArchiveError"]
 
 #: Where the archives live (committed with the book).
 FOLDER = paths.ROOT / "book" / "measured"
@@ -182,6 +182,13 @@ def conv_claims(grids: Mapping[str, Mapping[str, Any]], band: Sequence[float],
     for c in claims:
         c.name = c.name.replace("Table 5 row conv: ", "conv: ")
     return claims
+
+
+def rows_value(found: Mapping[str, Mapping[str, Any]], grids: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The archived rows for the results: ratio, interval, where and when measured."""
+    return {name: {"ratio": g["spread"]["ratio"], "ratio_ci95": list(g["spread"]["ratio_interval"]),
+                   "cpu": found[name]["cpu"], "measured": found[name]["measured"], "sha256": found[name]["sha256"]}
+            for name, g in grids.items()}
 
 
 def provenance_line(a: Mapping[str, Any]) -> str:

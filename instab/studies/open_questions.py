@@ -554,7 +554,7 @@ def null_model_claims(nm: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-
                              criterion=f"95% χ² interval of measured / predicted STD inside [1/{f:g}, {f:g}] → "
                                        "holds, outside → refuted, else inconclusive",
                              holds=band_decision(iv, [1 / f, f]) if sane else None, sane=sane,
-                             if_holds="extension", shown_in=shown_in))
+                             shown_in=shown_in))
     return out
 
 

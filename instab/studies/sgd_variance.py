@@ -67,7 +67,8 @@ __all__ = ["Params", "VariancePlan", "plan", "k_seed_grid", "accuracy_table", "s
            "disagreement_over_k", "disagreements", "disagreement_report", "share_claims", "table5_row", "table5",
            "table5_report", "paper_inconsistency", "float64", "float64_report", "float64_claims",
            "float64_verdict", "floating_point_error", "batch_fluctuation", "table1_right", "table1_right_report",
-           "table1_right_claims", "orders_of_magnitude", "SHARE", "FLOAT64", "dry_run", "LABELS"]
+           "table1_right_claims", "orders_of_magnitude", "table1_right_orders", "band_report", "diverged_factor",
+           "SHARE", "FLOAT64", "dry_run", "LABELS"]
 
 #: The paper's own tables among the grids: their claims must hold; other grids are Table 5 rows.
 LABELS = {"relu": "Table 1 left (ReLU)", "swish": "Table 4 (Swish)"}
@@ -432,6 +433,20 @@ def ratio_claims(spreads: Mapping[str, Mapping[str, Any]], band: Sequence[float]
     return out
 
 
+def band_report(spreads: Mapping[str, Mapping[str, Any]], band: Sequence[float], nominal: float) -> str:
+    """The verdicts again at the paper's printed smallest ratio, and the paper's own two grids under
+    the same statistic."""
+    own = "; ".join(f"{name} {sp['ratio']:.2f} ({sp['ratio_interval'][0]:.2f}–{sp['ratio_interval'][1]:.2f})"
+                    for name, sp in paper_spreads().items())
+    return (f"at the paper's printed smallest ratio {nominal:.2f} instead: {nominal_verdicts(spreads, band, nominal)}"
+            f"\nthe paper's own grids: {own}")
+
+
+def diverged_factor() -> str:
+    """The registry's chance factor of a diverged run, as the chapter quotes it."""
+    return f"{findings.tolerance(DIVERGED, 'chance_factor'):g}"
+
+
 def nominal_verdicts(spreads: Mapping[str, Mapping[str, Any]], band: Sequence[float], nominal: float) -> str:
     """The verdicts again at the paper's printed smallest ratio instead of its printed-precision
     extreme (the floor that favours the paper), for the reader to compare."""
@@ -728,6 +743,11 @@ def table1_right_report(t: Mapping[str, Any]) -> str:
 def orders_of_magnitude(batch: float, fp: float) -> float:
     """log10 of the batch-selection fluctuation over the floating-point error (Table 1 right)."""
     return math.log10(batch / fp) if batch > 0 and fp > 0 else math.nan
+
+
+def table1_right_orders(t: Mapping[str, Any]) -> float:
+    """Orders of magnitude between the batch fluctuation and the floating-point error of Table 1 right."""
+    return orders_of_magnitude(float(t["batch"]["mean"]), float(t["fp"]["norm"]))
 
 
 def table1_right_claims(t: Mapping[str, Any], shown_in: str = "sec-sgd-table1-right") -> list[Claim]:
