@@ -88,9 +88,11 @@ def test_control_rules():
     assert [c.ok for c in bad] == [False, False, True, False]
 
 
-def _fig(decades: list[float], first: float = 1e-8) -> dict:
+def _fig(decades: list[float], first: float = 1e-8, late: tuple[float, ...] = (0.01, 0.02, 0.03)) -> dict:
     return {"net (mlp)": {"growth": {f"k={k}": {"decades": d, "first": first}
-                                     for k, d in zip((3, 5, 7), decades, strict=False)}}}
+                                     for k, d in zip((3, 5, 7), decades, strict=False)},
+                          "held": {"members": {f"k={k}": {"late_over_early": r} for k, r in zip((3, 5, 7), late,
+                                                                                             strict=True)}}}}
 
 
 def test_fig2_left_rule_holds_fails_or_is_inconclusive():
@@ -99,6 +101,10 @@ def test_fig2_left_rule_holds_fails_or_is_inconclusive():
     assert not fails.ok
     assert (open_.ok, open_.verdict) == (True, "inconclusive")
     assert not study.fig2_left_claims(_fig([5, 6, 7], first=1e-3))[0].ok  # not started at the last bit
+    # "contained at higher epochs" under the decay: the late rate below 0.1 × the early one, every member
+    verdicts = [study.fig2_left_claims(_fig([5, 6, 7], late=r))[1].verdict
+                for r in ((0.01, 0.02, 0.03), (0.5, 0.3, 0.9), (0.05, 0.15, 0.02))]
+    assert verdicts == ["reproduced", "refuted", "inconclusive"]
 
 
 def _held(plateaus: list[float], ratios: list[float], bounded: bool = True) -> dict:

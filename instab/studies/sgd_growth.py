@@ -176,13 +176,15 @@ def control_claims(c: Controls, shown_in: str = "fig-sgd-growth") -> list[Claim]
 # ------------------------------------------------------------------------------------ Fig. 2 left
 def fig2_left(p: GrowthPlan, runs: Mapping[RunConfig, History]) -> dict[str, dict[str, Any]]:
     """Paper Fig. 2 (left): per network (``"<name> (<model>)"``), per member, the RelL1 curve
-    against k = 1 (``curves``: (iterations, RelL1)) and its growth (``growth``,
-    :func:`instab.studies.sgd.growth`)."""
+    against k = 1 (``curves``: (iterations, RelL1)), its growth (``growth``,
+    :func:`instab.studies.sgd.growth`) and its restraint under the decayed schedule (``held``,
+    :func:`restraint`)."""
     out: dict[str, dict[str, Any]] = {}
     for name, c in p.growth.items():
         h = runs[c]
         curves = {m: curve(h, m) for m in members(h)}
-        out[f"{name} ({c.model})"] = {"curves": curves, "growth": {m: growth(*sr) for m, sr in curves.items()}}
+        out[f"{name} ({c.model})"] = {"curves": curves, "growth": {m: growth(*sr) for m, sr in curves.items()},
+                                      "held": restraint(h)}
     return out
 
 
@@ -199,7 +201,10 @@ def fig2_left_report(fig: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def fig2_left_claims(fig: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-sgd-growth") -> list[Claim]:
-    """Per network: every member grows ≥ 3 decades from a first value < 1e-6 (unanimous)."""
+    """Per network: every member grows ≥ 3 decades from a first value < 1e-6 (unanimous); and the
+    caption's "then are contained at higher epochs" under the decayed schedule, by the rule of the
+    constant-lr runs (:func:`restraint_claims`): every member's late growth rate below 0.1 × its
+    early one → reproduced, none → refuted, split → inconclusive."""
     out = []
     for name, f in fig.items():
         per = f["growth"]
@@ -208,6 +213,12 @@ def fig2_left_claims(fig: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-
                           criterion="every member: ≥ 3 decades from a first value < 1e-6",
                           decision=unanimous([g["decades"] >= 3 and g["first"] < 1e-6 for g in per.values()]),
                           verdict="reproduced", shown_in=shown_in))
+    for name, f in fig.items():
+        ratios = [g["late_over_early"] for g in f["held"]["members"].values()]
+        out.append(decide(f"contained at higher epochs (decayed schedule): {name}", float(np.median(ratios)),
+                          [min(ratios), max(ratios)],
+                          criterion="every member: late growth rate < 0.1 × the early rate (as at a constant lr)",
+                          decision=unanimous([r < 0.1 for r in ratios]), verdict="reproduced", shown_in=shown_in))
     return out
 
 
