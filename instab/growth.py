@@ -17,7 +17,7 @@ __all__ = ["ulp_floor"]
 def ulp_floor(weights: Iterable[torch.Tensor]) -> float:
     """RelL1 (paper §4.2) between ``weights`` and the same weights each moved by one ulp towards
     +∞ (``torch.nextafter``): the network's one-ulp floor.  For float32 weights it is about
-    2⁻²³·ln 2 ≈ 8.6e-8 whatever their values (each term is ulp(w)/(2|w|), and a normal float's
+    2⁻²³/(2 ln 2) ≈ 8.6e-8 whatever their values (each term is ulp(w)/(2|w|), and a normal float's
     mantissa puts ulp(w)/|w| between 2⁻²⁴ and 2⁻²³); a weight that is exactly 0 (a bias at
     initialisation) is left as it is: its one-ulp neighbour is a subnormal, a whole RelL1 term of 1."""
     a = [w.detach() for w in weights]

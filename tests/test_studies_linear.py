@@ -147,7 +147,9 @@ def test_precision_claims_both_outcomes():
     # on the unstable side (the paper calls an unstable α stable): refuted, and so is the column
     below = study.precision_claims("T", {32: 1.296e7, 64: 3.814e7}, {32: 1.3e7, 64: 3.7e7}, {32: 5e5, 64: 5e5},
                                    shown_in="s")
-    assert [c.verdict for c in below] == ["reproduced", "refuted", "refuted"] and all(c.sane for c in below)
+    # a column that holds in part is corrected (the rule of every finding with rows); all refuted, refuted
+    assert [c.verdict for c in below] == ["reproduced", "refuted", "corrected"] and all(c.sane for c in below)
+    assert study.column_verdict(["refuted", "refuted"]) == (False, "reproduced")  # claim(ok=False) → refuted
     # the upper bound: the stable side is below it
     upper = study.precision_claims("T", {16: 1.4286e8}, {16: 1.42e8}, {16: 5e5}, shown_in="s", bound="alpha_max")
     assert [c.verdict for c in upper] == ["corrected", "corrected"]

@@ -413,8 +413,10 @@ def ratio_claims(spreads: Mapping[str, Mapping[str, Any]], band: Sequence[float]
     for name, sp in spreads.items():
         lo, hi = sp["ratio_interval"]
         label = LABELS.get(name, f"Table 5 row {name}")
-        decisions = {ratio_decision(name, iv, band) for iv in [(lo, hi), *sp.get("alternatives", {}).values()]}
-        decision = decisions.pop() if len(decisions) == 1 else None
+        ivs = [(lo, hi), *sp.get("alternatives", {}).values()]
+        # compare outcomes, not booleans: Table 4's False is corrected above the floor, refuted below it
+        outcomes = {(ratio_decision(name, iv, band), name == "swish" and iv[0] >= floor) for iv in ivs}
+        decision = outcomes.pop()[0] if len(outcomes) == 1 else None
         if name == "relu":
             criterion = f"about the same: 95% interval inside [{floor:.2f}, {ceiling:.2f}]"
         elif name == "swish":
@@ -623,6 +625,11 @@ def float64_report(p: VariancePlan, f: Mapping[str, Any]) -> str:
         f"of test images (95% {100 * d64['low']:.2f}–{100 * d64['high']:.2f})"])
 
 
+def _same_decision(decisions: Sequence[bool | None]) -> bool | None:
+    """The decision when every way of leaving a diverged run out gives it, else None."""
+    return decisions[0] if len(set(decisions)) == 1 else None
+
+
 def float64_claims(f: Mapping[str, Any], band: Sequence[float], shown_in: str = "fig-sgd-float64") -> list[Claim]:
     """In float64: the perturbation starts at a double's last bit (< 1e-13) and grows ≥ 8 decades
     for every seed; the STD ratio ("similar conclusions": about the same, as Table 1's grid, inside
@@ -640,8 +647,11 @@ def float64_claims(f: Mapping[str, Any], band: Sequence[float], shown_in: str = 
                criterion=f"every seed: ≥ {decades:g} decades of growth", verdict="reproduced",
                decision=unanimous([d >= decades for d in dec64]), shown_in=shown_in),
         decide("float64: STD over k / STD over seeds (paper: similar conclusions for 64 bit)", sp64["ratio"],
-               [lo64, hi64], criterion=f"about the same: 95% interval inside [{band[0]:.2f}, {band[1]:.2f}]",
-               decision=band_decision([lo64, hi64], band), verdict="reproduced", shown_in=shown_in),
+               [lo64, hi64], criterion=f"about the same: 95% interval inside [{band[0]:.2f}, {band[1]:.2f}] (the "
+                                       "same with a diverged run left out each way)",
+               decision=_same_decision([band_decision(iv, band) for iv in [(lo64, hi64),
+                                                                           *sp64.get("alternatives", {}).values()]]),
+               verdict="reproduced", shown_in=shown_in),
         judge("float64: share of test images the k runs label differently", d64["mean"], [d64["low"], d64["high"]],
               criterion=f"95% interval above {disagreement_floor:.0%}",
               holds=floor_decision([d64["low"], d64["high"]], disagreement_floor),
@@ -753,28 +763,37 @@ def table1_right_orders(t: Mapping[str, Any]) -> float:
 def table1_right_claims(t: Mapping[str, Any], shown_in: str = "sec-sgd-table1-right") -> list[Claim]:
     """Table 1 (right), judged against the paper's own numbers:
 
-    - the floating-point error of one perturbed update, per entry, against the paper's bound
-      |x − y|/|x| < 2^{−(s−1)}.  s is read from the paper itself: the error is "on the order of
-      2^{−s}" and Table 1 prints it as 2^-23, so s = 23 and the bound is 2^-22 (IEEE's precision of
-      24 bits would give 2^-23; the largest entry is shown against both).  Every entry below the
-      bound → reproduced, else refuted; the perturbation must be there at all (norm > 0), or the
-      measurement is not sane;
-    - "8 orders of magnitude": log10 of the batch fluctuation E‖g_B − g‖/‖g‖ over the floating-point
-      error measured the same way, norm-wise (‖Δ‖/‖Δθ₁‖), rounds to the paper's 8 ([7.5, 8.5)) →
-      reproduced; else refuted."""
+    - a control: the largest entry of the update's relative error |x − y|/|x| within 2^{−(s−1)} =
+      2^-22 (s = 23, the paper's Table 1 prints 2^{−s} = 2^-23): y = fl[(η/k)·fl(k g)] carries two
+      more roundings than x = fl(η g), so it holds by construction (a fact: failing, the arithmetic
+      broke), and the perturbation is there at all (norm > 0);
+    - the paper's "a potential perturbation in the last significant bit of ηg_t": the largest
+      entry ≤ 2^-23 (one relative ulp of a float32) → reproduced, else corrected (two last bits);
+    - "8 orders of magnitude": log10 of the batch fluctuation E‖g_B − g‖/‖g‖ over the
+      floating-point error, measured norm-wise (‖Δθ₃ − Δθ₁‖/‖Δθ₁‖) and as the paper does (2^-23),
+      both round to the paper's 8 ([7.5, 8.5)) → reproduced; both do not → refuted; they disagree →
+      inconclusive."""
     fp, bs = t["fp"], t["batch"]
     worst = float(fp["max"])
     orders = orders_of_magnitude(float(bs["mean"]), float(fp["norm"]))
+    orders_paper = orders_of_magnitude(float(bs["mean"]), 2.0**-23)
+    rounds = {7.5 <= o < 8.5 for o in (orders, orders_paper)}
     return [
         claim("Table 1 right: relative gradient error, floating point", worst, 2.0**-22,
-              criterion="largest entry of |x − y|/|x| < 2^-(s-1) = 2^-22 (s = 23, the paper's 2^-s = 2^-23 of "
-                        f"Table 1); against 2^-23 it is {worst / 2**-23:.2f}×",
-              ok=worst < 2**-22, verdict="reproduced", sane=bool(0 < fp["norm"] and np.isfinite(worst)),
-              shown_in=shown_in),
-        claim("Table 1 right: relative gradient fluctuation, batch selection (orders of magnitude)", orders, 8,
-              criterion="log10(E‖g_B − g‖/‖g‖ over the norm-wise floating-point error) rounds to the paper's 8: "
-                        "in [7.5, 8.5)",
-              ok=7.5 <= orders < 8.5, verdict="reproduced", sane=bool(np.isfinite(orders)), shown_in=shown_in),
+              criterion="largest entry of |x − y|/|x| ≤ 2^-(s-1) = 2^-22 (s = 23, the paper's 2^-s = 2^-23 of "
+                        "Table 1; three roundings against one: by construction)",
+              ok=0 < fp["norm"] and worst <= 2**-22 * (1 + 2**-20), verdict="fact", shown_in=shown_in),
+        claim("Table 1 right: the perturbation is in the last bit of ηg", worst / 2**-23, 1.0,
+              criterion="largest entry of |x − y|/|x| over 2^-23 (one relative ulp): ≤ 1 → reproduced, "
+                        "else corrected (more than the last bit)",
+              ok=True, verdict="reproduced" if worst <= 2**-23 else "corrected",
+              sane=bool(np.isfinite(worst)), shown_in=shown_in),
+        decide("Table 1 right: relative gradient fluctuation, batch selection (orders of magnitude)", orders,
+               [min(orders, orders_paper), max(orders, orders_paper)], 8,
+               criterion="log10(E‖g_B − g‖/‖g‖ over the floating-point error, norm-wise and as the paper's 2^-23) "
+                         "rounds to the paper's 8 (in [7.5, 8.5)): both → reproduced, neither → refuted, one → "
+                         "inconclusive",
+               decision=rounds.pop() if len(rounds) == 1 else None, verdict="reproduced", shown_in=shown_in),
     ]
 
 
