@@ -83,7 +83,8 @@ def chapter_modules(source: str) -> list[str]:
 
 def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     """SHA-256 over everything an executed chapter depends on: its source, its parameter file,
-    the scale, the source of the ``instab`` modules it imports (transitively,
+    the scale, the archived grids of ``book/measured/`` if it reads them, the source of the
+    ``instab`` modules it imports (transitively,
     :func:`instab.store.code_hash`), the paper's transcribed numbers, the tolerances the findings
     registry fixes for the chapter's findings (its rules read them; another tolerance re-executes,
     another expected verdict only re-checks), the library versions, the lock file
@@ -102,6 +103,8 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     h.update(repr(sorted((f.id, repr(f.tolerance)) for f in findings.load(paths.REGISTRY)
                          if f.chapter == chapter)).encode())
     parts = [md, paths.PACKAGE / "reported.yml"]
+    if "instab.studies.measured" in chapter_modules(md.read_text()):  # the archived grids it reads
+        parts += sorted((root / "book" / "measured").glob("*"))
     pf = params_file(chapter, scale, root)
     if pf is not None:
         parts.append(pf)

@@ -6,7 +6,8 @@ recomputes every statistic and verdict from the stored matrix at build time.
 - :func:`run` — train one grid (resumable: cells are cached by the grid runner) and write its
   archive: the k × seed matrix of final test accuracies (%), the final RelL1 of every k against
   k = 1, the exact configuration, the command, CPU, versions, determinism settings, the commit, the
-  wall time, and a SHA-256 of the content (:func:`digest`).
+  training time (one core per cell, summed; ``wall_seconds``: the last invocation, which may have
+  resumed cached cells), and a SHA-256 of the content (:func:`digest`).
 - :func:`load` — read an archive and check its SHA-256 (an edited matrix fails here).
 - :func:`check` — run the grid again and compare the matrix with the archive, bit for bit.
 - :func:`spreads` / :func:`conv_claims` — the statistics and the Table 5 rule on the archives.
@@ -117,6 +118,7 @@ def measure(name: str, spec: Mapping[str, Any], workers: int) -> dict[str, Any]:
             "command": f"python -m instab.studies.measured run {name} --workers {workers}",
             "cpu": _cpu(), "machine": platform.machine(), "environment": determinism.environment(),
             "settings": determinism.settings(), "commit": _commit(), "wall_seconds": round(wall, 1),
+            "train_seconds": round(sum(h.seconds for h in hist), 1),
             "measured": time.strftime("%Y-%m-%d", time.gmtime())}
 
 
@@ -197,7 +199,7 @@ def provenance_line(a: Mapping[str, Any]) -> str:
     return (f"{a['name']} ({a.get('network', '?')}): {len(a['k_values'])} k × {len(a['seeds'])} seeds, measured "
             f"{a['measured']} on {a['cpu']} (torch {env.get('torch', '?')}, {env.get('threads', '?')} thread, "
             f"environment {env.get('name', '?')}), commit {a.get('commit', '?')[:10]}, "
-            f"{a.get('wall_seconds', 0):.0f} s; "
+            f"{a.get('train_seconds', 0):.0f} s of training on one core per cell; "
             f"reproduce: `{a['command']}`, check: `python -m instab.studies.measured check {a['name']}`")
 
 
