@@ -100,13 +100,14 @@ def _commit() -> str:
         return "unknown"
 
 
-def measure(name: str, spec: Mapping[str, Any], workers: int) -> dict[str, Any]:
-    """Train grid ``name`` and return its archive content (without writing it)."""
+def measure(name: str, spec: Mapping[str, Any], workers: int, cache: str | Path | None = None) -> dict[str, Any]:
+    """Train grid ``name`` and return its archive content (without writing it); ``cache``: the grid
+    runner's cache folder (default: the build's, so an interrupted run resumes)."""
     from instab import determinism
 
     cells = plan(name, spec)
     t0 = time.perf_counter()
-    runs = run_plan(_Plan(cells), workers=workers)
+    runs = run_plan(_Plan(cells), workers=workers, cache=cache)
     wall = time.perf_counter() - t0
     hist = [runs[c] for c in cells]
     acc = 100 * sgd_variance.accuracy_table(hist, spec["k_values"], spec["seeds"])
@@ -161,8 +162,11 @@ def archives(folder: Path = FOLDER) -> dict[str, dict[str, Any]]:
 def check(name: str, workers: int = 2, folder: Path = FOLDER) -> bool:
     """Run grid ``name`` again and compare its matrix with the archive, bit for bit (the same CPU
     model and floating-point environment are needed for that; another one draws another grid)."""
+    import tempfile
+
     stored = load(folder / f"{name}.json")
-    fresh = measure(name, specs(folder / "specs.yml")[name], workers)
+    with tempfile.TemporaryDirectory(prefix="instab-check-") as fresh_cache:  # train again, never reuse a cell
+        fresh = measure(name, specs(folder / "specs.yml")[name], workers, cache=fresh_cache)
     same = fresh["accuracy"] == stored["accuracy"]
     print(f"{name}: {'the same matrix, bit for bit' if same else 'a different matrix'} (archive from "
           f"{stored['cpu']}, {stored['measured']}; this machine {fresh['cpu']})")
