@@ -225,3 +225,11 @@ def test_one_sentence_of_the_paper_is_one_finding() -> None:
     assert findings.overlapping_quotes([a, ours]) == []  # our own findings may quote the sentence they extend
     real = findings.load(Path(__file__).parents[1] / "book" / "findings.yml")
     assert findings.overlapping_quotes(real) == []
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "findings.yml"
+    p.write_text(yaml.safe_dump({"findings": [ENTRY]}, allow_unicode=True).replace(
+        "  expected:", "  why_scale: one\n  why_scale: two\n  expected:", 1))
+    with pytest.raises(findings.RegistryError, match="key 'why_scale' given twice"):
+        findings.load(p, ["heat"])
