@@ -233,3 +233,15 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
         "  expected:", "  why_scale: one\n  why_scale: two\n  expected:", 1))
     with pytest.raises(findings.RegistryError, match="key 'why_scale' given twice"):
         findings.load(p, ["heat"])
+
+
+def test_robust_tolerates_a_row_that_moves_while_its_finding_stays_allowed() -> None:
+    from instab.book.robustness import _finding_holds
+
+    f = findings.Finding("x", "heat", "paper", "§3", "q", "c", ("sweep*",),
+                         {"ci": ["corrected", "inconclusive"], "default": "reproduced", "paper": None})
+    claims = {("heat", "native"): [_row("sweep a"), _row("sweep b", "inconclusive")],
+              ("heat", "avx2"): [_row("sweep a"), _row("sweep b", "refuted")]}
+    assert _finding_holds(f, "heat", "ci", ["native", "avx2"], claims)  # inconclusive, then corrected
+    claims[("heat", "avx2")] = [_row("sweep a", "refuted"), _row("sweep b", "refuted")]
+    assert not _finding_holds(f, "heat", "ci", ["native", "avx2"], claims)  # refuted is not allowed
