@@ -117,8 +117,8 @@ def std_ratio(acc: np.ndarray | Sequence[Sequence[float]], *, level: float = 0.9
 
         ρ² = (σ_a² + σ_e²) / (σ_u² + σ_e²).
 
-    Unlike :func:`instab.studies.sgd_variance.ratio_interval` (no k effect, so ρ ≤ 1) it does not
-    assume σ_a = 0: ρ > 1 is estimable, and the interval can lie above 1 as well as below.
+    Unlike the F interval it replaces (which assumed no k effect, so ρ ≤ 1) it does not assume
+    σ_a = 0: ρ > 1 is estimable, and the interval can lie above 1 as well as below.
 
     The two-way ANOVA mean squares MS_k, MS_s, MS_e (df K − 1, S − 1, (K − 1)(S − 1)) have
     expectations θ_k = σ_e² + Sσ_a², θ_s = σ_e² + Kσ_u², θ_e = σ_e², so ρ² is a ratio of two
