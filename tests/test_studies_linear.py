@@ -51,7 +51,12 @@ def test_calibration_claims():
                                     formula="(13)", shown_in="x", finding="linear-fourier-bounds-13")
     assert [(c.ok, c.sane) for c in fail] == [(False, False), (True, True)]  # a broken calibration fails
     f = study.Fourier(AlphaBounds(1.074e9, 2e8), np.zeros((2, 2)))
-    assert len(study.fourier_claims(f, P)) == 2 and study.fourier_claims(f, CI) == []
+    assert len(study.fourier_claims(f, P)) == 3 and study.fourier_claims(f, CI) == []
+
+
+def test_empty_interval_is_read_off_the_papers_bounds():
+    c = study.empty_interval_claim("table2_linear.theory", "(13)", shown_in="x")
+    assert c.verdict == "fact" and c.ok and c.ours == pytest.approx(1.07e9 / 2e8)
 
 
 def test_bisection_claim_without_and_with_the_papers_bound():

@@ -227,3 +227,19 @@ def test_table1_right_rules():
     assert not study.table1_right_claims(bad)[0].sane  # beyond three roundings: the arithmetic broke
     none = {"fp": {"norm": 0.0, "max": 0.0}, "batch": {"mean": 1.0}}  # no perturbation at all
     assert not study.table1_right_claims(none)[0].sane
+
+
+def test_k_effect_decision_is_bonferroni_over_the_grids():
+    assert study.k_effect_decision([0.02, 0.5], 0.05) == [False, True]  # 0.02 < 0.025
+    assert study.k_effect_decision([0.02, 0.5, 0.9], 0.05) == [True, True, True]  # 0.02 ≥ 0.05/3
+    assert study.k_effect_decision([float("nan")], 0.05) == [None]
+
+
+def test_k_effect_claims_find_a_k_effect_and_its_absence():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (6, 6))
+    shifted = base + 5 * np.arange(6)[:, None]  # every seed moved the same way by k
+    spreads = {"relu": study.spread(base), "swish": study.spread(shifted)}
+    out = {c.name.split(": ", 1)[1]: c for c in study.k_effect_claims(spreads, study.paper_spreads())}
+    assert out["Table 4 (Swish)"].verdict == "refuted" and out["Table 4 (Swish)"].ours < 1e-6
+    assert out["Table 1 left (ReLU)"].paper == pytest.approx(study.paper_spreads()["relu"]["k_effect_p"], abs=1e-3)

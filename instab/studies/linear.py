@@ -38,8 +38,8 @@ from instab.studies.params import StudyParams
 __all__ = ["OneLayerParams", "Params", "Fourier", "fourier", "Outcome", "outcome", "Fig3", "fig3", "Row", "Table2",
            "table2", "minima", "halfwidths", "window_bounds", "StabilityMap", "stability_map", "cell_edges",
            "calibration_claims", "bisection_claim", "measurement_claim", "precision_claims", "precision_text",
-           "fourier_claims", "fig3_claims", "table2_claims", "window_claims", "Continuum", "continuum",
-           "continuum_claims", "top_eigenvalue", "map_claims", "reported_windowed"]
+           "fourier_claims", "empty_interval_claim", "fig3_claims", "table2_claims", "window_claims",
+           "Continuum", "continuum", "continuum_claims", "top_eigenvalue", "map_claims", "reported_windowed"]
 
 
 def _integers(name: str, values: list[Any]) -> None:
@@ -501,8 +501,19 @@ def fourier_claims(f: Fourier, p: OneLayerParams) -> list[Claim]:
     """At the paper's setting, (13) reproduces Table 2's theoretical bounds (the DFT convention)."""
     if not p.paper_setting:
         return []
-    return calibration_claims(f.bounds, "Table 2 theory", "table2_linear.theory", formula="(13)",
-                              shown_in="sec-linear-fourier", finding="linear-fourier-bounds-13")
+    return [*calibration_claims(f.bounds, "Table 2 theory", "table2_linear.theory", formula="(13)",
+                                shown_in="sec-linear-fourier", finding="linear-fourier-bounds-13"),
+            empty_interval_claim("table2_linear.theory", "(13)", shown_in="sec-linear-fourier")]
+
+
+def empty_interval_claim(key: str, formula: str, *, shown_in: str) -> Claim:
+    """The paper's own printed bounds ``paper(key.alpha_min|alpha_max)`` from ``formula`` leave no
+    stable weight decay: α_min ≥ α_max, an empty interval (no α is stable for an unbounded kernel
+    at this Δt).  Read off the paper's numbers, so a ``fact``: shown, never evidence."""
+    lo, hi = (float(paper(f"{key}.{k}")) for k in ("alpha_min", "alpha_max"))
+    return claim(f"{formula}'s interval from the paper's printed bounds is empty", lo / hi, None,
+                 criterion=f"the paper's α_min / α_max ≥ 1 (α_min = {lo:.3g}, α_max = {hi:.3g})",
+                 ok=lo >= hi, verdict="fact", shown_in=shown_in)
 
 
 def fig3_claims(f: Fig3) -> list[Claim]:

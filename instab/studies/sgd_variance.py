@@ -61,7 +61,7 @@ from instab.train import History, RunConfig, Variant, gradient, load_data, lr_at
 
 __all__ = ["Params", "VariancePlan", "plan", "k_seed_grid", "accuracy_table", "spread", "paper_table", "tables",
            "table_report", "paper_spreads", "k_effect_p", "similar_band", "ratio_decision", "nominal_verdicts",
-           "paper_rows", "grid",
+           "paper_rows", "grid", "K_EFFECT", "k_effect_decision", "k_effect_claims",
            "diverged_runs", "diverged_report", "diverged_claim", "DIVERGED", "ratio_report", "ratio_claims",
            "grids_value", "pairwise_disagreement",
            "disagreement_over_k", "disagreements", "disagreement_report", "share_claims", "table5_row", "table5",
@@ -432,6 +432,40 @@ def ratio_claims(spreads: Mapping[str, Mapping[str, Any]], band: Sequence[float]
         out.append(decide(f"{label}: STD over k / STD over seeds", sp["ratio"], [lo, hi], ref, criterion=criterion,
                           decision=decision, verdict="reproduced" if name in paper_rows else "extension",
                           if_fails=if_fails, shown_in=shown_in))
+    return out
+
+
+#: The registry's finding on the k effect (its tolerance ``alpha``: the family-wise level).
+K_EFFECT = "sgd-k-effect"
+
+
+def k_effect_decision(ps: Sequence[float], alpha: float) -> list[bool | None]:
+    """Per grid, is there *no* k effect common to every seed?  Bonferroni over the ``len(ps)``
+    grids at family-wise level ``alpha``: p < alpha / m → False (a k effect), else True; a NaN p (a
+    grid with no residual spread) → None."""
+    m = len(ps)
+    return [None if not np.isfinite(q) else bool(q >= alpha / m) for q in ps]
+
+
+def k_effect_claims(spreads: Mapping[str, Mapping[str, Any]], paper_spreads: Mapping[str, Mapping[str, Any]],
+                    shown_in: str = "sec-sgd-k-effect") -> list[Claim]:
+    """Ours: the premise of the law-of-total-variance argument, tested on each grid.  Without a k
+    effect common to every seed (:func:`k_effect_p`), σ(seeds)² = σ(k)² + Var_s(E[acc | s]), so
+    ρ ≤ 1 in expectation and "greater" can only come from a k effect.  Per grid the F test's p
+    (beside it the paper's own grid's, where it has one), Bonferroni over the grids at the
+    registry's ``alpha``: no grid shows a k effect → holds (``extension``); one does → refuted."""
+    alpha = findings.tolerance(K_EFFECT, "alpha")
+    names = list(spreads)
+    ps = [float(spreads[n]["k_effect_p"]) for n in names]
+    m = len(names)
+    out = []
+    for name, q, d in zip(names, ps, k_effect_decision(ps, alpha), strict=True):
+        ref = round(float(paper_spreads[name]["k_effect_p"]), 3) if name in paper_spreads else None
+        label = LABELS.get(name, f"Table 5 row {name}")
+        out.append(judge(f"no k effect common to every seed: {label}", q, None, ref,
+                         criterion=f"two-way ANOVA F test of the k rows, p ≥ {alpha:g}/{m} (Bonferroni over the "
+                                   f"{m} grids) → no k effect: holds; p < {alpha:g}/{m} → a k effect: refuted",
+                         holds=d, sane=True, if_holds="extension", shown_in=shown_in))
     return out
 
 
