@@ -18,6 +18,7 @@ import dataclasses
 import fnmatch
 import functools
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from instab import paths
-from instab.report import VERDICTS, sane
+from instab.report import MACHINERY, VERDICTS, sane
 
 #: The scales a registry entry states a verdict for.
 SCALES = ("ci", "default", "paper")
@@ -150,13 +151,45 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
         if not isinstance(revised, list) or not all(isinstance(r, dict) and set(r) == {"date", "was", "why"}
                                                     and all(str(v).strip() for v in r.values()) for r in revised):
             raise RegistryError(f"{where}: revised must be a list of {{date, was, why}}, each said, got {revised!r}")
+        criterion = render_criterion(str(e["criterion"]).strip(), tol, where)
         f = Finding(str(e["id"]), e["chapter"], e["kind"], str(e["section"]), str(e["quote"]).strip(),
-                    str(e["criterion"]).strip(), tuple(evidence), dict(exp), tuple(e.get("decided_by") or ()),
+                    criterion, tuple(evidence), dict(exp), tuple(e.get("decided_by") or ()),
                     str(e.get("why_scale") or "").strip(), dict(tol) if isinstance(tol, dict) else tol,
                     tuple({k: str(v).strip() for k, v in r.items()} for r in revised))
         if any(g.id == f.id for g in out):
             raise RegistryError(f"{where}: id {f.id!r} is used twice")
         out.append(f)
+    return out
+
+
+#: A tolerance in a criterion's text: ``{tol}`` (a finding's one tolerance) or ``{tol.name}`` (a
+#: named one), ``%`` before the brace to print it as a percentage (``{tol%}``: 0.01 → "1%").
+PLACEHOLDER = re.compile(r"\{tol(?:\.(\w+))?(%?)\}")
+
+
+def render_criterion(text: str, tol: float | Mapping[str, float] | None, where: str = "criterion") -> str:
+    """A criterion's text with its tolerances written in from the registry's values
+    (:data:`PLACEHOLDER`), so that the text and the rule read one number.  Raises
+    :class:`RegistryError` for a placeholder that names no tolerance, and for a tolerance the text
+    never names (a number the reader of the criterion would not see)."""
+    named = dict(tol) if isinstance(tol, Mapping) else {} if tol is None else {None: tol}
+    used: set[str | None] = set()
+
+    def value(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in named:
+            raise RegistryError(f"{where}: criterion names {m.group(0)!r}, but the tolerance is "
+                                f"{tol!r}: use " + (", ".join(f"{{tol.{k}}}" for k in named if k) or "{tol}"))
+        used.add(key)
+        v = float(named[key])
+        return f"{100 * v:g}%" if m.group(2) else f"{v:g}"
+
+    out = PLACEHOLDER.sub(value, text)
+    missing = [k for k in named if k not in used]
+    if missing:
+        shown = ", ".join("{tol}" if k is None else f"{{tol.{k}}}" for k in missing)
+        raise RegistryError(f"{where}: the criterion's text does not name its tolerance ({shown}): write it "
+                            f"from the registry's value, not as a typed number")
     return out
 
 
@@ -211,7 +244,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     """A finding's verdict from its evidence rows: (verdict, problem).
 
     ``failed`` if a row is not sane (:func:`instab.report.sane`); else the one verdict its deciding
-    rows (``decided_by``, else every row) share; ``corrected`` if some hold and others are refuted or
+    rows (``decided_by``, else every row; a ``fact`` or ``calibration`` row beside rows of evidence
+    is shown, not counted) share; ``corrected`` if some hold and others are refuted or
     corrected (one rule for a statement true on part of its stated range or settings and false on
     the rest: the book states where it holds); ``inconclusive`` if some decide one way and the others cannot decide; a
     finding whose deciding rows decide different ways is a problem of the registry (split it, or
@@ -223,6 +257,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     deciding = [r for r in rows if not f.decided_by or f.matches(r["name"], f.decided_by)]
     if not deciding:
         return None, f"{f.id}: none of its rows is one of decided_by {list(f.decided_by)}"
+    evidence = [r for r in deciding if r["verdict"] not in MACHINERY]
+    deciding = evidence or deciding  # a fact or calibration beside evidence is shown, never counted
     verdicts = sorted({r["verdict"] for r in deciding})
     if "refuted" in verdicts and set(verdicts) & {"reproduced", "corrected"} and \
             set(verdicts) <= {"reproduced", "corrected", "refuted", "inconclusive"}:

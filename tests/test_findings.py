@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from instab import findings
+from instab import findings, paths
 
 ENTRY = {"id": "heat-cfl", "chapter": "heat", "kind": "paper", "section": "§3", "quote": "stable for r < 1/2",
          "criterion": "bisection within 1e-6", "evidence": ["threshold", "r=0.4: *"],
@@ -201,8 +201,9 @@ def test_a_changed_tolerance_re_executes_the_chapter_a_changed_expectation_only_
 def test_tolerances_are_checked_and_named(tmp_path: Path) -> None:
     for bad in (0, -1, float("inf"), "1%", {"a": 0}, True):
         with pytest.raises(findings.RegistryError, match="tolerance"):
-            findings.load(_write(tmp_path, {**ENTRY, "tolerance": bad}))
-    p = _write(tmp_path, {**ENTRY, "tolerance": {"near": 0.01}}, {**ENTRY, "id": "other"})
+            findings.load(_write(tmp_path, {**ENTRY, "tolerance": bad, "criterion": "within {tol}"}))
+    p = _write(tmp_path, {**ENTRY, "tolerance": {"near": 0.01}, "criterion": "bisection within {tol.near}"},
+               {**ENTRY, "id": "other"})
     assert findings.tolerance("heat-cfl", "near", path=p) == 0.01
     with pytest.raises(KeyError, match="'far'.*near"):
         findings.tolerance("heat-cfl", "far", path=p)
@@ -245,3 +246,36 @@ def test_robust_tolerates_a_row_that_moves_while_its_finding_stays_allowed() -> 
     assert _finding_holds(f, "heat", "ci", ["native", "avx2"], claims)  # inconclusive, then corrected
     claims[("heat", "avx2")] = [_row("sweep a", "refuted"), _row("sweep b", "refuted")]
     assert not _finding_holds(f, "heat", "ci", ["native", "avx2"], claims)  # refuted is not allowed
+
+
+def test_a_criterion_writes_its_tolerances_from_the_registry() -> None:
+    assert findings.render_criterion("within {tol%} of 1/2", 0.01) == "within 1% of 1/2"
+    assert findings.render_criterion("≥ {tol.decades} decades below {tol.first_max}",
+                                     {"decades": 3, "first_max": 1e-6}) == "≥ 3 decades below 1e-06"
+    assert findings.render_criterion("2^{-22}, no tolerance", None) == "2^{-22}, no tolerance"
+    with pytest.raises(findings.RegistryError, match=r"does not name its tolerance \(\{tol.share\}\)"):
+        findings.render_criterion("≥ {tol.decades} decades", {"decades": 3, "share": 0.9})
+    with pytest.raises(findings.RegistryError, match=r"names '\{tol.x\}'"):
+        findings.render_criterion("{tol.x}", 0.5)
+
+
+def test_every_registered_tolerance_is_named_in_its_criterion() -> None:
+    raw = yaml.safe_load(paths.REGISTRY.read_text())["findings"]
+    loaded = {f.id: f for f in findings.load(paths.REGISTRY)}
+    for e in raw:
+        tol = e.get("tolerance")
+        if tol is None:
+            continue
+        keys = [f"{{tol.{k}" for k in tol] if isinstance(tol, dict) else ["{tol"]
+        assert all(k in e["criterion"] for k in keys), e["id"]
+        assert "{tol" not in loaded[e["id"]].criterion, e["id"]
+
+
+def test_a_fact_beside_evidence_is_shown_not_counted() -> None:
+    f = findings.Finding("a", "heat", "paper", "§3", "q", "c", ("x*",),
+                         {"ci": "corrected", "default": "corrected", "paper": None})
+    rows = [{"name": "x1", "verdict": "fact", "ok": True, "sane": True},
+            {"name": "x2", "verdict": "refuted", "ok": False, "sane": True},
+            {"name": "x3", "verdict": "reproduced", "ok": True, "sane": True}]
+    assert findings.verdict_of(f, rows) == ("corrected", "")
+    assert findings.verdict_of(f, rows[:1]) == ("fact", "")

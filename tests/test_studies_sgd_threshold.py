@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -47,7 +48,6 @@ def test_ci_and_paper_plans_validate():
 @pytest.mark.parametrize("change, message", [
     ({"sweeps": {"x": {"model": "mlp"}}}, "smooth"),
     ({"sweep_lrs": [0.1, -0.1]}, "sweep_lrs"),
-    ({"amplified_factor": 2}, "amplified_factor"),
     ({"members": [2]}, "members"),
     ({"sharpness_seeds": [0, 1, 2]}, "sharpness_seeds"),
     ({"sharpness_points": [0.5, 1.5]}, "sharpness_points"),
@@ -176,7 +176,7 @@ def test_prediction_interval_covers_one_more_draw():
 
 
 def _fig5(gaps: list[float], acc: list[float]) -> dict:
-    return {"gaps": {f"k={k}": g for k, g in zip((3, 5, 7), gaps, strict=True)}, "acc": np.array(acc)}
+    return {"gaps": {f"k={k}": g for k, g in zip((3, 5, 7), gaps, strict=True)}, "acc": np.array(acc), "chance": 10.0}
 
 
 def test_fig5_rules():
@@ -187,7 +187,8 @@ def test_fig5_rules():
     assert study.fig5_claims(_fig5([0.1, 2.0, 0.3], [10.0, 60.0]))[0].verdict == "inconclusive"
 
 
-def test_fig5_takes_the_smallest_lr():
+def test_fig5_takes_the_smallest_lr(monkeypatch):
+    monkeypatch.setattr(study, "load_data", lambda config: types.SimpleNamespace(num_classes=10))
     variants = [{"k": 1, "form": "paper", "init_ulp": 0, "threads": None},
                 {"k": 3, "form": "paper", "init_ulp": 0, "threads": None}]
     h = History(config={"variants": variants}, variants=["k=1", "k=3"], settings={}, iter_acc_step=[10, 20],
@@ -197,4 +198,4 @@ def test_fig5_takes_the_smallest_lr():
         sweeps = {"smooth": ["big", "small"]}
 
     f = study.fig5(Plan(), {"big": None, "small": h}, {"lrs": [0.1, 0.01]})  # type: ignore[arg-type, dict-item]
-    assert f["lr"] == 0.01 and f["gaps"]["k=3"] == pytest.approx(2.0)
+    assert f["lr"] == 0.01 and f["gaps"]["k=3"] == pytest.approx(2.0) and f["chance"] == 10.0

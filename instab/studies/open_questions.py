@@ -28,7 +28,7 @@ from instab.ensemble import band_decision, floor_decision, mean_interval
 from instab.findings import tolerance
 from instab.report import Claim
 from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of
-from instab.studies.sgd_threshold import amplification
+from instab.studies.sgd_threshold import amplification, amplified_factor
 from instab.train import RunConfig, Variant
 
 __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectories", "edge_claims",
@@ -63,7 +63,6 @@ class Params(SgdParams):
     onset_factor: float
     onset_agree: float
     edge_band: list[float]
-    amplified_factor: float
     grid: dict[str, Any]
     k_values: list[int]
     grid_seeds: list[int]
@@ -94,7 +93,6 @@ class Params(SgdParams):
             raise ValueError(f"controllers={list(self.controllers)!r} is not allowed; give {list(CONTROLLED)}")
         checks.in_range("onset_factor", self.onset_factor, 2, 1e6)
         checks.in_range("onset_agree", self.onset_agree, 1.1, 100)
-        checks.in_range("amplified_factor", self.amplified_factor, 10, 1e12)
         if len(self.edge_band) != 2 or not 0 < self.edge_band[0] < 1 < self.edge_band[1]:
             raise ValueError(f"edge_band={self.edge_band!r} is not allowed; [low < 1 < high]")
         checks.positive("decades_min", self.decades_min)
@@ -269,7 +267,7 @@ def edge_stats(t: Mapping[str, Any], p: Params) -> dict[str, Any]:
     for regime in REGIMES:
         per_seed = [float(np.median(r["amplification"])) for r in t[regime]["rows"]]
         m, lo, hi = _log_interval(per_seed)
-        out[f"amplified_{regime}"] = (_decided([lo, hi], lambda iv: floor_decision(iv, p.amplified_factor)),
+        out[f"amplified_{regime}"] = (_decided([lo, hi], lambda iv: floor_decision(iv, amplified_factor())),
                                       m, [lo, hi])
     m, lo, hi = _log_interval([r["max_ratio"] for r in below])
     out["below_max"] = (_decided([lo, hi], lambda iv: not floor_decision(iv, 1.0)
@@ -307,11 +305,11 @@ def edge_claims(t: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-edge") 
     d, m, iv = e["amplified_above"]
     out.append(judge("above: RelL1 is amplified", m, iv,
                      criterion=(f"lr {above:g}: RelL1 growth (last 10% / first 10%, median over members) above "
-                                f"×{p.amplified_factor:g}: 95% interval of the geometric mean over seeds"),
+                                f"×{amplified_factor():g}: 95% interval of the geometric mean over seeds"),
                      holds=d, sane=sane, shown_in=shown_in))
     d, m, iv = e["amplified_below"]
     out.append(judge("below: RelL1 is not amplified", m, iv,
-                     criterion=(f"lr {below:g}: the same growth below ×{p.amplified_factor:g} (interval wholly "
+                     criterion=(f"lr {below:g}: the same growth below ×{amplified_factor():g} (interval wholly "
                                 "below → holds, wholly above → refuted)"),
                      holds=None if d is None else not d, sane=sane, shown_in=shown_in))
     d, m, iv = e["below_max"]
