@@ -172,7 +172,8 @@ def render_criterion(text: str, tol: float | Mapping[str, float] | None, where: 
     (:data:`PLACEHOLDER`), so that the text and the rule read one number.  Raises
     :class:`RegistryError` for a placeholder that names no tolerance, and for a tolerance the text
     never names (a number the reader of the criterion would not see)."""
-    named = dict(tol) if isinstance(tol, Mapping) else {} if tol is None else {None: tol}
+    named: dict[str | None, float] = ({k: float(v) for k, v in tol.items()} if isinstance(tol, Mapping)
+                                      else {} if tol is None else {None: float(tol)})
     used: set[str | None] = set()
 
     def value(m: re.Match[str]) -> str:

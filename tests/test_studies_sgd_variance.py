@@ -46,8 +46,10 @@ def test_floating_point_error_is_one_rounding():
     g = torch.Generator().manual_seed(0)
     v = [torch.randn(1000, generator=g), torch.randn(10, 10, generator=g)]
     for k in (1, 2, 4):
-        assert study.floating_point_error(v, 0.1, k=k)["norm"] == 0.0
+        same = study.floating_point_error(v, 0.1, k=k)
+        assert same["norm"] == 0.0 and same["share_beyond_last_bit"] == 0.0
     e = study.floating_point_error(v, 0.1, k=3)
+    assert 0 <= e["share_beyond_last_bit"] < e["share_changed"]  # most changed entries move by one ulp
     assert 0 < e["norm"] <= 2**-23 and 0 < e["max"] <= 2**-22 and 0 < e["share_changed"] < 1
     assert 0 < study.floating_point_error(v, 0.1, k=3, form="release")["norm"] <= 2**-23
 
@@ -214,18 +216,20 @@ def test_float64_rules():
 
 
 def test_table1_right_rules():
-    # 1e-7 < 2^-23: the last bit; 10 / 5e-8 and 10 / 2^-23: 8.3 and 7.9 orders
-    good = {"fp": {"norm": 5e-8, "max": 1e-7}, "batch": {"mean": 10.0}}
+    # no entry beyond its last bit; 10 / 5e-8 and 10 / 2^-23: 8.3 and 7.9 orders
+    good = {"fp": {"norm": 5e-8, "max": 1e-7, "share_beyond_last_bit": 0.0}, "batch": {"mean": 10.0}}
     assert [(c.ok, c.verdict) for c in study.table1_right_claims(good)] == [(True, "fact"), (True, "reproduced"),
                                                                             (True, "reproduced")]
-    # 2^-23 < 2e-7 ≤ 2^-22: two last bits (corrected); 1 / 5e-8: 7.3, 1 / 2^-23: 6.9 orders
-    twice = {"fp": {"norm": 5e-8, "max": 2e-7}, "batch": {"mean": 1.0}}
+    # 3% of the entries beyond their last bit (corrected); 1 / 5e-8: 7.3, 1 / 2^-23: 6.9 orders
+    twice = {"fp": {"norm": 5e-8, "max": 2e-7, "share_beyond_last_bit": 0.03}, "batch": {"mean": 1.0}}
     assert [c.verdict for c in study.table1_right_claims(twice)] == ["fact", "corrected", "refuted"]
-    split = {"fp": {"norm": 3e-8, "max": 1e-7}, "batch": {"mean": 1.0}}  # 7.52 norm-wise, 6.9 as the paper's
-    assert study.table1_right_claims(split)[2].verdict == "inconclusive"
-    bad = {"fp": {"norm": 1e-6, "max": 1e-6}, "batch": {"mean": 1e-3}}
+    most = {"fp": {"norm": 5e-8, "max": 2e-7, "share_beyond_last_bit": 0.6}, "batch": {"mean": 1.0}}
+    assert study.table1_right_claims(most)[1].verdict == "refuted"  # most entries beyond their last bit
+    split = {"fp": {"norm": 3e-8, "max": 1e-7, "share_beyond_last_bit": 0.0}, "batch": {"mean": 1.0}}
+    assert study.table1_right_claims(split)[2].verdict == "inconclusive"  # 7.52 norm-wise, 6.9 as the paper's
+    bad = {"fp": {"norm": 1e-6, "max": 1e-6, "share_beyond_last_bit": 1.0}, "batch": {"mean": 1e-3}}
     assert not study.table1_right_claims(bad)[0].sane  # beyond three roundings: the arithmetic broke
-    none = {"fp": {"norm": 0.0, "max": 0.0}, "batch": {"mean": 1.0}}  # no perturbation at all
+    none = {"fp": {"norm": 0.0, "max": 0.0, "share_beyond_last_bit": 0.0}, "batch": {"mean": 1.0}}  # none at all
     assert not study.table1_right_claims(none)[0].sane
 
 
