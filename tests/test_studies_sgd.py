@@ -43,17 +43,6 @@ def test_a_bad_field_names_where_it_is():
         sgd_study.config({"lr": -0.1}, {"model": "mlp"}, "growth")
 
 
-def test_growth_of_a_restrained_curve():
-    steps = np.arange(1, 401, dtype=float)
-    rel = np.minimum(1e-8 * 10 ** (steps / 20), 0.3)   # 1 decade per 20 iterations, capped
-    g = sgd_study.growth(steps, rel)
-    assert g["decades"] == pytest.approx(math.log10(0.3 / rel[0]))
-    assert g["early_rate"] == pytest.approx(1 / 20, rel=0.05)
-    assert g["late_rate"] == 0 and g["late_over_early"] == 0
-    unrestrained = sgd_study.growth(steps, 1e-8 * 10 ** (steps / 100))
-    assert unrestrained["late_over_early"] == pytest.approx(1.0, rel=0.05)
-
-
 def test_interval_and_ensemble_decisions():
     band = [0.5, 2.0]
     assert sgd_study.band_decision([0.7, 0.99], band) is True

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from instab import book, findings
+from instab import book, findings, growth
 from instab.studies import sgd_threshold as study
 from instab.train import History, RunConfig
 
@@ -61,14 +61,14 @@ def test_amplification_tells_accumulation_from_amplification():
     steps = np.arange(0, 1001, 5, dtype=float)
     accumulated = 1e-9 * np.maximum(steps, 1)          # linear in the steps: ×10 over the span
     amplified = 1e-9 * np.exp(steps / 50)
-    assert study.amplification(steps, accumulated) < 20
-    assert study.amplification(steps, amplified) > 1e6
-    assert math.isnan(study.amplification(steps, np.full_like(steps, np.nan)))
+    assert growth.amplification(steps, accumulated) < 20
+    assert growth.amplification(steps, amplified) > 1e6
+    assert math.isnan(growth.amplification(steps, np.full_like(steps, np.nan)))
     # a perturbation that starts below the one-ulp floor and only reaches it has not grown
     floor = 8.6e-8
     spreads = np.where(steps < 100, 1e-12, floor)
-    assert study.amplification(steps, spreads) > 1e4 and study.amplification(steps, spreads, floor=floor) == 1.0
-    assert study.amplification(steps, amplified, floor=floor) > 1e6
+    assert growth.amplification(steps, spreads) > 1e4 and growth.amplification(steps, spreads, floor=floor) == 1.0
+    assert growth.amplification(steps, amplified, floor=floor) > 1e6
 
 
 def test_the_one_ulp_floor_of_float32_weights():

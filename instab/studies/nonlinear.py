@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from instab import bounds, checks, numerics
+from instab import bounds, checks, growth, numerics
 from instab.findings import tolerance
 from instab.pde import nonlinear as nl
 from instab.pde.images import checkerboard
@@ -264,7 +264,7 @@ class Growth:
     @property
     def decades(self) -> float:
         """log10(peak / first): how many decades the error was amplified (0 if never non-zero)."""
-        return float(np.log10(self.peak / self.first)) if self.first > 0 else 0.0
+        return growth.decades(self.first, self.peak) if self.first > 0 else 0.0
 
 
 def error_growth(rl: np.ndarray) -> Growth:

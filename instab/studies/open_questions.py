@@ -26,9 +26,10 @@ from instab import checks, report
 from instab.controllers import TrackedRun
 from instab.ensemble import band_decision, floor_decision, mean_interval
 from instab.findings import tolerance
+from instab.growth import amplification, decades
 from instab.report import Claim
 from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of
-from instab.studies.sgd_threshold import amplification, amplified_factor
+from instab.studies.sgd_threshold import amplified_factor
 from instab.train import RunConfig, Variant
 
 __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectories", "edge_claims",
@@ -358,7 +359,7 @@ def _decades(r: Mapping[str, Any]) -> float:
     for rel in r["rel_l1"].values():
         x = np.asarray(rel, float)
         nz = x[np.isfinite(x) & (x > 0)]
-        out.append(math.log10(nz[-1] / nz[0]) if nz.size >= 2 else math.nan)
+        out.append(decades(nz[0], nz[-1]) if nz.size >= 2 else math.nan)
     return float(np.median(out))
 
 

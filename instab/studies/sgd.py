@@ -35,7 +35,7 @@ from instab.studies.params import StudyParams
 from instab.train import History, RunConfig, Variant, load_data
 
 __all__ = ["SgdParams", "config", "ensemble_variants", "check_members", "grid_base", "network_name", "run_plan",
-           "curve", "members", "growth", "trained_state", "network", "unanimous", "band_decision",
+           "curve", "members", "trained_state", "network", "unanimous", "band_decision",
            "floor_decision", "mean_interval", "check_decided", "cost_row", "dry_run_of"]
 
 EXTRA_KEYS = ("lrs", "lr_times_steps")  # sweep entries may carry their own lr list and lr × steps
@@ -154,32 +154,6 @@ def members(h: History) -> list[str]:
         if v["k"] > 1 and v["form"] == "paper" and not v["init_ulp"] and v["threads"] is None:
             out.append(name)
     return out
-
-
-def growth(steps: np.ndarray, rel: np.ndarray, *, late: float = 1 / 3) -> dict[str, float]:
-    """How RelL1 grows over a run (Fig. 2 left).
-
-    ``first``: RelL1 after the first iteration that differs; ``peak``: the largest value;
-    ``decades``: log10(peak / first).  ``early_rate``: decades per iteration from the first value to
-    the first time RelL1 comes within a decade of its final value; ``late_rate``: |decades| per
-    iteration over the last ``late`` fraction of the iterations; ``late_over_early``: their ratio
-    (≪ 1: the growth is restrained).
-    """
-    steps, rel = np.asarray(steps, float), np.asarray(rel, float)
-    ok = np.isfinite(rel) & (rel > 0) & (steps > 0)
-    s, r = steps[ok], rel[ok]
-    if s.size < 3:
-        return {"first": math.nan, "peak": math.nan, "final": math.nan, "decades": math.nan,
-                "early_rate": math.nan, "late_rate": math.nan, "late_over_early": math.nan}
-    first, final = float(r[0]), float(r[-1])
-    reach = int(np.argmax(r >= final / 10))
-    early = math.log10(r[reach] / first) / max(s[reach] - s[0], 1.0)
-    start = s[-1] - late * (s[-1] - s[0])
-    i0 = int(np.searchsorted(s, start))
-    late_rate = abs(math.log10(r[-1] / r[i0])) / max(s[-1] - s[i0], 1.0)
-    return {"first": first, "peak": float(r.max()), "final": final, "decades": math.log10(r.max() / first),
-            "early_rate": early, "late_rate": late_rate,
-            "late_over_early": late_rate / early if early > 0 else math.inf}
 
 
 # ---------------------------------------------------------------------------------- trained state

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from instab import growth
 from instab.findings import tolerance
 from instab.report import Claim, claim, decide
 from instab.studies.sgd import (
@@ -30,7 +30,6 @@ from instab.studies.sgd import (
     curve,
     dry_run_of,
     ensemble_variants,
-    growth,
     members,
     network,
     unanimous,
@@ -181,7 +180,7 @@ def fig2_left(p: GrowthPlan, runs: Mapping[RunConfig, History]) -> dict[str, dic
     for name, c in p.growth.items():
         h = runs[c]
         curves = {m: curve(h, m) for m in members(h)}
-        out[f"{name} ({c.model})"] = {"curves": curves, "growth": {m: growth(*sr) for m, sr in curves.items()},
+        out[f"{name} ({c.model})"] = {"curves": curves, "growth": {m: growth.summary(*sr) for m, sr in curves.items()},
                                       "held": restraint(h)}
     return out
 
@@ -239,31 +238,10 @@ def fig2_left_claims(fig: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-
 
 # ------------------------------------------------------------------------------------ constant lr
 def restraint(h: History, *, tail: float = 0.1) -> dict[str, Any]:
-    """A constant-lr run's restraint, per ensemble member (RelL1 recorded at every iteration):
-
-    - ``plateau``: the median RelL1 against k = 1 over the last ``tail`` of the iterations;
-    - ``early_rate``: decades per iteration from the first value until RelL1 first comes within a
-      decade of ``plateau`` (the exponential phase); ``late_rate``: |decades| per iteration between
-      the median over the ``tail`` window at the middle of the run and ``plateau``;
-      ``late_over_early``: their ratio (≪ 1: the exponential growth has stopped);
-    - ``decades``: log10(plateau / first);
-
-    and whether every variant's training loss stayed finite and ended below its first epoch's
-    (``loss_bounded``)."""
-    out: dict[str, Any] = {"members": {}}
-    for name in members(h):
-        s, r = curve(h, name)
-        keep = (s > 0) & np.isfinite(r) & (r > 0)
-        s, r = s[keep], r[keep]
-        n = s[-1]
-        plateau = float(np.median(r[s >= (1 - tail) * n]))
-        mid = float(np.median(r[(s >= (0.5 - tail / 2) * n) & (s <= (0.5 + tail / 2) * n)]))
-        reach = int(np.argmax(r >= plateau / 10))
-        early = math.log10(r[reach] / r[0]) / max(s[reach] - s[0], 1.0)
-        late = abs(math.log10(plateau / mid)) / max((1 - tail / 2) * n - 0.5 * n, 1.0)
-        out["members"][name] = {"first": float(r[0]), "plateau": plateau, "middle": mid,
-                                "decades": math.log10(plateau / r[0]), "early_rate": early, "late_rate": late,
-                                "late_over_early": late / early if early > 0 else math.inf}
+    """A run's restraint, per ensemble member (:func:`instab.growth.restraint` of its RelL1
+    against k = 1: plateau, early and late growth rates and their ratio), and whether every
+    variant's training loss stayed finite and ended below its first epoch's (``loss_bounded``)."""
+    out: dict[str, Any] = {"members": {name: growth.restraint(*curve(h, name), tail=tail) for name in members(h)}}
     losses = [np.asarray(v, float) for v in h.train_loss.values()]
     out["loss_bounded"] = bool(all(np.all(np.isfinite(x)) and x[-1] < x[0] for x in losses))
     out["final_loss"] = {k: float(v[-1]) for k, v in h.train_loss.items()}
@@ -371,7 +349,8 @@ def perturbations(h: History) -> dict[str, dict[str, Any]]:
     for source, names in sources(h).items():
         s, _ = curve(h, names[0])
         r = np.array([curve(h, n)[1] for n in names])  # [member, iteration]
-        out[source] = {"steps": s, "rel": r, "growth": {n: growth(s, rn) for n, rn in zip(names, r, strict=False)},
+        out[source] = {"steps": s, "rel": r,
+                       "growth": {n: growth.summary(s, rn) for n, rn in zip(names, r, strict=False)},
                        "same": [bool(np.all(curve(h, n)[1] == 0)) for n in names]}
     return out
 

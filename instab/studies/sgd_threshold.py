@@ -22,7 +22,7 @@ import numpy as np
 
 from instab import checks
 from instab.findings import tolerance
-from instab.growth import ulp_floor
+from instab.growth import amplification, ulp_floor
 from instab.report import Claim, claim, decide, judge
 from instab.stability import RitzPair, top_hessian_eigenpair
 from instab.studies.sgd import (
@@ -41,7 +41,7 @@ from instab.studies.sgd import (
 )
 from instab.train import History, RunConfig, Variant, cross_entropy, load_data
 
-__all__ = ["Params", "ThresholdPlan", "plan", "fixed_lr_sweep", "amplification", "sweep_status",
+__all__ = ["Params", "ThresholdPlan", "plan", "fixed_lr_sweep", "sweep_status",
            "threshold_decision", "fig2_right", "fig2_right_report", "threshold_verdict", "threshold_claims",
            "kinked_verdicts", "sweeps_value", "sharpness", "momentum_lr_limit", "stability_limit",
            "stability_report", "stability_claims", "stability_decision", "stability_verdict", "trajectory", "fig5",
@@ -144,27 +144,6 @@ def trajectory(cells: Sequence[RunConfig], lrs: Sequence[float], p: Params) -> d
 
 
 # ---------------------------------------------------------------------------------- Fig. 2 right
-def amplification(steps: np.ndarray, rel: np.ndarray, *, floor: float = 0.0, window: float = 0.1) -> float:
-    """Median RelL1 over the last ``window`` of a fixed-lr run over its median over the first
-    ``window`` (iterations from 1), that start measured no lower than ``floor``, the network's one-ulp
-    floor (:func:`instab.growth.ulp_floor`): a perturbation that starts below the floor and only
-    reaches it has spread over the weights, not grown.  The one-ulp perturbations are re-injected at
-    every step, so an error that is merely accumulated grows about in proportion to the iterations
-    (×10 over this span, a random walk ×3); an amplified one grows by orders of magnitude more."""
-    steps, rel = np.asarray(steps, float), np.asarray(rel, float)
-    keep = steps > 0
-    steps, rel = steps[keep], rel[keep]
-    if steps.size < 2 or not np.all(np.isfinite(rel)):
-        return math.nan
-    n = steps[-1]
-    head = rel[steps <= max(window * n, steps[0])]
-    tail = rel[steps >= (1 - window) * n]
-    lo = float(np.median(head))
-    if lo <= 0 and floor <= 0:
-        lo = float(np.min(rel[rel > 0])) if np.any(rel > 0) else math.nan
-    return float(np.median(tail)) / max(lo, floor)
-
-
 def sweep_status(amplifications: Sequence[float], factor: float) -> str:
     """One learning rate of a fixed-lr sweep, over its ensemble: ``"amplified"`` when every
     member's growth exceeds ``factor``, ``"attenuated"`` when none does, else ``"mixed"``."""

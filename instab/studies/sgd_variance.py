@@ -43,6 +43,7 @@ from instab.ensemble import (
     seeds_without,
     std_ratio,
 )
+from instab.growth import summary
 from instab.optim import perturbed_update
 from instab.report import Claim, claim, decide, judge, paper, printed, printed_halfwidth
 from instab.studies.sgd import (
@@ -52,7 +53,6 @@ from instab.studies.sgd import (
     curve,
     dry_run_of,
     grid_base,
-    growth,
     network_name,
     trained_state,
     unanimous,
@@ -641,7 +641,7 @@ def float64(p: VariancePlan, runs: Mapping[RunConfig, History], table: str) -> d
         h32 = same.get(h.config["batch_seed"])
         curves.append((curve(h, "k=3"), curve(h32, "k=3") if h32 is not None else None))
     return {**g64, "disagreement": disagreement_over_k(f64_runs),
-            "growth": [growth(*curve(h, "k=3")) for h in f64_runs], "curves": curves,
+            "growth": [summary(*curve(h, "k=3")) for h in f64_runs], "curves": curves,
             "iterations": p.float64[0].max_steps or f64_runs[0].steps[-1]}
 
 
