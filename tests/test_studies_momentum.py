@@ -96,3 +96,10 @@ def test_mu_claims():
     assert (near.name, near.ok, near.verdict) == ("μ=0.99: bisection α_max = exact", True, "reproduced")
     s = study.MuSweep(np.zeros(1), [0.0], 100.0, [0.0, 0.99], [400.0, 100.5], [100.0, 90.0])
     assert [c.ok for c in study.mu_claims(s)] == [False, False]
+
+
+def test_damping_claim_reads_the_mu_sweep_both_ways():
+    moving = study.MuSweep(np.zeros(2), [], 1.33e8, [0.0, 0.9, 0.99], [4e8, 1.43e8, 1.34e8], [4e8, 1.43e8, 1.34e8])
+    assert study.damping_claim(moving).verdict == "refuted" and study.damping_claim(moving).ours > 2.9
+    still = study.MuSweep(np.zeros(2), [], 1.33e8, [0.0, 0.9], [1.43e8, 1.43e8], [1.43e8, 1.435e8])
+    assert study.damping_claim(still).verdict == "reproduced"

@@ -23,6 +23,7 @@ import numpy as np
 
 from instab import bounds, checks
 from instab.bounds import AlphaBounds
+from instab.findings import tolerance
 from instab.pde.onelayer import (
     LinearisedCNN,
     OneLayerRun,
@@ -46,7 +47,7 @@ from instab.studies.linear import (
 )
 
 __all__ = ["Params", "Table6Row", "Table6", "table6", "Runs", "runs", "MuSweep", "mu_sweep", "table6_claims",
-           "run_claims", "mu_claims", "outcome"]
+           "run_claims", "mu_claims", "damping_claim", "DAMPING", "outcome"]
 
 SHOWN_TABLE6 = "sec-momentum-table6"
 
@@ -237,6 +238,23 @@ def run_claims(r: Runs) -> list[Claim]:
                          ok=o.converged if predicted else o.overflowed,
                          verdict="reproduced" if agree else "corrected", shown_in="fig-momentum-runs"))
     return out
+
+
+#: The registry's finding on the paper's "the choice of damping d has no impact on the stability bounds".
+DAMPING = "momentum-damping-no-impact"
+
+
+def damping_claim(s: MuSweep) -> Claim:
+    """The paper's "the choice of damping d has no impact on the stability bounds" (App. D): d sets
+    μ = (2 − dΔt)/(2 + dΔt), so the bisected upper bounds across the swept μ (``found``) must agree
+    within the bisection's resolution (the registry's ``within``, either way): the largest over the
+    smallest ≤ (1 + within)² → reproduced, else refuted (the bound moves with the damping)."""
+    within = tolerance(DAMPING, "within")
+    spread = max(s.found) / min(s.found)
+    return claim("the upper bound does not move with the damping (μ sweep)", spread, 1.0,
+                 criterion=f"largest over smallest bisected α_max across μ = {', '.join(f'{m:g}' for m in s.mu_values)}"
+                           f" ≤ (1 + {within:g})² → reproduced; larger → refuted",
+                 ok=spread <= (1 + within) ** 2, verdict="reproduced", shown_in="fig-momentum-mu")
 
 
 def mu_claims(s: MuSweep) -> list[Claim]:
