@@ -147,12 +147,13 @@ def test_lanczos_in_torch_agrees_with_numpy_lanczos_and_eigsh():
 
 
 # ----------------------------------------------------------------------------- edge rules
-def test_onset_is_beyond_accumulation():
+def test_onset_is_a_level_above_the_one_ulp_floor():
     steps = np.arange(0, 201, 20.0)
-    accumulating = np.r_[0, 1e-7 * steps[1:] / 20]
-    assert math.isnan(study.onset(steps, accumulating, 10))
-    growing = np.r_[0, 1e-7 * np.exp(steps[1:] / 20)]
-    assert study.onset(steps, growing, 10) == 100.0  # e^4 = 55 > 10 × 5 (at 80: e^3 = 20 < 40)
+    floor = 8.6e-8
+    spreading = np.r_[0, np.minimum(1e-12 * 10 ** (steps[1:] / 20), 3 * floor)]  # reaches the floor only
+    assert math.isnan(study.onset(steps, spreading, floor, 100))
+    growing = np.r_[0, floor * np.exp(steps[1:] / 20)]
+    assert study.onset(steps, growing, floor, 100) == 100.0  # e^5 = 148 ≥ 100 (at 80: e^4 = 55)
 
 
 def _row(amp_onset, edge_onset, late=1.0, batch=1.0, max_ratio=0.5, rate_ratio=1.0, amplification=(1e3,)):

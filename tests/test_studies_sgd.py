@@ -3,10 +3,8 @@ configurations, RelL1 growth, the decisive check."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 

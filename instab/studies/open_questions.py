@@ -26,13 +26,14 @@ from instab import checks, report
 from instab.controllers import TrackedRun
 from instab.ensemble import band_decision, floor_decision, mean_interval
 from instab.findings import tolerance
-from instab.growth import amplification, decades
+from instab.growth import amplification, decades, ulp_floor
 from instab.report import Claim
-from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of
+from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of, network
 from instab.studies.sgd_threshold import amplified_factor
 from instab.train import RunConfig, Variant
 
-__all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "trajectories", "edge_claims",
+__all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "floor_multiple", "ONSET",
+           "trajectories", "edge_claims",
            "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
            "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "std_interval",
@@ -61,8 +62,6 @@ class Params(SgdParams):
     seeds: list[int]
     every: int
     tracking: dict[str, Any]
-    onset_factor: float
-    onset_agree: float
     edge_band: list[float]
     grid: dict[str, Any]
     k_values: list[int]
@@ -92,8 +91,6 @@ class Params(SgdParams):
         check_members(ks[1:])
         if set(self.controllers) != set(CONTROLLED):
             raise ValueError(f"controllers={list(self.controllers)!r} is not allowed; give {list(CONTROLLED)}")
-        checks.in_range("onset_factor", self.onset_factor, 2, 1e6)
-        checks.in_range("onset_agree", self.onset_agree, 1.1, 100)
         if len(self.edge_band) != 2 or not 0 < self.edge_band[0] < 1 < self.edge_band[1]:
             raise ValueError(f"edge_band={self.edge_band!r} is not allowed; [low < 1 < high]")
         checks.positive("decades_min", self.decades_min)
@@ -170,17 +167,22 @@ def stability_ratio(lr: Sequence[float], curvature: Sequence[float], *, momentum
     return np.asarray(lr, float) * (np.asarray(curvature, float) + weight_decay) / (2 * (1 + momentum))
 
 
-def onset(steps: Sequence[float] | np.ndarray, rel: Sequence[float] | np.ndarray, factor: float) -> float:
-    """The first recorded iteration at which RelL1 exceeds ``factor`` times what accumulation alone
-    would give (RelL1 at the first recorded iteration t₁ > 0, times t/t₁: the errors re-injected
-    at every step adding up); NaN if it never does."""
-    s, r = np.asarray(steps, float), np.asarray(rel, float)
-    keep = (s > 0) & np.isfinite(r) & (r > 0)
-    s, r = s[keep], r[keep]
-    if s.size < 2:
-        return math.nan
-    over = r >= factor * r[0] * s / s[0]
-    return float(s[np.argmax(over)]) if over.any() else math.nan
+#: The registry's finding on where amplification begins (``floor_multiple``, ``agree``).
+ONSET = "oq-onset-at-edge"
+
+
+def floor_multiple() -> float:
+    """How many one-ulp floors RelL1 must reach to count as amplified (the registry's)."""
+    return tolerance(ONSET, "floor_multiple")
+
+
+def onset(steps: Sequence[float] | np.ndarray, rel: Sequence[float] | np.ndarray, floor: float,
+          multiple: float) -> float:
+    """The first recorded iteration at which RelL1 reaches ``multiple`` × the network's one-ulp
+    ``floor`` (:func:`instab.growth.ulp_floor`): below the floor a perturbation has only spread
+    over the weights, and the re-injected roundings alone keep it within a few floors; NaN if it
+    never does."""
+    return first_at_least(steps, rel, multiple * floor)
 
 
 def first_at_least(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
@@ -191,7 +193,7 @@ def first_at_least(steps: Sequence[float] | np.ndarray, values: Sequence[float] 
     return float(np.asarray(steps, float)[np.argmax(hit)]) if hit.any() else math.nan
 
 
-def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]], onset_factor: float) -> dict[str, Any]:
+def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, Any]:
     """Per regime, one record per seed: ``steps``, ``ratio`` (full-batch λ), ``batch_ratio``
     (batch sharpness), ``rel`` (median RelL1 over the members), ``rate`` (the shadow's growth rate
     per iteration over the window ending at each record), ``amp_onset`` (:func:`onset`),
@@ -200,8 +202,10 @@ def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]], onse
     second half), ``max_ratio``, ``amplification`` (per member, as in Fig. 2 right) and
     ``residual`` (the worst Lanczos relative residual)."""
     out: dict[str, Any] = {}
+    multiple = floor_multiple()
     for regime, cells in p.trajectories.items():
         rows = []
+        floor = ulp_floor(network(cells[0]).parameters())
         for c in cells:
             r = runs[c]
             steps = np.asarray(r["steps"], float)
@@ -213,12 +217,12 @@ def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]], onse
             pos = np.flatnonzero(np.isfinite(rate) & (rate > 0))
             half = steps >= steps[-1] / 2
             rows.append({"seed": c.init_seed, "steps": steps, "ratio": ratio, "batch_ratio": bratio, "rel": rel,
-                         "rate": rate, "amp_onset": onset(steps, rel, onset_factor),
+                         "rate": rate, "amp_onset": onset(steps, rel, floor, multiple), "floor": floor,
                          "edge_onset": first_at_least(steps, ratio, 1.0),
                          "rate_onset_ratio": float(ratio[pos[0] - 1]) if pos.size else math.nan,
                          "late_ratio": float(np.median(ratio[half])),
                          "late_batch_ratio": float(np.median(bratio[half])), "max_ratio": float(np.max(ratio)),
-                         "amplification": [amplification(steps, np.asarray(r["rel_l1"][m], float))
+                         "amplification": [amplification(steps, np.asarray(r["rel_l1"][m], float), floor=floor)
                                            for m in r["rel_l1"]],
                          "residual": float(np.max(r["residual"]))})
         out[regime] = {"lr": cells[0].lr, "rows": rows}
@@ -261,7 +265,7 @@ def edge_stats(t: Mapping[str, Any], p: Params) -> dict[str, Any]:
     """Every edge statistic with its interval and decision (what :func:`edge_claims` records)."""
     above, below = t["above"]["rows"], t["below"]["rows"]
     out: dict[str, Any] = {}
-    out["onset"] = onset_decision(above, p.onset_agree)
+    out["onset"] = onset_decision(above, tolerance(ONSET, "agree"))
     for key, col in (("hover", "late_ratio"), ("hover_batch", "late_batch_ratio")):
         m, lo, hi = _log_interval([r[col] for r in above])
         out[key] = (_decided([lo, hi], lambda iv: band_decision(iv, p.edge_band)), m, [lo, hi])
@@ -290,10 +294,11 @@ def edge_claims(t: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-edge") 
     onset_d, onset_iv = e["onset"]
     amp = [r for r in t["above"]["rows"] if np.isfinite(r["amp_onset"])]
     edgeless = sum(not np.isfinite(r["edge_onset"]) for r in amp) / len(amp) if amp else math.nan
+    multiple, agree = tolerance(ONSET, "floor_multiple"), tolerance(ONSET, "agree")
     out = [judge("onset: amplification begins when the stability ratio reaches 1", edgeless, onset_iv,
-                 criterion=(f"lr {above:g}: over the seeds whose RelL1 exceeds accumulation ×{p.onset_factor:g} "
+                 criterion=(f"lr {above:g}: over the seeds whose RelL1 reaches {multiple:g} × the one-ulp floor "
                             f"(ours: the share of them that never reach ratio 1), 95% interval of the geometric "
-                            f"mean of t(amplified)/t(ratio ≥ 1) inside [1/{p.onset_agree:g}, {p.onset_agree:g}]; "
+                            f"mean of t(amplified)/t(ratio ≥ 1) inside [1/{agree:g}, {agree:g}]; "
                             "most amplified seeds never reaching ratio 1, or the interval wholly outside → refuted"),
                  holds=onset_d, sane=sane, shown_in=shown_in)]
     for key, name, what in (("hover", "above: the stability ratio hovers near 1 (full-batch λ)", "late_ratio"),
