@@ -131,8 +131,9 @@ class Shadow:
     relative ``delta`` (:func:`perturb_relative`; 0: one ulp) and remembers RelL1 to the
     reference; the shadow then takes the reference's steps (k = 1,
     same batches, same step size) and :meth:`rate` is ln(RelL1_now / RelL1_start) per iteration:
-    a finite-time Lyapunov exponent of the training map over the window (Benettin's renormalised
-    two-run method; positive: the perturbation is amplified).  A one-ulp start is the paper's
+    the finite-time growth rate of a fresh random direction over the window (restarted, not
+    renormalised along one direction, so not a Lyapunov exponent; positive: the perturbation is
+    amplified).  A one-ulp start is the paper's
     perturbation, but the rounding of every later step adds errors of its own size, so over a
     window of m steps mere accumulation grows it up to (1 + m)-fold: a ``delta`` well above the
     last bit (e.g. 2⁻¹⁴) measures the linearised growth without that floor.

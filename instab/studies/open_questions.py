@@ -194,9 +194,9 @@ def first_at_least(steps: Sequence[float] | np.ndarray, values: Sequence[float] 
 
 
 def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, Any]:
-    """Per regime, one record per seed: ``steps``, ``ratio`` (full-batch λ), ``batch_ratio``
-    (batch sharpness), ``rel`` (median RelL1 over the members), ``rate`` (the shadow's growth rate
-    per iteration over the window ending at each record), ``amp_onset`` (:func:`onset`),
+    """Per regime, one record per seed: ``steps``, ``ratio`` (λ on the fixed subset of ``sharp_size``
+    images), ``batch_ratio`` (batch sharpness), ``rel`` (median RelL1 over the members), ``rate``
+    (the shadow's growth rate per iteration over the window ending at each record), ``amp_onset`` (:func:`onset`),
     ``edge_onset`` (first ratio ≥ 1), ``rate_onset_ratio`` (the ratio at the start of the first
     window with a positive growth rate), ``late_ratio`` / ``late_batch_ratio`` (medians over the
     second half), ``max_ratio``, ``amplification`` (per member, as in Fig. 2 right) and
@@ -301,7 +301,7 @@ def edge_claims(t: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-edge") 
                             f"mean of t(amplified)/t(ratio ≥ 1) inside [1/{agree:g}, {agree:g}]; "
                             "most amplified seeds never reaching ratio 1, or the interval wholly outside → refuted"),
                  holds=onset_d, sane=sane, shown_in=shown_in)]
-    for key, name, what in (("hover", "above: the stability ratio hovers near 1 (full-batch λ)", "late_ratio"),
+    for key, name, what in (("hover", "above: the stability ratio hovers near 1 (λ on the fixed subset)", "late_ratio"),
                             ("hover_batch", "above: the batch-sharpness ratio hovers near 1", "late_batch_ratio")):
         d, m, iv = e[key]
         out.append(judge(name, m, iv, criterion=(f"lr {above:g}: median of η(λ+α)/(2(1+μ)) over the second half "
@@ -353,7 +353,7 @@ def edge_sentence(t: Mapping[str, Any], p: Params) -> str:
     hm, (hlo, hhi) = e["hover"][1], e["hover"][2]
     return (f"The shadow's growth rate turns positive at a stability ratio of {m:.2g} (95% interval {lo:.2g} to "
             f"{hi:.2g}): amplification starts {where}.  Over the second half of the runs above the threshold "
-            f"the full-batch ratio is {hm:.2g} ({hlo:.2g} to {hhi:.2g}), the batch-sharpness ratio "
+            f"the ratio from λ on the fixed subset is {hm:.2g} ({hlo:.2g} to {hhi:.2g}), the batch-sharpness ratio "
             f"{e['hover_batch'][1]:.2g} ({e['hover_batch'][2][0]:.2g} to {e['hover_batch'][2][1]:.2g}).")
 
 
@@ -423,8 +423,21 @@ def fall_decision(interval: Sequence[float], band: float) -> bool | None:
     return False if lo > band else None
 
 
+#: The registry's finding on whether the curvature cap is applied at all (``applied_min``: the share
+#: of the iterations it must bind on; below it the cap's (a)–(d) are no verdict).
+CAP_APPLIED = "oq-cap-binds"
+
+
+def cap_applied(cmp: Mapping[str, Any]) -> tuple[bool, float]:
+    """(applied, mean share of the iterations where the cap binds): applied when the share, over
+    the seeds, is at least the registry's ``applied_min``."""
+    share = float(np.mean(cmp["cap"]["binds"]))
+    return share >= tolerance(CAP_APPLIED, "applied_min"), share
+
+
 def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, Any]]:
-    """Findings (a)–(d) and the cap's binding share per controller, each (decision, value, interval)."""
+    """Findings (a)–(d) and the cap's binding share per controller, each (decision, value, interval);
+    a cap that is not applied (:func:`cap_applied`) decides none of (a)–(d)."""
     plain = cmp["none"]
     out: dict[str, dict[str, Any]] = {}
     for name in CONTROLLED:
@@ -441,8 +454,10 @@ def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, A
         st["d"] = (_decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
         if name == "cap":
             share = np.asarray(c["binds"])
-            st["binds"] = (True if np.all(share > 0) else False if np.all(share == 0) else None,
-                           float(share.mean()), [float(share.min()), float(share.max())])
+            applied, mean = cap_applied(cmp)
+            st["binds"] = (applied, mean, [float(share.min()), float(share.max())])
+            if not applied:  # a cap that (almost) never binds is plain SGD again: no verdict on (a)–(d)
+                st.update({key: (None, *st[key][1:]) for key in "abcd"})
         out[name] = st
     return out
 
@@ -469,14 +484,18 @@ def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq
              f"per seed, mean accuracy over k controlled − plain (points); 95% t interval above "
              f"−{p.acc_cost_max:g} → holds, below → refuted"),
         ]
+        applied_min = tolerance(CAP_APPLIED, "applied_min")
+        not_applied = (f"; the cap bound on {100 * s['binds'][1]:.2g}% of the iterations (< {100 * applied_min:g}%): "
+                       "not applied, no verdict") if name == "cap" and not s["binds"][0] else ""
         for key, claim_name, criterion in rows:
             d, m, iv = s[key]
-            out.append(judge(claim_name, m, iv, criterion=criterion, holds=d, sane=acc_ok, shown_in=shown_in))
+            out.append(judge(claim_name, m, iv, criterion=criterion + not_applied, holds=d, sane=acc_ok,
+                             shown_in=shown_in))
         if name == "cap":
             d, m, iv = s["binds"]
-            out.append(judge("cap: the curvature cap binds", m, iv,
-                             criterion="share of iterations where c·2(1+μ)/(λ+α) < η: > 0 in every seed → holds, "
-                                       "0 in every seed → refuted, else inconclusive",
+            out.append(judge("cap: the curvature cap is applied", m, iv,
+                             criterion=f"mean share over the seeds of the iterations where c·2(1+μ)/(λ+α) < η: "
+                                       f"≥ {100 * applied_min:g}% → applied; below → not applied (refuted)",
                              holds=d, sane=acc_ok, shown_in=shown_in))
     return out
 
