@@ -240,15 +240,16 @@ def test_controller_claims_hold_fail_or_are_inconclusive():
     assert all("not applied, no verdict" in c.criterion for c in rare if c.name.startswith("cap: RelL1"))
 
 
-def test_binomial_std_is_the_spread_of_independent_errors():
+def test_disagreement_std_is_the_spread_of_independent_errors():
     """Runs whose examples err independently with probabilities p_i: the spread of their accuracy
-    is what binomial_std predicts from the runs themselves (within sampling error)."""
+    is what disagreement_std predicts from their mean pairwise disagreement (within sampling error)."""
     rng = np.random.default_rng(0)
     p_i = rng.beta(0.5, 3.0, size=400)
     errors = rng.random((3000, p_i.size)) < p_i
     measured = 100 * (1 - errors.mean(axis=1)).std(ddof=1)
-    assert abs(study.binomial_std(errors) / measured - 1) < 0.05
-    assert study.binomial_std(np.zeros((5, 10), bool)) == 0.0
+    rate = float(np.mean(errors[::2][:1000] != errors[1::2][:1000]))  # disjoint pairs of runs
+    assert abs(study.disagreement_std(rate, p_i.size) / measured - 1) < 0.05
+    assert study.disagreement_std(0.0, 10) == 0.0
 
 
 def test_std_interval_covers_the_true_std_95_percent_of_the_time():
@@ -268,9 +269,13 @@ def test_std_interval_covers_the_true_std_95_percent_of_the_time():
 
 def test_null_model_claims_hold_fail_or_are_inconclusive():
     def nm(seeds, k):
-        return {"none": {"predicted": 1.0, "seeds": seeds, "k": k}}
+        return {"none": {"predicted": {"seeds": 1.0, "k": 1.0}, "seeds": seeds, "k": k}}
     got = {c.name: (c.verdict, c.sane) for c in study.null_model_claims(nm((1.0, 0.8, 1.2), (0.2, 0.15, 0.3)))}
-    assert got == {"null model, none: STD over seeds / binomial prediction": ("extension", True),
-                   "null model, none: STD over k / binomial prediction": ("refuted", True)}
+    assert got == {"null model, none: STD over seeds / null prediction": ("extension", True),
+                   "null model, none: STD over k / null prediction": ("refuted", True)}
     open_ = study.null_model_claims(nm((1.0, 0.4, 3.0), (float("nan"), 0.1, 0.2)))
     assert [(c.verdict, c.sane) for c in open_] == [("inconclusive", True), ("inconclusive", False)]
+    # runs that never disagree (a controller that stops moving): nothing to compare, not a failure
+    still = study.null_model_claims({"none": {"predicted": {"seeds": 1.0, "k": 0.0}, "seeds": (1.0, 0.8, 1.2),
+                                              "k": (0.0, 0.0, 0.0)}})
+    assert [(c.verdict, c.sane) for c in still][1] == ("inconclusive", True)

@@ -37,7 +37,7 @@ __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "floor_mult
            "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
            "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "std_interval",
-           "binomial_std", "null_model", "null_model_claims", "null_model_report", "REGIMES", "CONTROLLED"]
+           "disagreement_std", "null_model", "null_model_claims", "null_model_report", "REGIMES", "CONTROLLED"]
 
 
 def judge(name: str, ours: Any, interval: Any, **kw: Any) -> Claim:
@@ -536,56 +536,69 @@ def std_interval(acc: np.ndarray, axis: str, *, level: float = 0.95) -> tuple[fl
     return math.sqrt(v), math.sqrt(v * df / hi_q), math.sqrt(v * df / lo_q)
 
 
-def binomial_std(errors: np.ndarray) -> float:
-    """Jordan's null model: the STD (in points) of a run's test accuracy if each test example i were
-    misclassified independently with probability p_i, estimated over the R runs of ``errors``
-    [run, example] (booleans): 100 · √(Σ p̂ᵢ(1 − p̂ᵢ) · R/(R − 1)) / N, the R/(R − 1) undoing the
-    bias of p̂(1 − p̂)."""
-    e = np.asarray(errors, float)
-    r, n = e.shape
-    pi = e.mean(axis=0)
-    return float(100 * math.sqrt((pi * (1 - pi)).sum() * r / (r - 1)) / n)
+def disagreement_std(rate: float, n: int) -> float:
+    """Jordan's null model (ICLR 2024): if two runs label a test example differently at ``rate``
+    (the mean disagreement over pairs of runs) and each example errs independently, one run's test
+    accuracy has the STD 100·√(rate / (2n)) points over ``n`` test examples (Σ pᵢ(1 − pᵢ) =
+    n·rate/2 for runs drawn alike)."""
+    return float(100 * math.sqrt(rate / (2 * n)))
+
+
+def _mean_disagreement(preds: np.ndarray) -> float:
+    """Mean over the leading axis of the mean pairwise disagreement along the next one:
+    ``preds`` [group, run, example]."""
+    g, r, _ = preds.shape
+    pairs = [(a, b) for a in range(r) for b in range(a + 1, r)]
+    return float(np.mean([np.mean(preds[:, a] != preds[:, b], axis=-1) for a, b in pairs]))
 
 
 def null_model(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per optimizer: ``predicted`` (:func:`binomial_std` over all its k × seed runs) and the
-    measured ``seeds`` and ``k`` STDs with their intervals (:func:`std_interval`), in points."""
+    """Per optimizer, the null model's STD per axis (``predicted``: :func:`disagreement_std`) — over
+    k from the disagreement between the k runs *of one seed* (they share its batch order: the null
+    is within the seed), over seeds from the disagreement between seeds at one k — and the measured
+    ``seeds`` and ``k`` STDs with their intervals (:func:`std_interval`), in points."""
     out = {}
     for name, cells in p.grid.items():
         labels = np.asarray(runs[cells[0]]["labels"], int)
         preds = np.array([[runs[c]["predictions"][Variant(k).name] for c in cells] for k in p.k_values], int)
-        errors = preds != labels  # [k, seed, example]
-        acc = 100 * (1 - errors.mean(axis=-1))
-        out[name] = {"predicted": binomial_std(errors.reshape(-1, labels.size)),
+        acc = 100 * (1 - (preds != labels).mean(axis=-1))  # [k, seed]
+        within, between = _mean_disagreement(preds.transpose(1, 0, 2)), _mean_disagreement(preds)
+        out[name] = {"predicted": {"k": disagreement_std(within, labels.size),
+                                   "seeds": disagreement_std(between, labels.size)},
+                     "disagreement": {"k": within, "seeds": between},
                      "seeds": std_interval(acc, "seeds"), "k": std_interval(acc, "k")}
     return out
 
 
 def null_model_claims(nm: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-oq-null") -> list[Claim]:
-    """Measured STD over seeds, and over k, against the binomial null model, per optimizer: the
-    95% interval of measured / predicted inside [1/f, f] (f: the registry's tolerance) → holds
-    (``extension``), wholly outside → refuted, else inconclusive; plain SGD's rows decide."""
+    """Measured STD over seeds, and over k, against the null model of the same axis
+    (:func:`null_model`), per optimizer: the 95% interval of measured / predicted inside [1/f, f]
+    (f: the registry's tolerance) → holds (``extension``), wholly outside → refuted, else
+    inconclusive; plain SGD's rows decide."""
     out = []
     for axis, fid in NULL_FINDINGS.items():
         f = tolerance(fid, "factor")
         for name, m in nm.items():
-            pred, (sd, lo, hi) = m["predicted"], m[axis]
-            sane = bool(pred > 0 and np.all(np.isfinite([sd, lo, hi])))
-            iv = [lo / pred, hi / pred] if sane else [math.nan, math.nan]
-            out.append(judge(f"null model, {name}: STD over {axis} / binomial prediction",
-                             sd / pred if sane else math.nan, iv,
+            pred, (sd, lo, hi) = m["predicted"][axis], m[axis]
+            sane = bool(np.all(np.isfinite([sd, lo, hi])))
+            # runs that never disagree predict no spread: with none measured either, nothing to compare
+            usable = sane and pred > 0
+            iv = [lo / pred, hi / pred] if usable else [math.nan, math.nan]
+            out.append(judge(f"null model, {name}: STD over {axis} / null prediction",
+                             sd / pred if usable else math.nan, iv,
                              criterion=f"95% χ² interval of measured / predicted STD inside [1/{f:g}, {f:g}] → "
-                                       "holds, outside → refuted, else inconclusive",
-                             holds=band_decision(iv, [1 / f, f]) if sane else None, sane=sane,
+                                       "holds, outside → refuted, else inconclusive (no disagreement: nothing "
+                                       "to compare)",
+                             holds=band_decision(iv, [1 / f, f]) if usable else None, sane=sane,
                              shown_in=shown_in))
     return out
 
 
 def null_model_report(nm: Mapping[str, Mapping[str, Any]]) -> str:
-    lines = [f"{'':8s} {'binomial':>9s} {'STD over seeds [95%]':>26s} {'STD over k [95%]':>26s}   (points)"]
+    lines = [f"{'':8s} {'STD over seeds [95%]':>26s} {'null':>6s} {'STD over k [95%]':>26s} {'null':>6s}   (points)"]
     for name, m in nm.items():
-        cells = [f"{m[a][0]:7.3f} [{m[a][1]:.3f}, {m[a][2]:.3f}]" for a in ("seeds", "k")]
-        lines.append(f"{name:8s} {m['predicted']:9.3f} {cells[0]:>26s} {cells[1]:>26s}")
+        cells = [f"{m[a][0]:7.3f} [{m[a][1]:.3f}, {m[a][2]:.3f}] {m['predicted'][a]:6.3f}" for a in ("seeds", "k")]
+        lines.append(f"{name:8s} {cells[0]:>33s} {cells[1]:>33s}")
     return "\n".join(lines)
 
 
