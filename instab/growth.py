@@ -79,11 +79,17 @@ def restraint(steps: Iterable[float] | np.ndarray, rel: Iterable[float] | np.nda
     - ``early_rate``: decades per iteration from the first value until RelL1 first comes within a
       decade of ``plateau`` (the exponential phase); ``late_rate``: |decades| per iteration between
       ``middle`` and ``plateau``; ``late_over_early``: their ratio (≪ 1: the growth has stopped);
-    - ``first`` and ``decades`` from it to the plateau."""
+    - ``first`` and ``decades`` from it to the plateau;
+
+    all NaN with fewer than three non-zero points (a variant bitwise equal to the reference)."""
     s, r = nonzero(steps, rel)
+    if s.size < 3:
+        return {k: math.nan for k in ("first", "plateau", "middle", "decades", "early_rate", "late_rate",
+                                      "late_over_early")}
     n = s[-1]
     plateau = float(np.median(r[s >= (1 - tail) * n]))
-    mid = float(np.median(r[(s >= (0.5 - tail / 2) * n) & (s <= (0.5 + tail / 2) * n)]))
+    window = (s >= (0.5 - tail / 2) * n) & (s <= (0.5 + tail / 2) * n)
+    mid = float(np.median(r[window])) if window.any() else math.nan
     reach = int(np.argmax(r >= plateau / 10))
     early = decades(r[0], r[reach]) / max(s[reach] - s[0], 1.0)
     late = abs(decades(mid, plateau)) / max((1 - tail / 2) * n - 0.5 * n, 1.0)

@@ -35,3 +35,4 @@ def test_restraint_of_a_restrained_and_an_unrestrained_curve():
     assert g["late_rate"] == 0 and g["late_over_early"] == 0
     unrestrained = growth.restraint(steps, 1e-8 * 10 ** (steps / 100))
     assert unrestrained["late_over_early"] == pytest.approx(1.0, rel=0.05)
+    assert all(math.isnan(v) for v in growth.restraint(steps, np.zeros_like(steps)).values())

@@ -247,7 +247,7 @@ def test_disagreement_std_is_the_spread_of_independent_errors():
     p_i = rng.beta(0.5, 3.0, size=400)
     errors = rng.random((3000, p_i.size)) < p_i
     measured = 100 * (1 - errors.mean(axis=1)).std(ddof=1)
-    rate = float(np.mean(errors[::2][:1000] != errors[1::2][:1000]))  # disjoint pairs of runs
+    rate = float(np.mean(errors[::2][:1000] != errors[1::2][:1000]))  # correctness, disjoint pairs of runs
     assert abs(study.disagreement_std(rate, p_i.size) / measured - 1) < 0.05
     assert study.disagreement_std(0.0, 10) == 0.0
 

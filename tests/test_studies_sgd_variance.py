@@ -233,17 +233,29 @@ def test_table1_right_rules():
     assert not study.table1_right_claims(none)[0].sane
 
 
-def test_k_effect_decision_is_bonferroni_over_the_grids():
-    assert study.k_effect_decision([0.02, 0.5], 0.05) == [False, True]  # 0.02 < 0.025
-    assert study.k_effect_decision([0.02, 0.5, 0.9], 0.05) == [True, True, True]  # 0.02 ≥ 0.05/3
-    assert study.k_effect_decision([float("nan")], 0.05) == [None]
+def test_k_effect_decision_needs_its_absence_shown():
+    # p < 0.05/m: a k effect; a small upper bound of its share: absence shown; else the grid cannot tell
+    assert study.k_effect_decision([0.02, 0.5], [0.9, 0.1], 0.05, 0.5) == [False, True]  # 0.02 < 0.025
+    assert study.k_effect_decision([0.02, 0.5, 0.9], [0.9, 0.1, 0.8], 0.05, 0.5) == [None, True, None]
+    assert study.k_effect_decision([float("nan")], [float("nan")], 0.05, 0.5) == [None]
+
+
+def test_k_effect_share_is_small_without_one_and_large_with_one():
+    rng = np.random.default_rng(3)
+    none = rng.normal(0, 1, (16, 16))
+    point, upper = study.k_effect_share(none)
+    assert 0 <= point <= upper < 0.3  # 16 × 16, no k effect: the upper bound is small
+    shared = none + rng.normal(0, 2, (16, 1))
+    assert study.k_effect_share(shared)[0] > 0.6
 
 
 def test_k_effect_claims_find_a_k_effect_and_its_absence():
     rng = np.random.default_rng(0)
-    base = rng.normal(0, 1, (6, 6))
-    shifted = base + 5 * np.arange(6)[:, None]  # every seed moved the same way by k
+    base = rng.normal(0, 1, (16, 16))
+    shifted = base + 5 * np.arange(16)[:, None]  # every seed moved the same way by k
     spreads = {"relu": study.spread(base), "swish": study.spread(shifted)}
     out = {c.name.split(": ", 1)[1]: c for c in study.k_effect_claims(spreads, study.paper_spreads())}
-    assert out["Table 4 (Swish)"].verdict == "refuted" and out["Table 4 (Swish)"].ours < 1e-6
-    assert out["Table 1 left (ReLU)"].paper == pytest.approx(study.paper_spreads()["relu"]["k_effect_p"], abs=1e-3)
+    assert out["Table 4 (Swish)"].verdict == "refuted" and out["Table 4 (Swish)"].ours > 0.9
+    assert out["Table 1 left (ReLU)"].verdict == "extension"
+    assert out["Table 1 left (ReLU)"].paper == pytest.approx(study.paper_spreads()["relu"]["k_effect_share"][0],
+                                                             abs=1e-3)

@@ -939,14 +939,20 @@ def measured_claims(ms: Measured, th: Thresholds) -> list[Claim]:
                      criterion=f"within {100 * (ms.bias + 0.01):.1f}% of 2/λ(σ*) (1% + the slow-convergence bias)",
                      ok=abs(ms.conv - th.dt_conv) < (ms.bias + 0.01) * th.dt_conv, verdict="extension",
                      shown_in="fig-nonlinear-bifurcation"))
+    change_max = tolerance(SUM_POOLING, "change_max")
     for label, _, change, converges in ms.other_runs:
-        # at the paper's 0.03, a sum-pooling run that does not converge is evidence for the correction
-        verdict = ("extension" if label.endswith("threshold")
-                   else "corrected" if ms.other == "sum" and not converges else "reproduced")
-        out.append(claim(f"{ms.other} pooling, Δt = {label}: "
-                         f"{'converges' if converges else 'does not converge'} as (★) says", change, None,
-                         criterion=f"last relative change {'<' if converges else '>'} 1e-4",
-                         ok=(change < 1e-4) == converges, verdict=verdict, shown_in="fig-nonlinear-bifurcation"))
+        if label.endswith("threshold"):  # below the other pooling's own map threshold: a check of the map
+            out.append(claim(f"{ms.other} pooling, Δt = {label}: "
+                             f"{'converges' if converges else 'does not converge'} as (★) says", change, None,
+                             criterion=f"last relative change {'<' if converges else '>'} {change_max:g}",
+                             ok=(change < change_max) == converges, verdict="extension",
+                             shown_in="fig-nonlinear-bifurcation"))
+        else:  # at the paper's 0.03: does the other pooling converge there, as the paper's runs do?
+            out.append(claim(f"{ms.other} pooling, Δt = {label}: converges, as the paper's runs at 0.03", change,
+                             None, criterion=f"last relative change < {change_max:g} → reproduced; does not "
+                                             "converge → corrected (the paper's 0.03 is not this pooling's)",
+                             ok=change < change_max, verdict="reproduced", if_fails="corrected",
+                             shown_in="fig-nonlinear-bifurcation"))
     return out
 
 

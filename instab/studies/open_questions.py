@@ -515,7 +515,7 @@ def comparison_report(cmp: Mapping[str, Any], p: Params) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- the binomial null model
+# --------------------------------------------------------------------------- Jordan's null model
 #: The registry's findings for the null model (their tolerance: a factor either way).
 NULL_FINDINGS = {"seeds": "oq-null-model-seeds", "k": "oq-null-model-k"}
 
@@ -537,32 +537,34 @@ def std_interval(acc: np.ndarray, axis: str, *, level: float = 0.95) -> tuple[fl
 
 
 def disagreement_std(rate: float, n: int) -> float:
-    """Jordan's null model (ICLR 2024): if two runs label a test example differently at ``rate``
-    (the mean disagreement over pairs of runs) and each example errs independently, one run's test
-    accuracy has the STD 100·√(rate / (2n)) points over ``n`` test examples (Σ pᵢ(1 − pᵢ) =
-    n·rate/2 for runs drawn alike)."""
+    """Jordan's null model (ICLR 2024): if two runs differ in *correctness* on a test example (one
+    right, the other wrong) at ``rate`` (the mean over pairs of runs) and each example errs
+    independently, one run's test accuracy has the STD 100·√(rate / (2n)) points over ``n`` test
+    examples (Σ pᵢ(1 − pᵢ) = n·rate/2 for runs drawn alike).  Two wrong labels that differ are no
+    disagreement in correctness."""
     return float(100 * math.sqrt(rate / (2 * n)))
 
 
-def _mean_disagreement(preds: np.ndarray) -> float:
-    """Mean over the leading axis of the mean pairwise disagreement along the next one:
-    ``preds`` [group, run, example]."""
-    g, r, _ = preds.shape
+def _mean_disagreement(errors: np.ndarray) -> float:
+    """Mean over the leading axis of the mean pairwise disagreement in correctness along the next
+    one: ``errors`` [group, run, example] (booleans: the run is wrong on the example)."""
+    g, r, _ = errors.shape
     pairs = [(a, b) for a in range(r) for b in range(a + 1, r)]
-    return float(np.mean([np.mean(preds[:, a] != preds[:, b], axis=-1) for a, b in pairs]))
+    return float(np.mean([np.mean(errors[:, a] != errors[:, b], axis=-1) for a, b in pairs]))
 
 
 def null_model(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per optimizer, the null model's STD per axis (``predicted``: :func:`disagreement_std`) — over
-    k from the disagreement between the k runs *of one seed* (they share its batch order: the null
+    k from the disagreement in correctness between the k runs *of one seed* (they share its batch order: the null
     is within the seed), over seeds from the disagreement between seeds at one k — and the measured
     ``seeds`` and ``k`` STDs with their intervals (:func:`std_interval`), in points."""
     out = {}
     for name, cells in p.grid.items():
         labels = np.asarray(runs[cells[0]]["labels"], int)
         preds = np.array([[runs[c]["predictions"][Variant(k).name] for c in cells] for k in p.k_values], int)
-        acc = 100 * (1 - (preds != labels).mean(axis=-1))  # [k, seed]
-        within, between = _mean_disagreement(preds.transpose(1, 0, 2)), _mean_disagreement(preds)
+        errors = preds != labels  # [k, seed, example]
+        acc = 100 * (1 - errors.mean(axis=-1))
+        within, between = _mean_disagreement(errors.transpose(1, 0, 2)), _mean_disagreement(errors)
         out[name] = {"predicted": {"k": disagreement_std(within, labels.size),
                                    "seeds": disagreement_std(between, labels.size)},
                      "disagreement": {"k": within, "seeds": between},
