@@ -202,14 +202,21 @@ def k_effect_p(table: np.ndarray) -> float:
     no perturbation shifts accuracy the same way for every batch order) the law of total variance
     gives σ(seeds)² = σ(k)² + Var_s(E[acc | s]) ≥ σ(k)², so ρ ≤ 1 in expectation; with one, ρ may
     exceed 1.  :func:`~instab.ensemble.std_ratio` assumes neither."""
+    k, s, ms_k, ms_e = _k_mean_squares(table)
+    if ms_e == 0:
+        return math.nan
+    return float(stats.f.sf(ms_k / ms_e, k - 1, (k - 1) * (s - 1)))
+
+
+def _k_mean_squares(table: np.ndarray) -> tuple[int, int, float, float]:
+    """(K, S, MS_k, MS_e): a [k, seed] grid's two-way ANOVA mean squares of the k rows and of the
+    residual (no replication)."""
     t = np.asarray(table, dtype=float)
     k, s = t.shape
     g, rows, cols = t.mean(), t.mean(axis=1, keepdims=True), t.mean(axis=0, keepdims=True)
     ms_k = s * float(((rows - g) ** 2).sum()) / (k - 1)
     ms_e = float(((t - rows - cols + g) ** 2).sum()) / ((k - 1) * (s - 1))
-    if ms_e == 0:
-        return math.nan
-    return float(stats.f.sf(ms_k / ms_e, k - 1, (k - 1) * (s - 1)))
+    return k, s, ms_k, ms_e
 
 
 def spread(table: np.ndarray) -> dict[str, Any]:
@@ -447,11 +454,7 @@ def k_effect_share(table: np.ndarray, *, level: float = 0.95, draws: int = 20_00
     generalized pivotal quantity (R_k = MS_k·df_k/χ², R_e likewise; σ_a² = max(0, (R_k − R_e)/S),
     a variance), returned as (median, one-sided ``level`` upper bound).  (nan, nan) for a grid
     with no residual spread."""
-    t = np.asarray(table, dtype=float)
-    k, s = t.shape
-    g, rows, cols = t.mean(), t.mean(axis=1, keepdims=True), t.mean(axis=0, keepdims=True)
-    ms_k = s * float(((rows - g) ** 2).sum()) / (k - 1)
-    ms_e = float(((t - rows - cols + g) ** 2).sum()) / ((k - 1) * (s - 1))
+    k, s, ms_k, ms_e = _k_mean_squares(table)
     if ms_e == 0:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
