@@ -294,7 +294,7 @@ def edge_claims(t: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-edge") 
     onset_d, onset_iv = e["onset"]
     amp = [r for r in t["above"]["rows"] if np.isfinite(r["amp_onset"])]
     edgeless = sum(not np.isfinite(r["edge_onset"]) for r in amp) / len(amp) if amp else math.nan
-    multiple, agree = tolerance(ONSET, "floor_multiple"), tolerance(ONSET, "agree")
+    multiple, agree = floor_multiple(), tolerance(ONSET, "agree")
     out = [judge("onset: amplification begins when the stability ratio reaches 1", edgeless, onset_iv,
                  criterion=(f"lr {above:g}: over the seeds whose RelL1 reaches {multiple:g} × the one-ulp floor "
                             f"(ours: the share of them that never reach ratio 1), 95% interval of the geometric "
