@@ -1,18 +1,21 @@
 """Stability controllers for perturbed SGD (the paper's §6 open question: "adaptive optimization
 schemes that are constructed to ensure numerical stability").
 
-Both decide one step size per iteration from a cell's **reference run** (k = 1) only, and
+Each decides one step size per iteration from a cell's **reference run** (k = 1) only, and
 :class:`SharedSchedule` applies that step to every member of the cell (each its own
 :class:`~instab.optim.PerturbedSGD` with its own k): a controller whose decisions differed between
 the k runs would itself amplify the last bit.
 
 - :class:`CurvatureCap` — η_t = min(η, c · 2(1+μ)/(λ_t + α)), λ_t the top Hessian eigenvalue of
-  the reference's training loss, re-estimated every few iterations (the linear stability limit of
-  heavy-ball SGD, :func:`instab.studies.sgd_threshold.momentum_lr_limit`, times c < 1).
-- :class:`GrowthController` — a :class:`Shadow` run (the reference with every weight moved by one
-  ulp, restarted at the start of each window) measures the finite-time growth rate of a
-  last-bit perturbation over the window; the step is multiplied by ``down`` after a window whose
-  rate is positive and by ``up`` (never above η) after one whose rate is not.
+  the reference's training loss (:func:`instab.stability.momentum_limit`, the linear stability
+  limit of heavy-ball SGD, times c < 1).
+- :class:`GrowthController` — a :class:`Shadow` run (the reference with every weight moved by a
+  small relative amount, renormalised back to that size at the end of every window: Benettin's
+  method) measures the finite-time Lyapunov exponent of the training map over each window; the
+  step is multiplied by ``down`` (never below ``floor`` × η) after a window whose exponent
+  exceeds the growth budget's rate and by ``up`` (never above η) after one that does not.
+- ``replay`` — a step schedule given in advance, one step per iteration (open loop: e.g. a
+  controller's median schedule, to separate its feedback from its schedule).
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,12 +38,11 @@ from instab.metrics import rel_l1
 from instab.models import build_model
 from instab.optim import PerturbedSGD
 from instab.runs import DTYPES, cross_entropy, load_data, lr_at
-from instab.stability import RitzPair
+from instab.stability import batch_sharpness, hessian_spectrum, momentum_limit
 from instab.train import LoopEngine, RunConfig
 
 __all__ = ["CONTROLLERS", "CurvatureCap", "GrowthController", "Shadow", "SharedSchedule", "TrackedRun",
-           "batch_sharpness", "hessian_product", "lanczos_top_torch", "perturb_all_ulp", "perturb_relative",
-           "top_eigenpair", "track"]
+           "perturb_all_ulp", "perturb_relative", "track"]
 
 
 @dataclass
@@ -61,8 +62,7 @@ class CurvatureCap:
 
     def limit(self, curvature: float) -> float:
         """c times the largest stable step of heavy-ball SGD on curvature λ: c · 2(1+μ)/(λ + α)."""
-        denom = curvature + self.weight_decay
-        return math.inf if denom <= 0 else self.c * 2.0 * (1.0 + self.momentum) / denom
+        return self.c * momentum_limit(curvature, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def step(self, lr: float, curvature: float) -> float:
         """The capped step for the scheduled ``lr`` at curvature λ (never above ``lr``)."""
@@ -76,25 +76,34 @@ class CurvatureCap:
 
 @dataclass
 class GrowthController:
-    """A multiplicative step scale s ∈ (0, 1], updated once per window from the measured
-    finite-time growth rate: s ← s·``down`` when the rate is above ``tolerance`` (per iteration,
-    natural log), else s ← min(1, s·``up``).  The step is s times the scheduled η."""
+    """A multiplicative step scale s ∈ [``floor``, 1], updated once per window from the measured
+    finite-time growth rate: s ← max(floor, s·``down``) when the rate is above ``tolerance`` (per
+    iteration, natural log), else s ← min(1, s·``up``).  The step is s times the scheduled η."""
 
-    down: float = 0.7
+    down: float = 0.9
     up: float = 1.05
     tolerance: float = 0.0
+    floor: float = 0.1
     scale: float = 1.0
     rates: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0 < self.down < 1 or not self.up >= 1:
             raise ValueError(f"down={self.down!r}, up={self.up!r} are not allowed; need 0 < down < 1 <= up")
+        if not 0 < self.floor <= 1:
+            raise ValueError(f"floor={self.floor!r} is not allowed; the smallest step scale, in (0, 1]")
+
+    @staticmethod
+    def budget_rate(decades: float, iterations: int) -> float:
+        """The per-iteration rate (natural log) at which a perturbation grows ``decades`` decades
+        over ``iterations``: the tolerance of a growth budget."""
+        return decades * math.log(10) / iterations
 
     def update(self, rate: float) -> float:
         """Take one window's growth rate; return the new scale."""
         self.rates.append(rate)
         if not math.isfinite(rate) or rate > self.tolerance:
-            self.scale *= self.down
+            self.scale = max(self.floor, self.scale * self.down)
         else:
             self.scale = min(1.0, self.scale * self.up)
         return self.scale
@@ -125,29 +134,33 @@ def perturb_all_ulp(model: nn.Module) -> None:
 
 
 class Shadow:
-    """A shadow of a reference run for the finite-time growth rate of a last-bit perturbation.
+    """A shadow of a reference run for the finite-time Lyapunov exponent of the training map
+    (Benettin's renormalised two-run method).
 
-    :meth:`restart` copies the reference's weights and momentum buffers, moves every weight by a
-    relative ``delta`` (:func:`perturb_relative`; 0: one ulp) and remembers RelL1 to the
-    reference; the shadow then takes the reference's steps (k = 1,
-    same batches, same step size) and :meth:`rate` is ln(RelL1_now / RelL1_start) per iteration:
-    the finite-time growth rate of a fresh random direction over the window (restarted, not
-    renormalised along one direction, so not a Lyapunov exponent; positive: the perturbation is
-    amplified).  A one-ulp start is the paper's
-    perturbation, but the rounding of every later step adds errors of its own size, so over a
-    window of m steps mere accumulation grows it up to (1 + m)-fold: a ``delta`` well above the
-    last bit (e.g. 2⁻¹⁴) measures the linearised growth without that floor.
+    :meth:`restart` copies the reference's weights and momentum buffers and moves every weight by a
+    relative ``delta`` (:func:`perturb_relative`; 0: one ulp up); the shadow then takes the
+    reference's steps (k = 1, same batches, same step size).  At the end of each window
+    :meth:`rate` is ln(RelL1_end / RelL1_start) per iteration, and :meth:`renormalise` scales the
+    shadow's difference from the reference (weights and momentum buffers alike) back to the
+    start's RelL1 along its current direction, so the next window measures the growth of the
+    direction the dynamics selected: the rates' running mean converges to the largest Lyapunov
+    exponent of the (stochastic) training map.  Why not the last bit itself: every later step
+    rounds the two runs differently and adds an error of the last bit's own size, so over a
+    window of m steps mere accumulation grows a one-ulp start up to (1 + m)-fold; a ``delta``
+    well above the last bit (e.g. 2⁻¹⁴) measures the linearised growth without that floor.
     """
 
     def __init__(self, reference: nn.Module, opt: PerturbedSGD, delta: float = 0.0):
         self.delta = delta
         self.restarts = 0
+        self.renormalisations = 0
         self.model = copy.deepcopy(reference)
         self.opt = PerturbedSGD(self.model.parameters(), **_sgd_args(opt), k=1)
         self.start = math.nan
         self.steps = 0
 
     def restart(self, reference: nn.Module, opt: PerturbedSGD) -> None:
+        """Copy the reference's state and perturb it afresh (a new random direction)."""
         self.model.load_state_dict(reference.state_dict())
         # a deep copy: load_state_dict keeps the reference's momentum buffers themselves (same
         # dtype and device), which the two optimizers would then both update
@@ -155,6 +168,25 @@ class Shadow:
         self.opt.param_groups[0]["k"] = 1
         perturb_relative(self.model, self.delta, seed=self.restarts)
         self.restarts += 1
+        self.start = rel_l1(reference, self.model)
+        self.steps = 0
+
+    @torch.no_grad()
+    def renormalise(self, reference: nn.Module, opt: PerturbedSGD) -> None:
+        """Scale the difference from the reference (weights and momentum buffers) back to the
+        start's RelL1 along its current direction; a difference that vanished or is no longer
+        finite is restarted along a fresh direction."""
+        now = rel_l1(reference, self.model)
+        if not (math.isfinite(now) and now > 0 and math.isfinite(self.start)):
+            self.restart(reference, opt)
+            return
+        f = self.start / now
+        for ps, pr in zip(self.model.parameters(), reference.parameters(), strict=True):
+            ps.copy_(pr + f * (ps - pr))
+            bs, br = self.opt.state.get(ps, {}).get("momentum_buffer"), opt.state.get(pr, {}).get("momentum_buffer")
+            if bs is not None and br is not None:
+                bs.copy_(br + f * (bs - br))
+        self.renormalisations += 1
         self.start = rel_l1(reference, self.model)
         self.steps = 0
 
@@ -168,7 +200,7 @@ class Shadow:
         self.steps += 1
 
     def rate(self, reference: nn.Module) -> float:
-        """ln(RelL1(reference, shadow) now / at the restart) per iteration since the restart."""
+        """ln(RelL1(reference, shadow) now / at the window's start) per iteration of the window."""
         now = rel_l1(reference, self.model)
         if not self.steps or not self.start > 0:
             return math.nan
@@ -202,20 +234,30 @@ class SharedSchedule:
 
 
 # ------------------------------------------------------------------------------ a tracked run
+#: RunSpec fields the tracked run's loop does not honour, with the value it runs with: any other
+#: value is refused (:meth:`TrackedRun.validate`) rather than silently ignored.
+IGNORED = {"augment": False, "rel_l1_every": 0, "keep_final": False, "acc_every": 0, "eval_every": 1}
+
+
 @dataclass(frozen=True)
 class TrackedRun(RunConfig):
     """A lockstep run (k = 1 and every perturbed k of ``variants``, :class:`instab.train.LoopEngine`)
     that records, every ``every`` iterations, the curvature of the reference's training loss and
-    RelL1 of every member — and may control its step size (``controller``: ``"none"``, ``"cap"``
-    or ``"growth"``, decided on the reference, applied to all).  A grid cell (:func:`track`).
+    RelL1 of every member — and may control its step size (``controller``: ``"none"``, ``"cap"``,
+    ``"growth"`` or ``"replay"``, decided on the reference, applied to all).  A grid cell
+    (:func:`track`).
 
-    ``sharpness``: record λ, the top Hessian eigenvalue of the mean training loss on the first
-    ``sharp_size`` training images (Lanczos, ``lanczos_iters`` steps, residual kept), and the batch
-    sharpness (the mean over ``batch_sharpness_batches`` minibatches of that subset of gᵀH g/gᵀg,
-    each minibatch's own gradient and Hessian); the cap needs it.  ``shadow``: run a
-    :class:`Shadow` and record its growth rate over each window; the growth controller needs it.
-    ``shadow_delta``: the shadow's relative perturbation.  ``cap_c``, ``down``, ``up``: the
-    controllers' settings."""
+    ``sharpness``: record on the reference λ and λ_min, the extreme Hessian eigenvalues of the mean
+    training loss on the first ``sharp_size`` training images (Lanczos, ``lanczos_iters`` steps,
+    residual kept), λ of the minibatch about to be stepped on (Lanczos warm-started from the
+    subset's top vector), and the batch sharpness (the mean over ``batch_sharpness_batches``
+    fixed minibatches of that subset of gᵀH g/gᵀg, each minibatch's own gradient and Hessian); the
+    cap needs it.  ``shadow``: run a renormalised :class:`Shadow` (relative perturbation
+    ``shadow_delta``) and record its growth rate over each window; the growth controller needs
+    it.  ``cap_c``: the cap's safety factor.  ``down``, ``up``, ``step_floor``: the growth
+    controller's multipliers and smallest step scale; ``growth_budget``: the decades a
+    perturbation may grow over the whole run (its tolerance, :meth:`GrowthController.budget_rate`).
+    ``replay``: the step of every iteration (controller ``"replay"``)."""
 
     controller: str = "none"
     every: int = 10
@@ -226,8 +268,25 @@ class TrackedRun(RunConfig):
     batch_sharpness_batches: int = 4
     shadow_delta: float = 2.0**-14
     cap_c: float = 0.8
-    down: float = 0.7
+    down: float = 0.9
     up: float = 1.05
+    step_floor: float = 0.1
+    growth_budget: float = 2.0
+    replay: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "replay", tuple(float(v) for v in self.replay))
+
+    def total_steps(self) -> int:
+        """The number of iterations the run takes."""
+        per_epoch = math.ceil(cast(int, self.train_size) / self.batch_size) if self.train_size else None
+        if self.max_steps is not None:
+            return self.max_steps if self.epochs is None or per_epoch is None else min(
+                self.max_steps, self.epochs * per_epoch)
+        if per_epoch is None:
+            raise ValueError("a tracked run needs train_size or max_steps to know its length")
+        return cast(int, self.epochs) * per_epoch
 
     def validate(self, *, check_data: bool = False) -> TrackedRun:  # type: ignore[override]
         super().validate(check_data=check_data)
@@ -235,6 +294,10 @@ class TrackedRun(RunConfig):
             raise ValueError(f"controller={self.controller!r} is not allowed; choose one of {list(CONTROLLERS)}")
         if self.engine != "loop":
             raise ValueError("a tracked run sets each step's size on every optimizer: engine must be 'loop'")
+        for name, value in IGNORED.items():
+            if getattr(self, name) != value:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed in a tracked run (its loop does "
+                                 f"not honour it); leave it at {value!r}")
         for name in ("every", "sharp_size", "lanczos_iters", "batch_sharpness_batches"):
             checks.positive(name, getattr(self, name), integer=True)
         if self.controller == "cap" and not self.sharpness:
@@ -243,8 +306,16 @@ class TrackedRun(RunConfig):
             raise ValueError("controller='growth' needs shadow=True (it measures the growth on a shadow run)")
         if not 0 <= self.shadow_delta < 0.1:
             raise ValueError(f"shadow_delta={self.shadow_delta!r} is not allowed; in [0, 0.1) (0: one ulp)")
+        checks.positive("growth_budget", self.growth_budget)
         CurvatureCap(self.cap_c, self.momentum, self.weight_decay)
-        GrowthController(self.down, self.up)
+        GrowthController(self.down, self.up, floor=self.step_floor)
+        if (self.controller == "replay") != bool(self.replay):
+            raise ValueError("replay: a step per iteration with controller='replay', none otherwise "
+                             f"(controller={self.controller!r}, {len(self.replay)} steps given)")
+        if self.replay:
+            n = self.total_steps()
+            if len(self.replay) != n or not all(math.isfinite(v) and v > 0 for v in self.replay):
+                raise ValueError(f"replay: {len(self.replay)} steps given; the run takes {n}, each finite and > 0")
         if self.variants[0].k != 1:
             raise ValueError("the first variant is the reference the controllers decide on: it must be k = 1")
         return self
@@ -257,95 +328,21 @@ class TrackedRun(RunConfig):
         return track(self)
 
 
-CONTROLLERS = ("none", "cap", "growth")
-
-
-def hessian_product(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
-        Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
-    """(v ↦ ∇²L v, ∇L) for the mean cross-entropy L on (x, y) at the model's weights, flat float64
-    torch vectors (Pearlmutter's double backward; the gradient graph built once).  In torch, so
-    that it runs on the thread count torch is given (NumPy's BLAS would take every core)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    grads = torch.autograd.grad(cross_entropy(model(x), y), params, create_graph=True)
-    flat = torch.cat([g.reshape(-1) for g in grads])
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(flat @ v.to(flat.dtype), params, retain_graph=True, allow_unused=True)
-        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
-                          for h, p in zip(hv, params, strict=True)]).double()
-
-    return hvp, flat.detach().double()
-
-
-def lanczos_top_torch(matvec: Callable[[torch.Tensor], torch.Tensor], size: int, *, iters: int = 20,
-                      seed: int = 0) -> RitzPair:
-    """The largest Ritz value of ``iters`` Lanczos steps (full reorthogonalisation, seeded Gaussian
-    start) with its residual ‖A y − θ y‖ — :func:`instab.stability.lanczos_top` in torch (float64):
-    the same algorithm on torch's threads (the tests check that both agree, and agree with
-    ``scipy.sparse.linalg.eigsh``)."""
-    gen = torch.Generator().manual_seed(seed)
-    n_max = min(iters, size)
-    basis = torch.zeros(n_max, size, dtype=torch.float64)
-    q = torch.randn(size, generator=gen, dtype=torch.float64)
-    basis[0] = q / q.norm()
-    a_diag: list[float] = []
-    b_off: list[float] = []
-    for j in range(n_max):
-        w = matvec(basis[j])
-        a = float(basis[j] @ w)
-        a_diag.append(a)
-        q_j = basis[:j + 1]
-        for _ in range(2):
-            w = w - q_j.T @ (q_j @ w)
-        b = float(w.norm())
-        if b < 1e-10 * max(1.0, abs(a)) or j == n_max - 1:
-            break
-        b_off.append(b)
-        basis[j + 1] = w / b
-    n = len(a_diag)
-    t = torch.diag(torch.tensor(a_diag, dtype=torch.float64))
-    if n > 1:
-        off = torch.tensor(b_off[:n - 1], dtype=torch.float64)
-        t += torch.diag(off, 1) + torch.diag(off, -1)
-    evals, evecs = torch.linalg.eigh(t)
-    top = float(evals[-1])
-    y = basis[:n].T @ evecs[:, -1]
-    y = y / y.norm()
-    return RitzPair(top, float((matvec(y) - top * y).norm()), n)
-
-
-def top_eigenpair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, iters: int = 20,
-                  seed: int = 0) -> RitzPair:
-    """λ, the top eigenvalue of the Hessian of the mean cross-entropy on (x, y) at the model's
-    weights, with its residual (:func:`lanczos_top_torch` on :func:`hessian_product`)."""
-    hvp, g = hessian_product(model, x, y)
-    return lanczos_top_torch(hvp, g.numel(), iters=iters, seed=seed)
-
-
-def batch_sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, batches: int) -> float:
-    """The mean over the first ``batches`` minibatches of (x, y) of gᵀ H g / gᵀ g, with g and H the
-    minibatch's own gradient and Hessian (the batch sharpness of Andreyev and Beneventano)."""
-    vals = []
-    for j in range(batches):
-        xb, yb = x[j * batch_size:(j + 1) * batch_size], y[j * batch_size:(j + 1) * batch_size]
-        if len(yb) == 0:
-            break
-        hvp, g = hessian_product(model, xb, yb)
-        gg = float(g @ g)
-        vals.append(float(g @ hvp(g)) / gg if gg > 0 else math.nan)
-    return float(np.mean(vals)) if vals else math.nan
+CONTROLLERS = ("none", "cap", "growth", "replay")
 
 
 def track(cfg: TrackedRun) -> dict[str, Any]:
     """Train ``cfg`` and return what it recorded:
 
     ``steps`` (the record iterations: 0, every, 2·every, …, and the last), per record
-    ``lambda`` and ``residual`` (the reference's λ and its Lanczos residual), ``batch_sharpness``,
-    ``lr`` (the step about to be taken), ``rel_l1`` {member: RelL1 to k = 1}, ``rate`` (the
-    shadow's growth rate over the window ending there, NaN at 0); ``step_lrs`` (every iteration's
-    step), ``binds`` (iterations where the cap was below the schedule), ``final_acc`` and
-    ``predictions`` per variant, ``seconds`` {``steps``: all variants' steps, ``shadow``,
-    ``sharpness``, ``total``}."""
+    ``lambda``, ``lambda_min`` and ``residual`` (the reference's extreme eigenvalues on the subset and
+    the top one's Lanczos residual), ``lambda_batch`` (λ of the minibatch stepped on next; NaN at
+    the last record), ``batch_sharpness``, ``lr`` (the step about to be taken), ``rel_l1`` {member:
+    RelL1 to k = 1}, ``rate`` (the shadow's growth rate over the window ending there, NaN at 0),
+    ``train_loss`` (the reference's mean loss on the stepped batches of the window ending there);
+    ``step_lrs`` (every iteration's step), ``binds`` (iterations where the cap was below the
+    schedule), ``final_acc`` and ``predictions`` per variant, ``seconds`` {``steps``: all variants'
+    steps, ``shadow``, ``sharpness``, ``total``}."""
     cfg.validate()
     settings = determinism.configure(cfg.threads)
     device = torch.device(cfg.device)
@@ -365,15 +362,17 @@ def track(cfg: TrackedRun) -> dict[str, Any]:
     xs, ys = data.x_train[:cfg.sharp_size], data.y_train[:cfg.sharp_size]
     shadow = Shadow(ref, ref_opt, cfg.shadow_delta) if cfg.shadow else None
     cap = CurvatureCap(cfg.cap_c, cfg.momentum, cfg.weight_decay) if cfg.controller == "cap" else None
-    growth = GrowthController(cfg.down, cfg.up) if cfg.controller == "growth" else None
-    out: dict[str, Any] = {"steps": [], "lambda": [], "residual": [], "batch_sharpness": [], "lr": [],
-                           "rel_l1": {n: [] for n in names[1:]}, "rate": [], "step_lrs": [], "binds": 0,
-                           "settings": settings}
+    growth = (GrowthController(cfg.down, cfg.up, GrowthController.budget_rate(cfg.growth_budget, total),
+                               cfg.step_floor) if cfg.controller == "growth" else None)
+    out: dict[str, Any] = {"steps": [], "lambda": [], "lambda_min": [], "lambda_batch": [], "residual": [],
+                           "batch_sharpness": [], "lr": [], "rel_l1": {n: [] for n in names[1:]}, "rate": [],
+                           "train_loss": [], "step_lrs": [], "binds": 0, "settings": settings}
     seconds = {"steps": 0.0, "shadow": 0.0, "sharpness": 0.0}
     t_start = time.perf_counter()
     lam = math.nan
+    losses: list[float] = []
 
-    def record(step: int, scheduled: float) -> None:
+    def record(step: int, scheduled: float, batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
         nonlocal lam
         rate = math.nan
         if shadow is not None and step > 0:
@@ -381,42 +380,57 @@ def track(cfg: TrackedRun) -> dict[str, Any]:
             if growth is not None:
                 growth.update(rate)
         t0 = time.perf_counter()
-        bs = math.nan
+        bs = lam_min = lam_batch = math.nan
         if cfg.sharpness:
             ref.train()
-            pair = top_eigenpair(ref, xs, ys, iters=cfg.lanczos_iters)
-            lam = pair.value
-            out["residual"].append(pair.relative_residual)
-            bs = batch_sharpness(ref, xs, ys, cfg.batch_size, cfg.batch_sharpness_batches)
+            spec = hessian_spectrum(ref, cross_entropy, xs, ys, iters=cfg.lanczos_iters)
+            lam, lam_min = spec.top.value, spec.bottom
+            out["residual"].append(spec.top.relative_residual)
+            if batch is not None:
+                lam_batch = hessian_spectrum(ref, cross_entropy, *batch, iters=cfg.lanczos_iters,
+                                             start=spec.vector).top.value
+            bs = batch_sharpness(ref, cross_entropy, xs, ys, cfg.batch_size, cfg.batch_sharpness_batches)
         seconds["sharpness"] += time.perf_counter() - t0
         out["steps"].append(step)
         out["lambda"].append(lam)
+        out["lambda_min"].append(lam_min)
+        out["lambda_batch"].append(lam_batch)
         out["batch_sharpness"].append(bs)
-        out["lr"].append(next_lr(scheduled))
+        out["lr"].append(next_lr(scheduled, step))
         out["rate"].append(rate)
+        out["train_loss"].append(sum(losses) / len(losses) if losses else math.nan)
+        losses.clear()
         for n, d in zip(names[1:], engine.rel_l1()[1:], strict=True):
             out["rel_l1"][n].append(d)
         if shadow is not None:
             t0 = time.perf_counter()
-            shadow.restart(ref, ref_opt)
+            if step == 0:
+                shadow.restart(ref, ref_opt)
+            else:
+                shadow.renormalise(ref, ref_opt)
             seconds["shadow"] += time.perf_counter() - t0
 
-    def next_lr(scheduled: float) -> float:
+    def next_lr(scheduled: float, step: int) -> float:
+        if cfg.replay:
+            return cfg.replay[min(step, total - 1)]
         lr = scheduled
         if cap is not None:
-            lr = cap.limit(lam) if cap.limit(lam) < lr else lr
+            lr = min(lr, cap.limit(lam))
         if growth is not None:
             lr = growth.step(lr)
         return lr
 
     step = 0
+    lr = cfg.lr
     for epoch in range(epochs):
         scheduled = lr_at(cfg, epoch)
         engine.begin_epoch(scheduled)
         for xb, yb in loader.epoch(epoch):
             if step % cfg.every == 0:
-                record(step, scheduled)
+                record(step, scheduled, (xb, yb))
             lr = scheduled
+            if cfg.replay:
+                lr = cfg.replay[step]
             if cap is not None:
                 lr = cap.step(scheduled, lam)
                 out["binds"] += int(lr < scheduled)
@@ -424,7 +438,9 @@ def track(cfg: TrackedRun) -> dict[str, Any]:
                 lr = growth.step(lr)
             schedule.set(lr)
             t0 = time.perf_counter()
+            before = float(engine.sums[0])
             engine.step(xb, yb)
+            losses.append(float(engine.sums[0]) - before)
             seconds["steps"] += time.perf_counter() - t0
             if shadow is not None:
                 t0 = time.perf_counter()
@@ -435,7 +451,7 @@ def track(cfg: TrackedRun) -> dict[str, Any]:
                 break
         if step >= total:
             break
-    record(step, lr_at(cfg, epochs - 1))
+    record(step, lr_at(cfg, epochs - 1), None)
     if torch.get_num_threads() != cfg.threads:
         torch.set_num_threads(cfg.threads)
     out["step_lrs"] = schedule.history

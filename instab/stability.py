@@ -338,3 +338,111 @@ def sharpness_trace(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch
                            callback=cb)
     return SharpnessTrace(lr=lr, alpha=alpha, steps=np.asarray(rec_steps), sharpness=np.asarray(rec_sharp),
                           run=run)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Hessian in torch (on torch's threads: NumPy's BLAS would take every core)
+# ------------------------------------------------------------------------------------------------
+def hessian_product(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> tuple[
+        Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """(v ↦ ∇²L v, ∇L) for L = ``loss_fn(model(x), y)`` at the model's weights, flat float64 torch
+    vectors (Pearlmutter's double backward; the gradient graph built once)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        hv = torch.autograd.grad(flat @ v.to(flat.dtype), params, retain_graph=True, allow_unused=True)
+        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                          for h, p in zip(hv, params, strict=True)]).double()
+
+    return hvp, flat.detach().double()
+
+
+@dataclass
+class Spectrum:
+    """The extremes of a Lanczos run: the top Ritz pair (value and residual), the bottom Ritz value
+    (λ_min ≥ it, up to the residual of its own pair) and the top unit Ritz vector (a warm start for
+    the next estimate along a run)."""
+
+    top: RitzPair
+    bottom: float
+    vector: torch.Tensor
+
+
+def lanczos_torch(matvec: Callable[[torch.Tensor], torch.Tensor], size: int, *, iters: int = 20,
+                  seed: int = 0, start: torch.Tensor | None = None) -> Spectrum:
+    """``iters`` Lanczos steps with full reorthogonalisation in float64 torch, from ``start`` (a warm
+    start, e.g. the previous top Ritz vector) or a seeded Gaussian vector: the top Ritz value with
+    its residual ‖A y − θ y‖, the bottom Ritz value and the top Ritz vector (the same algorithm as
+    :func:`lanczos_top`; the tests check both agree with ``scipy.sparse.linalg.eigsh``)."""
+    n_max = min(iters, size)
+    basis = torch.zeros(n_max, size, dtype=torch.float64)
+    if start is None:
+        q = torch.randn(size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    else:
+        q = start.to(torch.float64).clone()
+    basis[0] = q / q.norm()
+    a_diag: list[float] = []
+    b_off: list[float] = []
+    for j in range(n_max):
+        w = matvec(basis[j])
+        a = float(basis[j] @ w)
+        a_diag.append(a)
+        q_j = basis[:j + 1]
+        for _ in range(2):
+            w = w - q_j.T @ (q_j @ w)
+        b = float(w.norm())
+        if b < 1e-10 * max(1.0, abs(a)) or j == n_max - 1:
+            break
+        b_off.append(b)
+        basis[j + 1] = w / b
+    n = len(a_diag)
+    t = torch.diag(torch.tensor(a_diag, dtype=torch.float64))
+    if n > 1:
+        off = torch.tensor(b_off[:n - 1], dtype=torch.float64)
+        t += torch.diag(off, 1) + torch.diag(off, -1)
+    if not bool(torch.isfinite(t).all()):  # a diverged network: no spectrum to report
+        return Spectrum(RitzPair(math.nan, math.nan, n), math.nan, basis[0])
+    evals, evecs = torch.linalg.eigh(t)
+    top = float(evals[-1])
+    y = basis[:n].T @ evecs[:, -1]
+    y = y / y.norm()
+    return Spectrum(RitzPair(top, float((matvec(y) - top * y).norm()), n), float(evals[0]), y)
+
+
+def hessian_spectrum(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, iters: int = 20,
+                     seed: int = 0, start: torch.Tensor | None = None) -> Spectrum:
+    """The extremes of the Hessian of L = ``loss_fn(model(x), y)`` at the model's weights
+    (:func:`lanczos_torch` on :func:`hessian_product`)."""
+    hvp, g = hessian_product(model, loss_fn, x, y)
+    return lanczos_torch(hvp, g.numel(), iters=iters, seed=seed, start=start)
+
+
+def top_eigenpair(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, *, iters: int = 20,
+                  seed: int = 0) -> RitzPair:
+    """λ, the top Hessian eigenvalue of L = ``loss_fn(model(x), y)`` at the model's weights, with
+    its residual (the top of :func:`hessian_spectrum`)."""
+    return hessian_spectrum(model, loss_fn, x, y, iters=iters, seed=seed).top
+
+
+def batch_sharpness(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                    batches: int) -> float:
+    """The mean over the first ``batches`` minibatches of (x, y) of gᵀ H g / gᵀ g, with g and H the
+    minibatch's own gradient and Hessian (the batch sharpness of Andreyev and Beneventano)."""
+    vals = []
+    for j in range(batches):
+        xb, yb = x[j * batch_size:(j + 1) * batch_size], y[j * batch_size:(j + 1) * batch_size]
+        if len(yb) == 0:
+            break
+        hvp, g = hessian_product(model, loss_fn, xb, yb)
+        gg = float(g @ g)
+        vals.append(float(g @ hvp(g)) / gg if gg > 0 else math.nan)
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def momentum_limit(curvature: float, *, momentum: float, weight_decay: float) -> float:
+    """2(1+μ)/(λ + α): the largest stable step of heavy-ball gradient descent with momentum μ and
+    weight decay α on curvature λ (∞ where λ + α ≤ 0)."""
+    denom = curvature + weight_decay
+    return math.inf if denom <= 0 else 2.0 * (1.0 + momentum) / denom

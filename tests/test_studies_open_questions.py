@@ -11,20 +11,12 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from instab import book
-from instab.controllers import (
-    CurvatureCap,
-    GrowthController,
-    Shadow,
-    SharedSchedule,
-    TrackedRun,
-    hessian_product,
-    lanczos_top_torch,
-    top_eigenpair,
-    track,
-)
+from instab.controllers import CurvatureCap, GrowthController, Shadow, SharedSchedule, TrackedRun, track
+from instab.edge import EdgeRun, edge_run
+from instab.metrics import rel_l1
 from instab.optim import PerturbedSGD
 from instab.runs import cross_entropy
-from instab.stability import top_hessian_eigenpair
+from instab.stability import hessian_product, lanczos_torch, top_eigenpair, top_hessian_eigenpair
 from instab.studies import open_questions as study
 from instab.train import LoopEngine, Variant
 
@@ -39,11 +31,27 @@ def test_ci_default_and_paper_plans_validate():
     for scale in ("ci", "default", "paper"):
         p = _params(scale).validate()
         plan = study.plan(p)
-        assert set(plan.grid) == {"none", "cap", "growth"}
-        for name, cells in plan.grid.items():
+        assert set(plan.grid) == {"none", "growth", "replay"} and plan.grid["replay"] == []
+        for name in ("none", "growth"):
+            cells = plan.grid[name]
             assert [c.controller for c in cells] == [name] * len(p.grid_seeds)
             assert [v.k for v in cells[0].variants] == p.k_values
-        assert [c.lr for c in plan.trajectories["below"]][0] < plan.trajectories["above"][0].lr
+        below, above = plan.trajectories["below"][0], plan.trajectories["above"][0]
+        assert below.lr < above.lr
+        assert below.lr * below.max_steps == pytest.approx(above.lr * above.max_steps)  # equal lr × iterations
+        assert [e.init_seed for e in plan.edge] == p.edge_seeds
+
+
+def test_the_replay_arm_takes_the_growth_arms_median_schedule():
+    p = _params("ci").validate()
+    plan = study.plan(p)
+    n = plan.grid["none"][0].total_steps()
+    runs = {c: {"step_lrs": [0.1 * (i + 1)] * n} for i, c in enumerate(plan.grid["growth"])}
+    cells = study.replay_cells(plan, runs)
+    assert len(cells) == len(plan.grid["none"]) and plan.grid["replay"] == cells
+    assert all(c.controller == "replay" and len(c.replay) == n for c in cells)
+    assert cells[0].replay[0] == pytest.approx(float(np.median([0.1 * (i + 1) for i in range(len(runs))])))
+    assert [c.batch_seed for c in cells] == [c.batch_seed for c in plan.grid["none"]]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -51,8 +59,12 @@ def test_ci_default_and_paper_plans_validate():
     ({"k_values": [3, 1, 5]}, "k_values"),
     ({"seeds": [0, 1]}, "seeds"),
     ({"edge_band": [1.2, 2.0]}, "edge_band"),
-    ({"controllers": {"cap": {"cap_c": 1.5}, "growth": {}}}, "c="),
-    ({"controllers": {"cap": {"nonsense": 1}, "growth": {}}}, "nonsense"),
+    ({"growth": {"down": 1.5}}, "down="),
+    ({"growth": {"nonsense": 1}}, "nonsense"),
+    ({"edge": {"cap_c": 1.5}}, "cap_c"),
+    ({"edge": {"init_seed": 3}}, "init_seed"),
+    ({"edge_seeds": [0, 1]}, "edge_seeds"),
+    ({"k_values": [1]}, "k_values"),
 ])
 def test_bad_parameters_fail_with_their_name(change, message):
     with pytest.raises(ValueError, match=message):
@@ -74,13 +86,23 @@ def test_the_cap_never_exceeds_the_scheduled_lr_and_counts_where_it_binds():
 
 
 def test_the_growth_controller_steps_down_while_growing_and_back_slowly():
-    g = GrowthController(down=0.5, up=1.5)
+    g = GrowthController(down=0.5, up=1.5, floor=0.01)
     assert g.update(0.1) == 0.5 and g.update(0.2) == 0.25
     assert g.update(-0.1) == pytest.approx(0.375)
     assert g.update(math.nan) == pytest.approx(0.1875)  # an unmeasurable window is treated as growth
     for _ in range(10):
         g.update(-1.0)
     assert g.scale == 1.0 and g.step(0.1) == 0.1  # never above the schedule
+    for _ in range(20):
+        g.update(1.0)
+    assert g.scale == 0.01  # never below its floor
+
+
+def test_the_growth_budget_is_a_rate_that_spends_its_decades_over_the_run():
+    rate = GrowthController.budget_rate(2.0, 480)
+    assert math.exp(rate * 480) == pytest.approx(100.0)
+    g = GrowthController(tolerance=rate)
+    assert g.update(0.5 * rate) == 1.0 and g.update(2 * rate) == pytest.approx(0.9)
 
 
 def _tiny(**change) -> TrackedRun:
@@ -109,6 +131,26 @@ def test_a_controlled_run_records_one_schedule_below_the_plain_one(controller):
     if controller == "cap":
         assert r["binds"] == 12 and min(r["step_lrs"]) < 0.5
     assert set(r["final_acc"]) == {"k=1", "k=3"}
+    assert all(lo <= hi + 1e-9 for lo, hi in zip(r["lambda_min"], r["lambda"], strict=True))
+    assert np.isfinite(r["lambda_batch"][:-1]).all() and math.isnan(r["lambda_batch"][-1])
+
+
+def test_a_replayed_schedule_is_taken_step_for_step():
+    sched = tuple(0.5 / (i + 1) for i in range(12))
+    r = track(_tiny(controller="replay", replay=sched, sharpness=False, shadow=False))
+    assert r["step_lrs"] == list(sched)
+    with pytest.raises(ValueError, match="12"):
+        _tiny(controller="replay", replay=sched[:5])
+    with pytest.raises(ValueError, match="replay"):
+        _tiny(controller="none", replay=sched)
+
+
+@pytest.mark.parametrize("change", [{"augment": True}, {"rel_l1_every": 5}, {"keep_final": True},
+                                    {"acc_every": 2}, {"eval_every": 3}])
+def test_a_tracked_run_refuses_every_field_its_loop_ignores(change):
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name}=.*not allowed in a tracked run"):
+        _tiny(**change)
 
 
 def test_the_shadow_owns_its_momentum_and_measures_no_growth_at_lr_zero():
@@ -128,13 +170,41 @@ def test_the_shadow_owns_its_momentum_and_measures_no_growth_at_lr_zero():
     assert shadow.rate(model) == pytest.approx(0.0, abs=1e-9)  # lr 0: nothing moves
 
 
+def test_renormalising_the_shadow_keeps_its_direction_and_restores_its_size():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    opt = PerturbedSGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.0)
+    x, y = torch.randn(16, 5, dtype=torch.float64), torch.randint(0, 3, (16,))
+    shadow = Shadow(model, opt, delta=1e-6)
+    shadow.restart(model, opt)
+    start = shadow.start
+    for _ in range(5):
+        for m, o in ((model, opt), (shadow.model, shadow.opt)):
+            o.zero_grad()
+            cross_entropy(m(x), y).backward()
+            o.step()
+        shadow.steps += 1
+    def difference() -> torch.Tensor:
+        with torch.no_grad():
+            pairs = zip(shadow.model.parameters(), model.parameters(), strict=True)
+            return torch.cat([(s - r).reshape(-1) for s, r in pairs])
+
+    diff = difference()
+    shadow.renormalise(model, opt)
+    after = difference()
+    cos = float(diff @ after / (diff.norm() * after.norm()))
+    assert cos == pytest.approx(1.0, abs=1e-9)  # the direction the dynamics selected is kept
+    assert rel_l1(model, shadow.model) == pytest.approx(start, rel=1e-3)  # and the starting size restored
+    assert shadow.steps == 0 and shadow.renormalisations == 1
+
+
 def test_lanczos_in_torch_agrees_with_numpy_lanczos_and_eigsh():
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
     x, y = torch.randn(40, 6, dtype=torch.float64), torch.randint(0, 3, (40,))
-    ours = top_eigenpair(model, x, y, iters=40)
+    ours = top_eigenpair(model, cross_entropy, x, y, iters=40)
     theirs = top_hessian_eigenpair(model, cross_entropy, x, y, iters=40)
-    hvp, g = hessian_product(model, x, y)
+    hvp, g = hessian_product(model, cross_entropy, x, y)
     op = LinearOperator((g.numel(),) * 2, matvec=lambda v: hvp(torch.as_tensor(np.ravel(v))).numpy(),
                         dtype=np.float64)
     top = eigsh(op, k=1, which="LA", v0=np.random.default_rng(0).standard_normal(g.numel()),
@@ -142,8 +212,11 @@ def test_lanczos_in_torch_agrees_with_numpy_lanczos_and_eigsh():
     assert ours.relative_residual < 1e-6
     assert ours.value == pytest.approx(theirs.value, rel=1e-8)
     assert ours.value == pytest.approx(top, rel=1e-8)
-    direct = lanczos_top_torch(lambda v: torch.diag(torch.arange(1.0, 11.0, dtype=torch.float64)) @ v, 10, iters=10)
-    assert direct.value == pytest.approx(10.0)
+    diag = torch.diag(torch.arange(1.0, 11.0, dtype=torch.float64))
+    direct = lanczos_torch(lambda v: diag @ v, 10, iters=10)
+    assert direct.top.value == pytest.approx(10.0) and direct.bottom == pytest.approx(1.0)
+    warm = lanczos_torch(lambda v: diag @ v, 10, iters=2, start=direct.vector)  # a warm start converges at once
+    assert warm.top.value == pytest.approx(10.0) and warm.top.residual < 1e-8
 
 
 # ----------------------------------------------------------------------------- edge rules
@@ -208,36 +281,83 @@ def test_variance_ratio_interval_and_fall_rule():
     assert math.isnan(study.variance_ratio_interval(a, np.zeros((12, 12)), "k")[0])
 
 
-def _cmp(decades, acc_shift, seconds, k_spread=1.0, binds=(0.0, 0.0, 0.0)):
+def _arms(names, decades, acc_shift, k_spread=1.0, seeds=6, plain="none"):
     rng = np.random.default_rng(1)
-    seed_effect = rng.normal(0, 1, 3)
+    seed_effect = rng.normal(0, 1, seeds)
     out = {}
-    for name in ("none", "cap", "growth"):
-        plain = name == "none"
-        acc = 80 + seed_effect + rng.normal(0, 1 if plain else k_spread, (3, 3)) + (0 if plain else acc_shift)
-        out[name] = {"acc": acc, "decades": [5.0] * 3 if plain else list(decades),
-                     "seconds": [1.0, 1.1, 0.9] if plain else list(seconds), "binds": list(binds)}
+    for name in names:
+        base = name == plain
+        acc = 80 + seed_effect + rng.normal(0, 1 if base else k_spread, (2, seeds)) + (0 if base else acc_shift[name])
+        out[name] = {"acc": acc, "decades": [6.0] * seeds if base else [decades[name]] * seeds}
     return out
 
 
-def test_controller_claims_hold_fail_or_are_inconclusive():
+def test_growth_claims_hold_fail_or_are_inconclusive():
     p = _params("ci").validate()
     good = {c.name: c.verdict for c in study.controller_claims(
-        _cmp([0.5, 0.7, 0.6], 0.0, [1.2, 1.3, 1.25], k_spread=0.0, binds=(0.1, 0.2, 0.1)), p)}
-    assert good["cap: RelL1 growth at least 3 decades smaller than plain SGD's"] == "extension"
-    assert good["cap: STD over k falls"] == "extension"
-    assert good["cap: the curvature cap is applied"] == "extension"  # binds on 13% ≥ 10% of the steps
+        _arms(("none", "growth", "replay"), {"growth": 1.0, "replay": 5.0}, {"growth": 0.0, "replay": 0.0},
+              k_spread=0.0), p)}
+    assert good["growth: RelL1 growth at least 3 decades smaller than plain SGD's"] == "extension"
+    assert good["growth: STD over k falls"] == "extension"
+    never = _arms(("none", "growth", "replay"), {"growth": 1.0, "replay": 5.0}, {"growth": 0.0, "replay": 0.0},
+                  k_spread=0.0)
+    never["growth"]["acc"] = never["growth"]["acc"][:1].repeat(2, axis=0)  # the k runs never differ
+    st = study.four_questions({**never["growth"], "n_test": 10}, never["none"], _params("ci").validate())
+    assert st["b"][1] == 0 and st["b"][2][1] > 0  # bounded by the rule of three, not the empty [0, 0]
+    assert good["growth: its feedback, not its schedule, removes the growth"] == "extension"
     bad = {c.name: c.verdict for c in study.controller_claims(
-        _cmp([5.0, 5.1, 4.9], -5.0, [3.0, 3.2, 3.1]), p)}
+        _arms(("none", "growth", "replay"), {"growth": 5.5, "replay": 5.5}, {"growth": -5.0, "replay": -5.0}), p)}
     assert bad["growth: RelL1 growth at least 3 decades smaller than plain SGD's"] == "refuted"
-    assert bad["growth: test accuracy within 1 point of plain SGD"] == "refuted"
-    assert bad["cap: the curvature cap is applied"] == "refuted"
-    # a cap that binds on 3% of the steps is not applied: its (a)–(d) are no verdict
-    rare = study.controller_claims(_cmp([2.0, 4.5, 3.0], 0.0, [1.0, 3.0, 2.0], binds=(0.0, 0.1, 0.0)), p)
+    assert bad["growth: test accuracy costs at most 1 point against plain SGD"] == "refuted"
+    assert bad["growth: its feedback, not its schedule, removes the growth"] == "refuted"
+
+
+def _edge(binds, decades, hover=(1.0, 1.1, 0.9), reached=(10, 20, 15)):
+    e = _arms(("none", "cap", "constant"), decades, {"cap": 0.0, "constant": 0.0}, seeds=3)
+    e["cap"]["binds"] = list(binds)
+    return {**e, "hover": list(hover), "reached": list(reached)}
+
+
+def test_edge_claims_without_the_edge_decide_nothing():
+    p = _params("ci").validate()
+    e = {arm: {"decades": [], "acc": np.zeros((2, 0)), "binds": []} for arm in ("none", "cap", "constant")}
+    e.update({"hover": [math.nan] * 3, "reached": [None] * 3})
+    got = {c.name: c.verdict for c in study.edge_gd_claims(e, p)}
+    assert set(got.values()) == {"inconclusive"}  # no seed reached the edge: the precondition is unmet
+
+
+def test_edge_claims_need_a_cap_that_binds():
+    p = _params("ci").validate()
+    applied = {c.name: c.verdict for c in study.edge_gd_claims(
+        _edge((0.7, 0.8, 0.75), {"cap": 2.0, "constant": 5.0}), p)}
+    assert applied["cap: the curvature cap is applied"] == "extension"
+    assert applied["cap: RelL1 growth at least 3 decades smaller than the uncapped arm's"] == "extension"
+    assert applied["cap: its feedback, not its smaller steps, removes the growth"] == "extension"
+    assert applied["full-batch GD: the stability ratio reaches 1 and hovers"] == "extension"
+    schedule = {c.name: c.verdict for c in study.edge_gd_claims(
+        _edge((0.7, 0.8, 0.75), {"cap": 2.0, "constant": 2.2}, hover=(0.2, 0.25, 0.22)), p)}
+    assert schedule["cap: its feedback, not its smaller steps, removes the growth"] == "refuted"
+    assert schedule["full-batch GD: the stability ratio reaches 1 and hovers"] == "refuted"
+    rare = study.edge_gd_claims(_edge((0.0, 0.05, 0.0), {"cap": 2.0, "constant": 5.0}, hover=(1.0, math.nan, 1.0),
+                                      reached=(10, None, 5)), p)
     rare_v = {c.name: c.verdict for c in rare}
     assert rare_v["cap: the curvature cap is applied"] == "refuted"
     assert all(v == "inconclusive" for n, v in rare_v.items() if n.startswith("cap:") and "applied" not in n)
-    assert all("not applied, no verdict" in c.criterion for c in rare if c.name.startswith("cap: RelL1"))
+    assert rare_v["full-batch GD: the stability ratio reaches 1 and hovers"] == "inconclusive"
+
+
+def test_an_edge_run_branches_three_arms_from_one_state():
+    cfg = EdgeRun(dataset="synthetic", train_size=64, test_size=32, hidden=(8,), lr=2.0, warmup_max=30, hover=5,
+                  arm_steps=12, lanczos_iters=4, probe_every=3, cap_c=0.5, settle=0).validate()
+    r = edge_run(cfg)
+    arms = r["arms"]
+    assert set(arms) == {"none", "cap", "constant"} and all(len(a["lr"]) == 12 for a in arms.values())
+    assert arms["none"]["lr"] == [2.0] * 12 and arms["none"]["binds"] == 0
+    assert max(arms["cap"]["lr"]) <= 2.0 and arms["cap"]["binds"] == sum(v < 2.0 for v in arms["cap"]["lr"])
+    assert arms["constant"]["lr"] == [pytest.approx(np.mean(arms["cap"]["lr"]))] * 12
+    assert all(a["rel_l1"][0] < 1e-5 for a in arms.values())  # every arm starts from the same state
+    with pytest.raises(ValueError, match="k="):
+        EdgeRun(k=1).validate()
 
 
 def test_disagreement_std_is_the_spread_of_independent_errors():

@@ -24,11 +24,14 @@ from scipy import stats
 
 from instab import checks, report
 from instab.controllers import TrackedRun
+from instab.edge import ARMS as ARMS_EDGE
+from instab.edge import EdgeRun
 from instab.ensemble import band_decision, floor_decision, mean_interval
 from instab.findings import tolerance
+from instab.grid import run_grid
 from instab.growth import amplification, decades, ulp_floor
 from instab.report import Claim
-from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of, network
+from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of, network, run_plan
 from instab.studies.sgd_threshold import amplified_factor
 from instab.train import RunConfig, Variant
 
@@ -37,7 +40,9 @@ __all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "floor_mult
            "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
            "onset_decision", "fall_decision", "first_at_least", "final_scale", "dry_run", "std_interval",
-           "disagreement_std", "null_model", "null_model_claims", "null_model_report", "REGIMES", "CONTROLLED"]
+           "disagreement_std", "null_model", "null_model_claims", "null_model_report", "REGIMES", "CONTROLLED",
+           "ARMS", "run", "replay_cells", "median_schedule", "four_questions", "feedback_decision", "edge_gd",
+           "edge_gd_stats", "edge_gd_claims", "edge_gd_report", "edge_gd_value"]
 
 
 def judge(name: str, ours: Any, interval: Any, **kw: Any) -> Claim:
@@ -47,8 +52,12 @@ def judge(name: str, ours: Any, interval: Any, **kw: Any) -> Claim:
 
 #: the two fixed-lr regimes of the trajectories
 REGIMES = ("below", "above")
-#: the controllers compared with plain SGD ("none")
+#: the minibatch grid's arms: plain SGD, the growth controller, plain SGD on its median schedule
+ARMS = ("none", "growth", "replay")
+#: the controllers: the growth controller on the grid, the curvature cap at the edge of full-batch GD
 CONTROLLED = ("cap", "growth")
+#: the growth controller's settings a chapter may give
+GROWTH_KEYS = ("down", "up", "step_floor", "growth_budget", "shadow_delta")
 
 
 @dataclasses.dataclass
@@ -66,8 +75,11 @@ class Params(SgdParams):
     grid: dict[str, Any]
     k_values: list[int]
     grid_seeds: list[int]
-    controllers: dict[str, dict[str, Any]]
+    growth: dict[str, Any]
+    edge: dict[str, Any]
+    edge_seeds: list[int]
     decades_min: float
+    feedback_min: float
     acc_cost_max: float
     std_fall_band: float
 
@@ -81,19 +93,26 @@ class Params(SgdParams):
             raise ValueError(f"lrs={self.lrs!r} is not allowed; the 'below' lr must be the smaller")
         checks.positive("steps", self.steps, integer=True)
         checks.positive("every", self.every, integer=True)
-        for name, values in (("seeds", self.seeds), ("grid_seeds", self.grid_seeds)):
+        for name, values in (("seeds", self.seeds), ("grid_seeds", self.grid_seeds), ("edge_seeds", self.edge_seeds)):
             if len(set(values)) < 3 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in values):
                 raise ValueError(f"{name}={values!r} is not allowed; at least 3 distinct integers >= 0")
         ks = [int(k) for k in self.k_values]
-        if ks[:1] != [1] or len(ks) < 3 or len(set(ks)) != len(ks):
-            raise ValueError(f"k_values={self.k_values!r} is not allowed; k 1 first (the reference), then >= 2 "
-                             "distinct perturbations")
+        if ks[:1] != [1] or len(ks) < 2 or len(set(ks)) != len(ks):
+            raise ValueError(f"k_values={self.k_values!r} is not allowed; k 1 first (the reference), then >= 1 "
+                             "distinct perturbation")
         check_members(ks[1:])
-        if set(self.controllers) != set(CONTROLLED):
-            raise ValueError(f"controllers={list(self.controllers)!r} is not allowed; give {list(CONTROLLED)}")
+        bad = sorted(set(self.growth) - set(GROWTH_KEYS))
+        if bad:
+            raise ValueError(f"growth: {bad[0]} is not allowed; the growth controller's settings are "
+                             f"{list(GROWTH_KEYS)}")
+        bad = sorted(set(self.edge) - set(EdgeRun.__dataclass_fields__) | ({"init_seed"} & set(self.edge)))
+        if bad:
+            raise ValueError(f"edge: {bad[0]} is not allowed; EdgeRun fields (not init_seed: edge_seeds) are "
+                             f"{sorted(set(EdgeRun.__dataclass_fields__) - {'init_seed'})}")
         if len(self.edge_band) != 2 or not 0 < self.edge_band[0] < 1 < self.edge_band[1]:
             raise ValueError(f"edge_band={self.edge_band!r} is not allowed; [low < 1 < high]")
         checks.positive("decades_min", self.decades_min)
+        checks.positive("feedback_min", self.feedback_min)
         checks.positive("acc_cost_max", self.acc_cost_max)
         checks.in_range("std_fall_band", self.std_fall_band, 0.1, 0.99)
         plan(self)
@@ -102,26 +121,33 @@ class Params(SgdParams):
 
 @dataclass
 class OpenPlan:
-    """Every run of the chapter: the trajectories {regime: [cell per seed]} and the grid
-    {controller: [cell per seed]} (controller ``none``: plain SGD)."""
+    """Every run of the chapter: the trajectories {regime: [cell per seed]}, the grid {arm: [cell
+    per seed]} (``none``: plain SGD; ``growth``; ``replay``: filled by :func:`replay_cells` once the
+    growth arm has run) and the full-batch edge runs (one per seed)."""
 
     trajectories: dict[str, list[TrackedRun]]
     grid: dict[str, list[TrackedRun]]
+    edge: list[EdgeRun]
     seeds: list[int]
     grid_seeds: list[int]
     k_values: list[int]
 
     def configs(self) -> list[TrackedRun]:
-        return [c for cells in (*self.trajectories.values(), *self.grid.values()) for c in cells]
+        """The tracked runs (trajectories and grid) that can run now (not the replay arm)."""
+        return [c for cells in (*self.trajectories.values(), self.grid["none"], self.grid["growth"]) for c in cells]
 
     def describe(self) -> str:
         t = self.trajectories["above"][0]
         g = self.grid["none"][0]
+        e = self.edge[0]
+        steps = {r: c[0].max_steps for r, c in self.trajectories.items()}
         return (f"trajectories: {t.model} {t.hidden} {t.activation}, lr "
-                f"{[c[0].lr for c in self.trajectories.values()]}, {t.max_steps} iterations, "
-                f"{len(self.seeds)} seeds × k {[v.k for v in t.variants]}, recorded every {t.every}\n"
-                f"grid: {len(self.k_values)} k × {len(self.grid_seeds)} seeds, {g.epochs} epochs, lr {g.lr} "
-                f"(÷10 every {g.lr_decay_every}), plain SGD and {list(CONTROLLED)}")
+                f"{[c[0].lr for c in self.trajectories.values()]}, {list(steps.values())} iterations (equal lr × "
+                f"iterations), {len(self.seeds)} seeds × k {[v.k for v in t.variants]}\n"
+                f"grid: k {self.k_values} × {len(self.grid_seeds)} seeds, {g.epochs} epochs, lr {g.lr} "
+                f"(÷10 every {g.lr_decay_every}), {g.test_size} test images; arms {list(ARMS)}\n"
+                f"edge: full-batch GD on {e.train_size} images, lr {e.lr}, momentum {e.momentum}, "
+                f"{len(self.edge)} seeds; arms {list(ARMS_EDGE)}, {e.arm_steps} iterations each")
 
 
 def plan(p: Params) -> OpenPlan:
@@ -141,22 +167,59 @@ def plan(p: Params) -> OpenPlan:
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from None
 
-    traj = {regime: [cell(p.network, "network", lr=float(p.lrs[regime]), lr_decay_every=0, epochs=None,
-                          max_steps=int(p.steps), init_seed=int(s), batch_seed=int(s), variants=variants,
-                          controller="none", sharpness=True, shadow=True)
-                     for s in p.seeds] for regime in REGIMES}
+    top = float(p.lrs["above"])
+    traj = {}
+    for regime in REGIMES:
+        lr = float(p.lrs[regime])
+        stretch = round(top / lr)  # equal lr × iterations: the smaller lr runs (and records) stretch × longer
+        traj[regime] = [cell(p.network, "network", lr=lr, lr_decay_every=0, epochs=None,
+                             max_steps=int(p.steps) * stretch, every=p.every * stretch, init_seed=int(s),
+                             batch_seed=int(s), variants=variants, controller="none", sharpness=True, shadow=True)
+                        for s in p.seeds]
     grid_variants = tuple(Variant(int(k)) for k in p.k_values)
-    grid = {}
-    for name in ("none", *CONTROLLED):
-        over = p.controllers.get(name, {})
-        bad = sorted(set(over) - {"cap_c", "down", "up", "shadow_delta"})
-        if bad:
-            raise ValueError(f"controllers[{name!r}]: {bad[0]} is not allowed (cap_c, down, up, shadow_delta)")
-        grid[name] = [cell(p.grid, "grid", variants=grid_variants, batch_seed=int(s), controller=name,
-                           sharpness=name == "cap", shadow=name == "growth", **over)
-                      for s in p.grid_seeds]
-    return OpenPlan(traj, grid, [int(s) for s in p.seeds], [int(s) for s in p.grid_seeds],
+    grid = {name: [cell(p.grid, "grid", variants=grid_variants, batch_seed=int(s), controller=name,
+                        sharpness=False, shadow=name == "growth", **(p.growth if name == "growth" else {}))
+                   for s in p.grid_seeds] for name in ("none", "growth")}
+    grid["replay"] = []
+    try:
+        shared = {k: p.common[k] for k in ("momentum", "weight_decay", "threads", "device") if k in p.common}
+        edge = [EdgeRun(**{**shared, **p.edge, "init_seed": int(s)}).validate() for s in p.edge_seeds]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"edge: {e}") from None
+    return OpenPlan(traj, grid, edge, [int(s) for s in p.seeds], [int(s) for s in p.grid_seeds],
                     [int(k) for k in p.k_values])
+
+
+def median_schedule(schedules: Sequence[Sequence[float]]) -> list[float]:
+    """The median over runs of each iteration's step: the open-loop schedule the replay arm takes."""
+    return [float(v) for v in np.median(np.asarray(schedules, float), axis=0)]
+
+
+def replay_cells(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> list[TrackedRun]:
+    """The replay arm: every grid seed's plain-SGD cell, trained on the growth arm's median schedule
+    (the same total step without the feedback).  Also stored in ``p.grid["replay"]``."""
+    sched = median_schedule([runs[c]["step_lrs"] for c in p.grid["growth"]])
+    p.grid["replay"] = [c.replace(controller="replay", replay=tuple(sched)).validate() for c in p.grid["none"]]
+    return p.grid["replay"]
+
+
+@dataclass
+class _Cells:
+    cells: list[Any]
+
+    def configs(self) -> list[Any]:
+        return self.cells
+
+
+def run(p: OpenPlan, *, workers: int | None = None, executor: Any = None) -> tuple[
+        dict[TrackedRun, dict[str, Any]], dict[EdgeRun, dict[str, Any]]]:
+    """Run every cell (cached, resumable): the trajectories and the grid's plain and growth arms,
+    then the replay arm on the growth arm's median schedule, then the edge runs.  Returns
+    ({tracked run: record}, {edge run: record})."""
+    runs = dict(run_plan(p, workers=workers, executor=executor))
+    runs.update(run_plan(_Cells(replay_cells(p, runs)), workers=workers, executor=executor))
+    edge = run_grid(p.edge, workers=workers, executor=executor, desc="edge runs")
+    return runs, dict(zip(p.edge, edge, strict=True))
 
 
 # --------------------------------------------------------------------------- trajectories
@@ -212,12 +275,16 @@ def trajectories(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> d
             ratio = stability_ratio(r["lr"], r["lambda"], momentum=c.momentum, weight_decay=c.weight_decay)
             bratio = stability_ratio(r["lr"], r["batch_sharpness"], momentum=c.momentum,
                                      weight_decay=c.weight_decay)
+            stepped = stability_ratio(r["lr"], r["lambda_batch"], momentum=c.momentum,
+                                      weight_decay=c.weight_decay)
             rel = np.median(np.array([r["rel_l1"][m] for m in r["rel_l1"]]), axis=0)
             rate = np.asarray(r["rate"], float)
             pos = np.flatnonzero(np.isfinite(rate) & (rate > 0))
             half = steps >= steps[-1] / 2
             rows.append({"seed": c.init_seed, "steps": steps, "ratio": ratio, "batch_ratio": bratio, "rel": rel,
-                         "rate": rate, "amp_onset": onset(steps, rel, floor, multiple), "floor": floor,
+                         "stepped_ratio": stepped, "lambda_min": np.asarray(r["lambda_min"], float),
+                         "rate": rate, "rate_per_time": rate / np.asarray(r["lr"], float),
+                         "amp_onset": onset(steps, rel, floor, multiple), "floor": floor,
                          "edge_onset": first_at_least(steps, ratio, 1.0),
                          "rate_onset_ratio": float(ratio[pos[0] - 1]) if pos.size else math.nan,
                          "late_ratio": float(np.median(ratio[half])),
@@ -358,34 +425,33 @@ def edge_sentence(t: Mapping[str, Any], p: Params) -> str:
 
 
 # ------------------------------------------------------------------------------ the grid
-def _decades(r: Mapping[str, Any]) -> float:
-    """log10(final RelL1 / first nonzero RelL1), the median over the members."""
-    out = []
-    for rel in r["rel_l1"].values():
-        x = np.asarray(rel, float)
-        nz = x[np.isfinite(x) & (x > 0)]
-        out.append(decades(nz[0], nz[-1]) if nz.size >= 2 else math.nan)
+def _decades(r: Mapping[str, Any], floor: float) -> float:
+    """log10(final RelL1 / the one-ulp floor), the median over the members: how far above the
+    floor the perturbation ended (a RelL1 of exactly 0 counts as 0 decades, at the floor: a run
+    that never left its reference is kept, not dropped)."""
+    out = [decades(floor, float(rel[-1])) if float(rel[-1]) > 0 else 0.0 for rel in r["rel_l1"].values()]
     return float(np.median(out))
 
 
 def comparison(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, Any]:
-    """Per controller (``none``: plain SGD): ``acc`` [k, seed] in %, ``decades`` per seed,
-    ``final_rel`` per seed, ``seconds`` per seed (the reference's share of the steps plus the
-    controller's own work: its sharpness estimates or its shadow), ``binds`` (the cap: share of
-    iterations it bound, per seed), ``lrs`` (each seed's step per iteration)."""
+    """Per arm (``none``: plain SGD, ``growth``, ``replay``): ``acc`` [k, seed] in %, ``decades``
+    per seed (final RelL1 over the one-ulp floor), ``final_rel`` per seed, ``train_loss`` (the
+    reference's mean loss over the last window, per seed), ``seconds`` per seed (the reference's
+    share of the steps plus its shadow), ``lrs`` (each seed's step per iteration), ``total_step``
+    (Σ η_t per seed)."""
     out: dict[str, Any] = {}
-    for name, cells in p.grid.items():
+    floor = ulp_floor(network(p.grid["none"][0]).parameters())
+    for name in ARMS:
+        cells = p.grid[name]
         acc = np.array([[100 * runs[c]["final_acc"][Variant(k).name] for c in cells] for k in p.k_values])
-        per_ref = []
-        for c in cells:
-            s = runs[c]["seconds"]
-            per_ref.append(s["steps"] / len(c.variants) + s["sharpness"] * c.sharpness * (name == "cap")
-                           + s["shadow"] * (name == "growth"))
-        out[name] = {"acc": acc, "decades": [_decades(runs[c]) for c in cells],
+        per_ref = [runs[c]["seconds"]["steps"] / len(c.variants) + runs[c]["seconds"]["shadow"] for c in cells]
+        out[name] = {"acc": acc, "decades": [_decades(runs[c], floor) for c in cells], "floor": floor,
+                     "n_test": len(runs[cells[0]]["labels"]),
                      "final_rel": [float(np.median([v[-1] for v in runs[c]["rel_l1"].values()])) for c in cells],
-                     "seconds": per_ref,
-                     "binds": [runs[c]["binds"] / max(1, len(runs[c]["step_lrs"])) for c in cells],
-                     "lrs": [runs[c]["step_lrs"] for c in cells], "steps": [runs[c]["steps"] for c in cells],
+                     "train_loss": [float(runs[c]["train_loss"][-1]) for c in cells],
+                     "seconds": per_ref, "lrs": [runs[c]["step_lrs"] for c in cells],
+                     "total_step": [float(np.sum(runs[c]["step_lrs"])) for c in cells],
+                     "steps": [runs[c]["steps"] for c in cells],
                      "rel": [np.median(np.array(list(runs[c]["rel_l1"].values())), axis=0) for c in cells]}
     return out
 
@@ -423,95 +489,244 @@ def fall_decision(interval: Sequence[float], band: float) -> bool | None:
     return False if lo > band else None
 
 
-#: The registry's finding on whether the curvature cap is applied at all (``applied_min``: the share
-#: of the iterations it must bind on; below it the cap's (a)–(d) are no verdict).
-CAP_APPLIED = "oq-cap-binds"
+def _difference(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of the paired differences x − y (finite pairs) with its t interval; NaN if none."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    d = d[np.isfinite(d)]
+    return mean_interval(d) if d.size else (math.nan, math.nan, math.nan)
 
 
-def cap_applied(cmp: Mapping[str, Any]) -> tuple[bool, float]:
-    """(applied, mean share of the iterations where the cap binds): applied when the share, over
-    the seeds, is at least the registry's ``applied_min``."""
-    share = float(np.mean(cmp["cap"]["binds"]))
-    return share >= tolerance(CAP_APPLIED, "applied_min"), share
+def four_questions(arm: Mapping[str, Any], plain: Mapping[str, Any], p: Params) -> dict[str, Any]:
+    """Findings (a)–(d) of an intervention against plain runs, each (decision, value, interval):
+    (a) plain's decades − the arm's (t interval over seeds) above ``decades_min``; (b), (c) the STD
+    over k, over seeds, arm / plain (F interval, :func:`fall_decision`); (d) the arm's accuracy −
+    plain's (mean over k, t interval over seeds) above −``acc_cost_max``."""
+    st: dict[str, Any] = {}
+    m, lo, hi = _difference(plain["decades"], arm["decades"])
+    st["a"] = (_decided([lo, hi], lambda iv: floor_decision(iv, p.decades_min)), m, [lo, hi])
+    for key, axis in (("b", "k"), ("c", "seeds")):
+        r, lo, hi = variance_ratio_interval(arm["acc"], plain["acc"], axis)
+        if r == 0 and axis == "k" and arm.get("n_test"):
+            # no two k runs of any seed differ: the F interval degenerates to [0, 0]; bound the STD
+            # instead by the rule of three (disagreement ≤ 3/(S·N) at 95%) and Jordan's null
+            s_, n = arm["acc"].shape[1], int(arm["n_test"])
+            plain_sd = math.sqrt(float(np.asarray(plain["acc"], float).var(axis=0, ddof=1).mean()))
+            hi = disagreement_std(3 / (s_ * n), n) / plain_sd if plain_sd > 0 else math.nan
+        st[key] = (fall_decision([lo, hi], p.std_fall_band), r, [lo, hi])
+    m, lo, hi = _difference(arm["acc"].mean(axis=0), plain["acc"].mean(axis=0))
+    st["d"] = (_decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
+    return st
 
 
-def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, dict[str, Any]]:
-    """Findings (a)–(d) and the cap's binding share per controller, each (decision, value, interval);
-    a cap that is not applied (:func:`cap_applied`) decides none of (a)–(d)."""
-    plain = cmp["none"]
-    out: dict[str, dict[str, Any]] = {}
-    for name in CONTROLLED:
-        c = cmp[name]
-        st: dict[str, Any] = {}
-        diff = np.asarray(plain["decades"]) - np.asarray(c["decades"])
-        m, lo, hi = mean_interval(diff[np.isfinite(diff)]) if np.isfinite(diff).sum() else (math.nan,) * 3
-        st["a"] = (_decided([lo, hi], lambda iv: floor_decision(iv, p.decades_min)), m, [lo, hi])
-        for key, axis in (("b", "k"), ("c", "seeds")):
-            r, lo, hi = variance_ratio_interval(c["acc"], plain["acc"], axis)
-            st[key] = (fall_decision([lo, hi], p.std_fall_band), r, [lo, hi])
-        dacc = c["acc"].mean(axis=0) - plain["acc"].mean(axis=0)
-        m, lo, hi = mean_interval(dacc)
-        st["d"] = (_decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
-        if name == "cap":
-            share = np.asarray(c["binds"])
-            applied, mean = cap_applied(cmp)
-            st["binds"] = (applied, mean, [float(share.min()), float(share.max())])
-            if not applied:  # a cap that (almost) never binds is plain SGD again: no verdict on (a)–(d)
-                st.update({key: (None, *st[key][1:]) for key in "abcd"})
-        out[name] = st
+def feedback_decision(matched: Sequence[float], controlled: Sequence[float], minimum: float) -> tuple[
+        bool | None, float, list[float]]:
+    """Is a controller's effect its feedback rather than its step sizes?  Per seed, the decades of
+    the open-loop arm with the same steps (``matched``) minus the controller's: the t interval
+    above ``minimum`` → True (the feedback removes growth the same steps leave); below it → False
+    (the steps alone do it); else None."""
+    m, lo, hi = _difference(matched, controlled)
+    return _decided([lo, hi], lambda iv: floor_decision(iv, minimum)), m, [lo, hi]
+
+
+def controller_stats(cmp: Mapping[str, Any], p: Params) -> dict[str, Any]:
+    """The growth controller's (a)–(d) against plain SGD, ``feedback`` (against the replay arm),
+    and the replay arm's own (a)–(d) (what the schedule alone does)."""
+    st = four_questions(cmp["growth"], cmp["none"], p)
+    st["feedback"] = feedback_decision(cmp["replay"]["decades"], cmp["growth"]["decades"], p.feedback_min)
+    st["replay"] = four_questions(cmp["replay"], cmp["none"], p)
+    return st
+
+
+_QUESTIONS = {
+    "a": ("RelL1 growth at least {dmin:g} decades smaller than {plain}'s",
+          "per seed, {plain}'s log10(final RelL1 / one-ulp floor) minus the controlled run's (median over the "
+          "perturbed k); 95% t interval of the mean over seeds above {dmin:g} → holds, below → refuted"),
+    "b": ("STD over k falls",
+          "STD over k (within seeds, pooled) controlled / {plain}: 95% F interval below 1 → holds; above "
+          "{band:g} and reaching 1 → refuted"),
+    "c": ("STD over seeds falls",
+          "STD over seeds (within k, pooled, S − 1 degrees of freedom) controlled / {plain}: 95% F interval "
+          "below 1 → holds; above {band:g} and reaching 1 → refuted"),
+    "d": ("test accuracy costs at most {acc:g} point against {plain}",
+          "per seed, mean accuracy over k controlled − {plain} (points); 95% t interval above −{acc:g} → holds, "
+          "below → refuted"),
+}
+
+
+def _question_claims(name: str, st: Mapping[str, Any], p: Params, sane: bool, shown_in: str,
+                     where: str, plain: str) -> list[Claim]:
+    out = []
+    for key, (title, criterion) in _QUESTIONS.items():
+        d, m, iv = st[key]
+        fmt = {"dmin": p.decades_min, "band": p.std_fall_band, "acc": p.acc_cost_max, "plain": plain}
+        out.append(judge(f"{name}: " + title.format(**fmt), m, iv, criterion=where + criterion.format(**fmt),
+                         holds=d, sane=sane, shown_in=shown_in))
     return out
 
 
 def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-grid") -> list[Claim]:
-    """Findings (a)–(d) of the intervention for each controller, decided by the data (reproduced /
-    refuted / inconclusive), and whether the curvature cap binds at all."""
+    """The growth controller's findings (a)–(d) on the grid and whether its feedback, not its
+    schedule, does it (the replay arm)."""
     st = controller_stats(cmp, p)
-    out = []
-    for name in CONTROLLED:
-        s = st[name]
-        acc_ok = bool(np.all(np.isfinite(cmp[name]["acc"])))
-        rows = [
-            ("a", f"{name}: RelL1 growth at least {p.decades_min:g} decades smaller than plain SGD's",
-             f"per seed, plain SGD's decades of RelL1 growth minus the controlled run's (median over the k "
-             f"members); 95% t interval of the mean over seeds above {p.decades_min:g} → holds, below → refuted"),
-            ("b", f"{name}: STD over k falls",
-             f"STD over k (within seeds, pooled) controlled / plain: 95% F interval below 1 → holds; above "
-             f"{p.std_fall_band:g} and reaching 1 → refuted"),
-            ("c", f"{name}: STD over seeds falls",
-             f"STD over seeds (within k, pooled, S − 1 degrees of freedom) controlled / plain: 95% F interval "
-             f"below 1 → holds; above {p.std_fall_band:g} and reaching 1 → refuted"),
-            ("d", f"{name}: test accuracy within {p.acc_cost_max:g} point of plain SGD",
-             f"per seed, mean accuracy over k controlled − plain (points); 95% t interval above "
-             f"−{p.acc_cost_max:g} → holds, below → refuted"),
-        ]
-        applied_min = tolerance(CAP_APPLIED, "applied_min")
-        not_applied = (f"; the cap bound on {100 * s['binds'][1]:.2g}% of the iterations (< {100 * applied_min:g}%): "
-                       "not applied, no verdict") if name == "cap" and not s["binds"][0] else ""
-        for key, claim_name, criterion in rows:
-            d, m, iv = s[key]
-            out.append(judge(claim_name, m, iv, criterion=criterion + not_applied, holds=d, sane=acc_ok,
-                             shown_in=shown_in))
-        if name == "cap":
-            d, m, iv = s["binds"]
-            out.append(judge("cap: the curvature cap is applied", m, iv,
-                             criterion=f"mean share over the seeds of the iterations where c·2(1+μ)/(λ+α) < η: "
-                                       f"≥ {100 * applied_min:g}% → applied; below → not applied (refuted)",
-                             holds=d, sane=acc_ok, shown_in=shown_in))
+    sane = all(bool(np.all(np.isfinite(cmp[a]["acc"]))) for a in ARMS)
+    out = _question_claims("growth", st, p, sane, shown_in, "minibatch grid: ", "plain SGD")
+    d, m, iv = st["feedback"]
+    out.append(judge("growth: its feedback, not its schedule, removes the growth", m, iv,
+                     criterion=(f"per seed, the replay arm's decades above the floor (plain SGD on the controller's "
+                                f"median schedule) minus the controller's: 95% t interval above {p.feedback_min:g} "
+                                f"→ holds; below {p.feedback_min:g} → refuted (the schedule alone does it)"),
+                     holds=d, sane=sane, shown_in=shown_in))
     return out
 
 
 def comparison_report(cmp: Mapping[str, Any], p: Params) -> str:
     st = controller_stats(cmp, p)
-    lines = [f"{'':8s} {'accuracy %':>11s} {'STD k':>7s} {'STD seeds':>9s} {'RelL1 decades':>13s}"]
-    for name, c in cmp.items():
+    lines = [f"{'':8s} {'accuracy %':>11s} {'STD k':>7s} {'STD seeds':>9s} {'decades':>8s} {'Σ step':>8s} "
+             f"{'train loss':>10s}"]
+    for name in ARMS:
+        c = cmp[name]
         a = c["acc"]
-        lines.append(f"{name:8s} {a.mean():11.2f} {a.std(axis=0).mean():7.3f} {a.std(axis=1).mean():9.3f} "
-                     f"{np.nanmean(c['decades']):13.2f}")
-    for name in CONTROLLED:
-        lines.append(f"{name}:")
-        for key, (d, m, iv) in st[name].items():
+        lines.append(f"{name:8s} {a.mean():11.2f} {a.std(axis=0, ddof=1).mean():7.3f} "
+                     f"{a.std(axis=1, ddof=1).mean():9.3f} {np.nanmean(c['decades']):8.2f} "
+                     f"{np.mean(c['total_step']):8.2f} {np.mean(c['train_loss']):10.4f}")
+    for label, q in (("growth vs plain", st), ("replay vs plain", st["replay"])):
+        lines.append(f"{label}:")
+        for key in "abcd":
+            d, m, iv = q[key]
             word = {True: "holds", False: "fails", None: "undecided"}[d]
             lines.append(f"   ({key}) {m:.3g}  95% interval [{iv[0]:.3g}, {iv[1]:.3g}]  → {word}")
+    d, m, iv = st["feedback"]
+    lines.append(f"feedback (replay − growth decades) {m:.3g}  95% interval [{iv[0]:.3g}, {iv[1]:.3g}]  → "
+                 f"{ {True: 'holds', False: 'fails', None: 'undecided'}[d]}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------- the edge of full-batch GD
+#: The registry's finding on whether the curvature cap is applied at all (``applied_min``: the share
+#: of the iterations it must bind on; below it the cap's findings are no verdict).
+CAP_APPLIED = "oq-cap-binds"
+
+
+#: a run counts as diverged when its final training loss is not below the loss of chance, ln 10
+#: (fixed before the run): such runs are counted on the page, never averaged into a spread unseen.
+CHANCE_LOSS = math.log(10)
+#: an edge arm counts as destabilised when its final training loss is above this multiple of the
+#: loss at the state the arms start from (it lost its training rather than hovered)
+LOST_FACTOR = 3.0
+
+
+def edge_gd(p: OpenPlan, runs: Mapping[EdgeRun, Mapping[str, Any]]) -> dict[str, Any]:
+    """The edge runs, over the seeds whose reference reached the edge (the experiment's
+    precondition; ``reached`` lists every seed's iteration, None where it never did): per arm
+    ``decades`` per seed (log10 of the median RelL1 over the arm's last 10% over the one-ulp
+    floor), ``acc`` [k, seed] in % (k = 1 and the perturbed k), ``binds`` (share of the arm's
+    iterations where the cap bound), ``mean_lr``, ``final_loss``, ``diverged`` (runs whose final
+    loss is not below :data:`CHANCE_LOSS`), ``ratio`` (median over the arm); ``hover`` per seed
+    (median ratio over the warm-up's probes from the first one at the edge on; NaN if never), and
+    the raw records of every seed."""
+    out: dict[str, Any] = {"hover": [], "reached": [], "records": [runs[c] for c in p.edge]}
+    for c in p.edge:
+        w = runs[c]["warmup"]
+        steps, ratio = np.asarray(w["steps"]), np.asarray(w["ratio"], float)
+        at = w["reached"]
+        out["reached"].append(at)
+        out["hover"].append(float(np.median(ratio[steps >= at])) if at is not None else math.nan)
+    at_edge = [c for c, at in zip(p.edge, out["reached"], strict=True) if at is not None]
+    out["at_edge"] = [runs[c] for c in at_edge]
+    for arm in ARMS_EDGE:
+        rows: dict[str, list[Any]] = {"decades": [], "acc": [], "binds": [], "mean_lr": [], "final_loss": [],
+                                      "ratio": [], "lost": [], "residual": []}
+        for c in at_edge:
+            r = runs[c]
+            rec = r["arms"][arm]
+            rel = np.asarray(rec["rel_l1"], float)
+            med = float(np.median(rel[-max(1, len(rel) // 10):]))
+            rows["decades"].append(decades(r["floor"], med) if med > 0 else 0.0)
+            rows["acc"].append([100 * a for a in rec["test_acc"]])
+            rows["binds"].append(rec["binds"] / len(rec["lr"]))
+            rows["mean_lr"].append(float(np.mean(rec["lr"])))
+            rows["final_loss"].append(rec["final_loss"])
+            rows["ratio"].append(float(np.median(rec["ratio"])))
+            rows["lost"].append(bool(not rec["final_loss"] < LOST_FACTOR * r["start"]["loss"]))
+            rows["residual"].append(rec["residual"])
+        out[arm] = {**rows, "acc": np.asarray(rows["acc"], float).reshape(-1, 2).T,
+                    "diverged": sum(not (math.isfinite(x) and x < CHANCE_LOSS) for x in rows["final_loss"])}
+    return out
+
+
+def edge_gd_stats(e: Mapping[str, Any], p: Params) -> dict[str, Any]:
+    """The edge findings: ``hover`` (geometric mean of the hover ratio with its interval, inside
+    ``edge_band``?), the cap's ``binds``, its (a)–(d) against the uncapped arm and its ``feedback``
+    (against the constant step), over the seeds that reached the edge (fewer than 2: undecided)."""
+    n = len(e["cap"]["decades"])
+    nan3 = (None, math.nan, [math.nan, math.nan])
+    if n >= 2:
+        st = four_questions(e["cap"], e["none"], p)
+        st["feedback"] = feedback_decision(e["constant"]["decades"], e["cap"]["decades"], p.feedback_min)
+    else:
+        st = {key: nan3 for key in ("a", "b", "c", "d", "feedback")}
+    binds = e["cap"]["binds"]
+    share = float(np.mean(binds)) if binds else math.nan
+    st["binds"] = ((share >= tolerance(CAP_APPLIED, "applied_min")) if n >= 2 else None, share,
+                   [float(np.min(binds)), float(np.max(binds))] if binds else [math.nan, math.nan])
+    if not st["binds"][0]:  # a cap that (almost) never binds is the uncapped run again: no verdict
+        st.update({key: (None, *st[key][1:]) for key in ("a", "b", "c", "d", "feedback")})
+    unreached = sum(r is None for r in e["reached"])
+    m, lo, hi = _log_interval(e["hover"])
+    st["hover"] = (None if unreached else _decided([lo, hi], lambda iv: band_decision(iv, p.edge_band)), m, [lo, hi])
+    # seeds that never reach the edge (they fit the data first): the statement's precondition is
+    # unmet there, so they leave it undecided rather than refute it
+    st["unreached"] = unreached
+    return st
+
+
+def edge_gd_claims(e: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-gd") -> list[Claim]:
+    """Full-batch GD reaches the edge and hovers; the cap binds there; its (a)–(d) against the
+    uncapped arm; its feedback against the constant step."""
+    st = edge_gd_stats(e, p)
+    sane = all(bool(np.all(np.isfinite(e[a]["acc"]))) for a in ARMS_EDGE)
+    lo_b, hi_b = p.edge_band
+    out = [judge("full-batch GD: the stability ratio reaches 1 and hovers", st["hover"][1], st["hover"][2],
+                 criterion=(f"per seed, the median ratio η(λ+α)/(2(1+μ)) from the first probe at the edge on "
+                            f"(λ of the whole training subset); 95% interval of the geometric mean over the seeds "
+                            f"that reach it inside [{lo_b:g}, {hi_b:g}] → holds, wholly outside → refuted; any "
+                            f"seed never at the edge ({st['unreached']} of {len(e['reached'])}: it fit the data "
+                            "first, the statement's precondition) → undecided"),
+                 holds=st["hover"][0], sane=sane, shown_in=shown_in)]
+    d, m, iv = st["binds"]
+    applied_min = tolerance(CAP_APPLIED, "applied_min")
+    out.append(judge("cap: the curvature cap is applied", m, iv,
+                     criterion=(f"full-batch GD at the edge: mean share over the seeds of the capped arm's iterations "
+                                f"where c·2(1+μ)/(λ_t+α) < η: ≥ {100 * applied_min:g}% → applied; below → not applied "
+                                "(refuted), and then the cap's findings decide nothing"),
+                     holds=d, sane=sane, shown_in=shown_in))
+    out += _question_claims("cap", st, p, sane, shown_in, "full-batch GD from the edge, capped arm against the "
+                                                         "uncapped arm: ", "the uncapped arm")
+    d, m, iv = st["feedback"]
+    out.append(judge("cap: its feedback, not its smaller steps, removes the growth", m, iv,
+                     criterion=(f"per seed, the constant-step arm's decades above the floor (the capped arm's mean "
+                                f"step) minus the capped arm's: 95% t interval above {p.feedback_min:g} → holds; below "
+                                f"{p.feedback_min:g} → refuted (the smaller step alone does it)"),
+                     holds=d, sane=sane, shown_in=shown_in))
+    return out
+
+
+def edge_gd_report(e: Mapping[str, Any]) -> str:
+    n = len(e["cap"]["decades"])
+    lines = [f"{n} of {len(e['reached'])} seeds reached the edge; over them, per arm (means over seeds):",
+             f"{'arm':9s} {'decades':>8s} {'accuracy %':>11s} {'|Δacc| k':>9s} {'binds':>6s} {'mean η':>8s} "
+             f"{'ratio':>6s} {'loss':>9s} {'diverged':>8s} {'lost':>5s}"]
+    for arm in ARMS_EDGE if n else ():
+        a = e[arm]
+        lines.append(f"{arm:9s} {np.nanmean(a['decades']):8.2f} {a['acc'].mean():11.2f} "
+                     f"{np.abs(a['acc'][0] - a['acc'][-1]).mean():9.2f} {np.mean(a['binds']):6.1%} "
+                     f"{np.mean(a['mean_lr']):8.4f} {np.median(a['ratio']):6.3f} {np.mean(a['final_loss']):9.4g} "
+                     f"{a['diverged']:8d} {sum(a['lost']):5d}")
+    res = [x for arm in ARMS_EDGE for x in e[arm]["residual"] if np.isfinite(x)]
+    lines.append(f"lost: final loss above {LOST_FACTOR:g} × the loss at the arms' start; the largest relative "
+                 f"Lanczos residual of an arm's λ estimates: {max(res, default=math.nan):.2g}")
+    lines.append("per seed: reached the edge at " + ", ".join(str(r) for r in e["reached"])
+                 + "; hover ratio " + ", ".join(f"{h:.3g}" for h in e["hover"]))
     return "\n".join(lines)
 
 
@@ -604,25 +819,28 @@ def null_model_report(nm: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def answers(cmp: Mapping[str, Any], p: Params) -> str:
-    """The sentence the chapter quotes: the answers to the paper's open questions, with intervals."""
-    st = controller_stats(cmp, p)
-    parts = []
-    for name, label in (("cap", "The curvature cap"), ("growth", "The growth controller")):
-        s = st[name]
-        parts.append(f"{label}: RelL1 growth {s['a'][1]:.2g} decades smaller ({s['a'][2][0]:.2g} to "
-                     f"{s['a'][2][1]:.2g}); STD over k ×{s['b'][1]:.2g} ({s['b'][2][0]:.2g} to {s['b'][2][1]:.2g}); "
-                     f"STD over seeds ×{s['c'][1]:.2g} ({s['c'][2][0]:.2g} to {s['c'][2][1]:.2g}); accuracy "
-                     f"{s['d'][1]:+.2g} points ({s['d'][2][0]:+.2g} to {s['d'][2][1]:+.2g})"
-                     + (f"; it binds on {100 * s['binds'][1]:.2g}% of the iterations" if name == "cap" else
-                        f"; its last step is ×{final_scale(cmp):.2g} of plain SGD's (median over seeds)")
-                     + ".")
-    return "  ".join(parts)
+def _iv(v: tuple[Any, float, Sequence[float]], fmt: str = ".2g", sign: str = "") -> str:
+    d, m, (lo, hi) = v
+    return f"{m:{sign}{fmt}} ({lo:{sign}{fmt}} to {hi:{sign}{fmt}})"
+
+
+def answers(cmp: Mapping[str, Any], e: Mapping[str, Any], p: Params) -> str:
+    """The paragraph the chapter quotes: the answers to the paper's open questions, with intervals."""
+    g, c = controller_stats(cmp, p), edge_gd_stats(e, p)
+    r = g["replay"]
+    return (f"At the edge of full-batch gradient descent the curvature cap binds on {100 * c['binds'][1]:.2g}% of its "
+            f"iterations; against the uncapped runs it ends {_iv(c['a'])} decades closer to the one-ulp floor, and "
+            f"{_iv(c['feedback'])} decades closer than a constant step equal to its mean step; its accuracy differs "
+            f"by {_iv(c['d'], sign='+')} points.  On the minibatch grid the growth controller (last step "
+            f"×{final_scale(cmp):.2g} of plain SGD's, median over seeds) ends {_iv(g['a'])} decades closer to the "
+            f"floor than plain SGD and {_iv(g['feedback'])} decades closer than plain SGD on its median schedule; "
+            f"its STD over k is ×{_iv(g['b'])}, over seeds ×{_iv(g['c'])}, its accuracy {_iv(g['d'], sign='+')} "
+            f"points; the schedule alone gives STD over k ×{_iv(r['b'])}, over seeds ×{_iv(r['c'])}, accuracy "
+            f"{_iv(r['d'], sign='+')} points.")
 
 
 def final_scale(cmp: Mapping[str, Any], name: str = "growth") -> float:
-    """The median over seeds of a controller's last step over plain SGD's last step (the growth
-    controller holds the measured growth at zero by shrinking the step: how far?)."""
+    """The median over seeds of a controller's last step over plain SGD's last step."""
     return float(np.median([c[-1] / p[-1] for c, p in zip(cmp[name]["lrs"], cmp["none"]["lrs"], strict=True)]))
 
 
@@ -630,7 +848,7 @@ def final_scale(cmp: Mapping[str, Any], name: str = "growth") -> float:
 def _rows(p: Params) -> tuple[list[dict[str, Any]], list[RunConfig]]:
     t = plan(p)
     rows = [cost_row(f"trajectories ({regime})", list(cells)) for regime, cells in t.trajectories.items()]
-    rows += [cost_row(f"grid ({name})", list(cells)) for name, cells in t.grid.items()]
+    rows += [cost_row(f"grid ({name})", list(t.grid[name if name != "replay" else "none"])) for name in ARMS]
     return rows, list(t.configs())
 
 
@@ -648,5 +866,12 @@ def trajectories_value(t: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def comparison_value(cmp: Mapping[str, Any]) -> dict[str, Any]:
-    """The results' value ``grid``: per optimizer, accuracy [k, seed], decades, seconds, binds."""
-    return {name: {k: c[k] for k in ("acc", "decades", "final_rel", "binds")} for name, c in cmp.items()}
+    """The results' value ``grid``: per arm, accuracy [k, seed], decades, final RelL1, Σ step, loss."""
+    return {name: {k: c[k] for k in ("acc", "decades", "final_rel", "total_step", "train_loss")}
+            for name, c in cmp.items()}
+
+
+def edge_gd_value(e: Mapping[str, Any]) -> dict[str, Any]:
+    """The results' value ``edge``: per arm, decades, accuracy, binds, mean step; hover, reached."""
+    return {**{arm: {k: e[arm][k] for k in ("decades", "acc", "binds", "mean_lr", "final_loss", "diverged")}
+               for arm in ARMS_EDGE}, "hover": e["hover"], "reached": e["reached"]}

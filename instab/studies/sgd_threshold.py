@@ -24,7 +24,7 @@ from instab import checks
 from instab.findings import tolerance
 from instab.growth import amplification, ulp_floor
 from instab.report import Claim, claim, decide, judge
-from instab.stability import RitzPair, top_hessian_eigenpair
+from instab.stability import RitzPair, momentum_limit, top_hessian_eigenpair
 from instab.studies.sgd import (
     SgdParams,
     check_members,
@@ -276,8 +276,8 @@ def momentum_lr_limit(curvature: float, *, momentum: float, weight_decay: float)
     """The largest stable learning rate of heavy-ball SGD (PyTorch's: v ← μv + g + αθ, θ ← θ − ηv)
     on a quadratic of curvature λ: η < 2(1 + μ)/(λ + α).  With μ = 0 this is App. E's (64),
     Δt < 2/(α + λ₀); the factor 1 + μ is the momentum's (the eigenvalues of the 2 × 2 iteration
-    matrix stay in the unit disc iff 0 < η(λ + α) < 2(1 + μ))."""
-    return 2.0 * (1.0 + momentum) / (curvature + weight_decay)
+    matrix stay in the unit disc iff 0 < η(λ + α) < 2(1 + μ)).  :func:`instab.stability.momentum_limit`."""
+    return momentum_limit(curvature, momentum=momentum, weight_decay=weight_decay)
 
 
 def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any], *,

@@ -1,0 +1,229 @@
+"""Full-batch gradient descent with momentum at the edge of stability, and a causal test of the
+curvature cap there (the paper's §6 question, where the cap can bind).
+
+Under full-batch gradient descent the sharpness λ (the top eigenvalue of the training loss's
+Hessian) rises until the step reaches the linear stability limit, η(λ + α) = 2(1 + μ) for heavy-ball
+momentum μ and weight decay α, and then hovers there (Cohen et al., ICLR 2021).  :class:`EdgeRun`
+trains the reference (k = 1) until its stability ratio η(λ + α)/(2(1 + μ)) reaches ``edge_at`` (not
+counting the first ``settle`` iterations, whose catapult is a transient) and for ``hover``
+iterations more, then continues from that one state in three arms, each a k = 1 run
+beside a perturbed k run (:class:`~instab.optim.PerturbedSGD`, the paper's perturbation):
+
+- ``none``: the same step η (the runs stay at the edge);
+- ``cap``: η_t = min(η, c · 2(1 + μ)/(λ_t + α)), λ_t re-estimated at every iteration on the k = 1
+  run (Lanczos warm-started from the previous top vector) — at the edge it binds;
+- ``constant``: the constant step equal to the capped arm's mean step (the same total step
+  without the feedback: separates the cap's mechanism from its smaller steps).
+
+Every iteration records the ratio, the step, the training loss and RelL1 between the arm's two
+runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from instab import checks, determinism, store
+from instab.growth import ulp_floor
+from instab.metrics import rel_l1
+from instab.models import build_model
+from instab.optim import PerturbedSGD
+from instab.runs import DTYPES, RunSpec, cross_entropy, load_data, predict
+from instab.stability import hessian_spectrum, momentum_limit
+
+__all__ = ["ARMS", "EdgeRun", "edge_run"]
+
+#: the three arms from the edge state
+ARMS = ("none", "cap", "constant")
+
+
+@dataclass(frozen=True)
+class EdgeRun:
+    """One full-batch run to the edge and its three arms (a grid cell: ``key``, ``validate``,
+    ``compute``).  ``train_size`` images are the whole batch; ``lanczos_iters`` warm-started
+    Lanczos steps estimate λ every ``probe_every`` iterations while reaching the edge and in the
+    ``none``/``constant`` arms, every iteration in the ``cap`` arm."""
+
+    dataset: str = "fashion_mnist"
+    train_size: int = 1000
+    test_size: int = 10000
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (64, 32)
+    activation: str = "swish"
+    lr: float = 0.5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    init_seed: int = 0
+    k: int = 3
+    warmup_max: int = 2000
+    settle: int = 100
+    edge_at: float = 0.95
+    hover: int = 200
+    arm_steps: int = 400
+    cap_c: float = 0.9
+    lanczos_iters: int = 8
+    probe_every: int = 5
+    threads: int = 1
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> EdgeRun:
+        for name in ("train_size", "test_size", "warmup_max", "arm_steps", "lanczos_iters", "probe_every",
+                     "threads"):
+            checks.positive(name, getattr(self, name), integer=True)
+        checks.in_range("hover", self.hover, 0, 10**6, integer=True)
+        checks.in_range("settle", self.settle, 0, self.warmup_max, integer=True)
+        checks.positive("lr", self.lr)
+        checks.in_range("momentum", self.momentum, 0.0, 0.999)
+        checks.in_range("cap_c", self.cap_c, 0.01, 0.999)
+        checks.in_range("edge_at", self.edge_at, 0.1, 1.0)
+        if self.model != "mlp":
+            raise ValueError(f"model={self.model!r} is not allowed; the edge run trains an 'mlp'")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
+            raise ValueError(f"k={self.k!r} is not allowed; the perturbed member, an integer >= 2")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not allowed; choose one of {list(DTYPES)}")
+        if not isinstance(self.init_seed, int) or self.init_seed < 0:
+            raise ValueError(f"init_seed={self.init_seed!r} is not allowed; an integer >= 0")
+        return self
+
+    def key(self) -> str:
+        blob = repr(sorted({**self.to_dict(), "code": store.code_hash(__name__),
+                            "libraries": store.library_versions(),
+                            "fp_environment": determinism.environment_key()}.items()))
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def compute(self, checkpoint: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
+        return edge_run(self)
+
+
+class _Pair:
+    """The k = 1 run and the perturbed k run of one arm, from one state."""
+
+    def __init__(self, model: nn.Module, opt: PerturbedSGD, k: int):
+        self.models = [copy.deepcopy(model), copy.deepcopy(model)]
+        self.opts = []
+        for m, kk in zip(self.models, (1, k), strict=True):
+            o = PerturbedSGD(m.parameters(), **_args(opt), k=kk)
+            state = copy.deepcopy(opt.state_dict())
+            state["param_groups"][0]["k"] = kk
+            o.load_state_dict(state)
+            self.opts.append(o)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
+        losses = []
+        for m, o in zip(self.models, self.opts, strict=True):
+            for g in o.param_groups:
+                g["lr"] = lr
+            losses.append(_gd_step(m, o, x, y))
+        return losses[0]
+
+
+def _args(opt: PerturbedSGD) -> dict[str, Any]:
+    g = opt.param_groups[0]
+    return {k: g[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov", "foreach")}
+
+
+def _gd_step(model: nn.Module, opt: PerturbedSGD, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    loss = cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def edge_run(cfg: EdgeRun) -> dict[str, Any]:
+    """Run ``cfg`` (see the module): ``warmup`` {``steps``, ``ratio``, ``loss``, ``reached``: the
+    iteration the ratio first reached ``edge_at``, or None}; per arm {``ratio`` (every iteration:
+    from λ_t where estimated, else the last estimate), ``lr``, ``loss``, ``rel_l1``,
+    ``binds`` (iterations where the cap was below η), ``final_loss``, ``test_acc`` per member,
+    ``residual`` (the largest relative Lanczos residual of its λ estimates)}; ``start`` {``loss``,
+    ``ratio``} (the state the arms start from);
+    ``floor`` (the network's one-ulp RelL1); ``seconds``."""
+    cfg.validate()
+    settings = determinism.configure(cfg.threads)
+    t_start = time.perf_counter()
+    device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
+    spec = RunSpec(model=cfg.model, dataset=cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size)
+    data = load_data(spec).to(device, dtype)
+    x, y = data.x_train, data.y_train
+    model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                        activation=cfg.activation, input_size=data.input_size, hidden=cfg.hidden,
+                        seed=cfg.init_seed).to(device=device, dtype=dtype)
+    opt = PerturbedSGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, k=1)
+
+    def ratio(lam: float, lr: float) -> float:
+        return lr / momentum_limit(lam, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    vector: torch.Tensor | None = None
+    residuals: list[float] = []
+
+    def curvature(m: nn.Module) -> float:
+        nonlocal vector
+        s = hessian_spectrum(m, cross_entropy, x, y, iters=cfg.lanczos_iters, start=vector)
+        vector = s.vector
+        residuals.append(s.top.relative_residual)
+        return s.top.value
+
+    warm: dict[str, Any] = {"steps": [], "ratio": [], "loss": [], "reached": None}
+    lam = math.nan
+    end = cfg.warmup_max
+    for t in range(cfg.warmup_max + cfg.hover):
+        if t % cfg.probe_every == 0:
+            lam = curvature(model)
+            warm["steps"].append(t)
+            warm["ratio"].append(ratio(lam, cfg.lr))
+            if warm["reached"] is None and t >= cfg.settle and warm["ratio"][-1] >= cfg.edge_at:
+                warm["reached"] = t
+                end = t + cfg.hover
+        if t >= end:
+            break
+        warm["loss"].append(_gd_step(model, opt, x, y))
+    arms: dict[str, Any] = {}
+    start_vector = vector
+    with torch.no_grad():
+        start = {"loss": float(cross_entropy(model(x), y)), "ratio": ratio(lam, cfg.lr)}
+    for arm in ARMS:
+        vector = start_vector
+        pair = _Pair(model, opt, cfg.k)
+        fixed = float(np.mean(arms["cap"]["lr"])) if arm == "constant" else cfg.lr
+        rec: dict[str, Any] = {"ratio": [], "lr": [], "loss": [], "rel_l1": [], "binds": 0}
+        residuals.clear()
+        cap_limit = cfg.cap_c * momentum_limit(lam, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        for t in range(cfg.arm_steps):
+            if arm == "cap" or t % cfg.probe_every == 0:
+                lam = curvature(pair.models[0])
+                cap_limit = cfg.cap_c * momentum_limit(lam, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            lr = fixed
+            if arm == "cap" and cap_limit < cfg.lr:
+                lr = cap_limit
+                rec["binds"] += 1
+            rec["ratio"].append(ratio(lam, lr))
+            rec["lr"].append(lr)
+            rec["loss"].append(pair.step(x, y, lr))
+            rec["rel_l1"].append(rel_l1(pair.models[0], pair.models[1]))
+        with torch.no_grad():
+            rec["final_loss"] = float(cross_entropy(pair.models[0](x), y))
+        rec["test_acc"] = [float((predict(m, data.x_test) == data.y_test).double().mean()) for m in pair.models]
+        rec["residual"] = max(residuals, default=math.nan)
+        arms[arm] = rec
+    return {"warmup": warm, "start": start, "arms": arms, "floor": ulp_floor(model.parameters()), "settings": settings,
+            "seconds": time.perf_counter() - t_start, "config": cfg.to_dict()}
