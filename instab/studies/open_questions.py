@@ -182,8 +182,10 @@ def plan(p: Params) -> OpenPlan:
                    for s in p.grid_seeds] for name in ("none", "growth")}
     grid["replay"] = []
     try:
-        shared = {k: p.common[k] for k in ("momentum", "weight_decay", "threads", "device") if k in p.common}
-        edge = [EdgeRun(**{**shared, **p.edge, "init_seed": int(s)}).validate() for s in p.edge_seeds]
+        shared: dict[str, Any] = {k: p.common[k] for k in ("momentum", "weight_decay", "threads", "device")
+                                  if k in p.common}
+        edge_fields: dict[str, Any] = {**shared, **p.edge}
+        edge = [EdgeRun(**edge_fields, init_seed=int(seed)).validate() for seed in p.edge_seeds]
     except (TypeError, ValueError) as e:
         raise ValueError(f"edge: {e}") from None
     return OpenPlan(traj, grid, edge, [int(s) for s in p.seeds], [int(s) for s in p.grid_seeds],
@@ -216,7 +218,7 @@ def run(p: OpenPlan, *, workers: int | None = None, executor: Any = None) -> tup
     """Run every cell (cached, resumable): the trajectories and the grid's plain and growth arms,
     then the replay arm on the growth arm's median schedule, then the edge runs.  Returns
     ({tracked run: record}, {edge run: record})."""
-    runs = dict(run_plan(p, workers=workers, executor=executor))
+    runs: dict[Any, Any] = dict(run_plan(_Cells(p.configs()), workers=workers, executor=executor))
     runs.update(run_plan(_Cells(replay_cells(p, runs)), workers=workers, executor=executor))
     edge = run_grid(p.edge, workers=workers, executor=executor, desc="edge runs")
     return runs, dict(zip(p.edge, edge, strict=True))
@@ -828,15 +830,26 @@ def answers(cmp: Mapping[str, Any], e: Mapping[str, Any], p: Params) -> str:
     """The paragraph the chapter quotes: the answers to the paper's open questions, with intervals."""
     g, c = controller_stats(cmp, p), edge_gd_stats(e, p)
     r = g["replay"]
-    return (f"At the edge of full-batch gradient descent the curvature cap binds on {100 * c['binds'][1]:.2g}% of its "
-            f"iterations; against the uncapped runs it ends {_iv(c['a'])} decades closer to the one-ulp floor, and "
-            f"{_iv(c['feedback'])} decades closer than a constant step equal to its mean step; its accuracy differs "
-            f"by {_iv(c['d'], sign='+')} points.  On the minibatch grid the growth controller (last step "
-            f"×{final_scale(cmp):.2g} of plain SGD's, median over seeds) ends {_iv(g['a'])} decades closer to the "
-            f"floor than plain SGD and {_iv(g['feedback'])} decades closer than plain SGD on its median schedule; "
-            f"its STD over k is ×{_iv(g['b'])}, over seeds ×{_iv(g['c'])}, its accuracy {_iv(g['d'], sign='+')} "
-            f"points; the schedule alone gives STD over k ×{_iv(r['b'])}, over seeds ×{_iv(r['c'])}, accuracy "
-            f"{_iv(r['d'], sign='+')} points.")
+    n, total = len(e["cap"]["decades"]), len(e["reached"])
+    if n >= 2:
+        edge = (f"At the edge of full-batch gradient descent ({n} of {total} seeds reached it) the curvature cap "
+                f"binds on {100 * c['binds'][1]:.2g}% of its iterations; against the uncapped runs it ends "
+                f"{_iv(c['a'])} decades closer to the one-ulp floor, and {_iv(c['feedback'])} decades closer than "
+                f"a constant step equal to its mean step; its accuracy differs by {_iv(c['d'], sign='+')} points.")
+    else:
+        lost = sum(e["none"]["lost"]) if n else 0
+        edge = (f"Full-batch gradient descent reached the edge in {n} of {total} seeds (the others fit the training "
+                f"subset first), too few to decide the curvature cap"
+                + (f"; in that seed the uncapped arm lost its training ({lost} of {n}), while the cap (binding "
+                   f"on {100 * c['binds'][1]:.2g}% of the iterations) and its mean step held constant ended "
+                   f"{e['cap']['decades'][0]:.2g} and {e['constant']['decades'][0]:.2g} decades above the floor"
+                   if n else "") + ".")
+    return (f"{edge}  On the minibatch grid the growth controller (last step ×{final_scale(cmp):.2g} of plain "
+            f"SGD's, median over seeds) ends {_iv(g['a'])} decades closer to the floor than plain SGD and "
+            f"{_iv(g['feedback'])} decades closer than plain SGD on its median schedule; its STD over k is "
+            f"×{_iv(g['b'])}, over seeds ×{_iv(g['c'])}, its accuracy {_iv(g['d'], sign='+')} points; the schedule "
+            f"alone gives STD over k ×{_iv(r['b'])}, over seeds ×{_iv(r['c'])}, accuracy {_iv(r['d'], sign='+')} "
+            "points.")
 
 
 def final_scale(cmp: Mapping[str, Any], name: str = "growth") -> float:
