@@ -572,13 +572,18 @@ def controller_claims(cmp: Mapping[str, Any], p: Params, shown_in: str = "fig-oq
     st = controller_stats(cmp, p)
     sane = all(bool(np.all(np.isfinite(cmp[a]["acc"]))) for a in ARMS)
     out = _question_claims("growth", st, p, sane, shown_in, "minibatch grid: ", "plain SGD")
-    d, m, iv = st["feedback"]
-    out.append(judge("growth: its feedback, not its schedule, removes the growth", m, iv,
-                     criterion=(f"per seed, the replay arm's decades above the floor (plain SGD on the controller's "
-                                f"median schedule) minus the controller's: 95% t interval above {p.feedback_min:g} "
-                                f"→ holds; below {p.feedback_min:g} → refuted (the schedule alone does it)"),
-                     holds=d, sane=sane, shown_in=shown_in))
+    out.append(_feedback_claim("growth: its feedback, not its schedule, removes the growth", st["feedback"], p,
+                               "the replay arm's decades above the floor (plain SGD on the controller's median "
+                               "schedule) minus the controller's", "the schedule alone does it", sane, shown_in))
     return out
+
+
+def _feedback_claim(name: str, decided: tuple[Any, float, Sequence[float]], p: Params, what: str, alone: str,
+                    sane: bool, shown_in: str) -> Claim:
+    d, m, iv = decided
+    return judge(name, m, iv, criterion=(f"per seed, {what}: 95% t interval above {p.feedback_min:g} → holds; below "
+                                         f"{p.feedback_min:g} → refuted ({alone})"),
+                 holds=d, sane=sane, shown_in=shown_in)
 
 
 def comparison_report(cmp: Mapping[str, Any], p: Params) -> str:
@@ -704,12 +709,9 @@ def edge_gd_claims(e: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-gd")
                      holds=d, sane=sane, shown_in=shown_in))
     out += _question_claims("cap", st, p, sane, shown_in, "full-batch GD from the edge, capped arm against the "
                                                          "uncapped arm: ", "the uncapped arm")
-    d, m, iv = st["feedback"]
-    out.append(judge("cap: its feedback, not its smaller steps, removes the growth", m, iv,
-                     criterion=(f"per seed, the constant-step arm's decades above the floor (the capped arm's mean "
-                                f"step) minus the capped arm's: 95% t interval above {p.feedback_min:g} → holds; below "
-                                f"{p.feedback_min:g} → refuted (the smaller step alone does it)"),
-                     holds=d, sane=sane, shown_in=shown_in))
+    out.append(_feedback_claim("cap: its feedback, not its smaller steps, removes the growth", st["feedback"], p,
+                               "the constant-step arm's decades above the floor (the capped arm's mean step) minus "
+                               "the capped arm's", "the smaller step alone does it", sane, shown_in))
     return out
 
 
