@@ -42,7 +42,7 @@ from instab.stability import batch_sharpness, hessian_spectrum, momentum_limit
 from instab.train import LoopEngine, RunConfig
 
 __all__ = ["CONTROLLERS", "CurvatureCap", "GrowthController", "Shadow", "SharedSchedule", "TrackedRun",
-           "perturb_all_ulp", "perturb_relative", "track"]
+           "perturb_all_ulp", "perturb_relative", "sgd_args", "track"]
 
 
 @dataclass
@@ -155,7 +155,7 @@ class Shadow:
         self.restarts = 0
         self.renormalisations = 0
         self.model = copy.deepcopy(reference)
-        self.opt = PerturbedSGD(self.model.parameters(), **_sgd_args(opt), k=1)
+        self.opt = PerturbedSGD(self.model.parameters(), **sgd_args(opt), k=1)
         self.start = math.nan
         self.steps = 0
 
@@ -209,7 +209,8 @@ class Shadow:
         return math.log(now / self.start) / self.steps
 
 
-def _sgd_args(opt: PerturbedSGD) -> dict[str, Any]:
+def sgd_args(opt: PerturbedSGD) -> dict[str, Any]:
+    """The settings of ``opt``'s (first) parameter group, to build another optimizer like it."""
     g = opt.param_groups[0]
     return {k: g[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov", "foreach")}
 

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from instab import checks, determinism, store
+from instab.controllers import sgd_args
 from instab.growth import ulp_floor
 from instab.metrics import rel_l1
 from instab.models import build_model
@@ -121,7 +122,7 @@ class _Pair:
         self.models = [copy.deepcopy(model), copy.deepcopy(model)]
         self.opts = []
         for m, kk in zip(self.models, (1, k), strict=True):
-            o = PerturbedSGD(m.parameters(), **_args(opt), k=kk)
+            o = PerturbedSGD(m.parameters(), **sgd_args(opt), k=kk)
             state = copy.deepcopy(opt.state_dict())
             state["param_groups"][0]["k"] = kk
             o.load_state_dict(state)
@@ -134,11 +135,6 @@ class _Pair:
                 g["lr"] = lr
             losses.append(_gd_step(m, o, x, y))
         return losses[0]
-
-
-def _args(opt: PerturbedSGD) -> dict[str, Any]:
-    g = opt.param_groups[0]
-    return {k: g[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov", "foreach")}
 
 
 def _gd_step(model: nn.Module, opt: PerturbedSGD, x: torch.Tensor, y: torch.Tensor) -> float:
