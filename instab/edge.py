@@ -16,7 +16,10 @@ beside a perturbed k run (:class:`~instab.optim.PerturbedSGD`, the paper's pertu
   without the feedback: separates the cap's mechanism from its smaller steps).
 
 Every iteration records the ratio, the step, the training loss and RelL1 between the arm's two
-runs.
+runs.  The loss is the square loss on one-hot targets by default, as in Cohen et al.'s clearest
+demonstrations: under cross-entropy a small subset is fitted (its sharpness then falls) or the
+network collapses to a constant output before the edge is reached (``loss="cross_entropy"``
+keeps the paper's loss).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from instab import checks, determinism, store
@@ -43,10 +47,27 @@ from instab.optim import PerturbedSGD
 from instab.runs import DTYPES, RunSpec, cross_entropy, load_data, predict
 from instab.stability import hessian_spectrum, momentum_limit
 
-__all__ = ["ARMS", "EdgeRun", "edge_run"]
+__all__ = ["ARMS", "LOSSES", "EdgeRun", "chance_loss", "edge_run", "square_loss"]
 
 #: the three arms from the edge state
 ARMS = ("none", "cap", "constant")
+
+
+def square_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """½‖f(x) − one_hot(y)‖² averaged over the samples: the square loss of Cohen et al. (ICLR
+    2021), under which full-batch GD sharpens progressively and then hovers at the edge."""
+    return 0.5 * ((logits - F.one_hot(y, logits.shape[-1]).to(logits.dtype)) ** 2).sum(dim=-1).mean()
+
+
+#: the losses an edge run may train on
+LOSSES = {"square": square_loss, "cross_entropy": cross_entropy}
+
+
+def chance_loss(loss: str, classes: int) -> float:
+    """The loss of the best constant output on balanced classes (1/C each): ln C under
+    cross-entropy, ½(1 − 1/C) under the square loss; a run whose final loss is not below it has
+    lost everything it learnt."""
+    return math.log(classes) if loss == "cross_entropy" else 0.5 * (1 - 1 / classes)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,7 @@ class EdgeRun:
     hidden: tuple[int, ...] = (64, 32)
     activation: str = "swish"
     lr: float = 0.5
+    loss: str = "square"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     init_seed: int = 0
@@ -95,6 +117,8 @@ class EdgeRun:
         checks.in_range("momentum", self.momentum, 0.0, 0.999)
         checks.in_range("cap_c", self.cap_c, 0.01, 0.999)
         checks.in_range("edge_at", self.edge_at, 0.1, 1.0)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} is not allowed; choose one of {list(LOSSES)}")
         if self.model != "mlp":
             raise ValueError(f"model={self.model!r} is not allowed; the edge run trains an 'mlp'")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
@@ -118,7 +142,8 @@ class EdgeRun:
 class _Pair:
     """The k = 1 run and the perturbed k run of one arm, from one state."""
 
-    def __init__(self, model: nn.Module, opt: PerturbedSGD, k: int):
+    def __init__(self, model: nn.Module, opt: PerturbedSGD, k: int, loss: Any):
+        self.loss = loss
         self.models = [copy.deepcopy(model), copy.deepcopy(model)]
         self.opts = []
         for m, kk in zip(self.models, (1, k), strict=True):
@@ -133,14 +158,14 @@ class _Pair:
         for m, o in zip(self.models, self.opts, strict=True):
             for g in o.param_groups:
                 g["lr"] = lr
-            losses.append(_gd_step(m, o, x, y))
+            losses.append(_gd_step(m, o, self.loss, x, y))
         return losses[0]
 
 
-def _gd_step(model: nn.Module, opt: PerturbedSGD, x: torch.Tensor, y: torch.Tensor) -> float:
+def _gd_step(model: nn.Module, opt: PerturbedSGD, loss_fn: Any, x: torch.Tensor, y: torch.Tensor) -> float:
     model.train()
     opt.zero_grad(set_to_none=True)
-    loss = cross_entropy(model(x), y)
+    loss = loss_fn(model(x), y)
     loss.backward()
     opt.step()
     return float(loss.detach())
@@ -153,7 +178,7 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
     ``binds`` (iterations where the cap was below η), ``final_loss``, ``test_acc`` per member,
     ``residual`` (the largest relative Lanczos residual of its λ estimates)}; ``start`` {``loss``,
     ``ratio``} (the state the arms start from);
-    ``floor`` (the network's one-ulp RelL1); ``seconds``."""
+    ``floor`` (the network's one-ulp RelL1); ``chance`` (:func:`chance_loss`); ``n_test`` (test images); ``seconds``."""
     cfg.validate()
     settings = determinism.configure(cfg.threads)
     t_start = time.perf_counter()
@@ -161,6 +186,7 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
     spec = RunSpec(model=cfg.model, dataset=cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size)
     data = load_data(spec).to(device, dtype)
     x, y = data.x_train, data.y_train
+    loss_fn = LOSSES[cfg.loss]
     model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
                         activation=cfg.activation, input_size=data.input_size, hidden=cfg.hidden,
                         seed=cfg.init_seed).to(device=device, dtype=dtype)
@@ -174,7 +200,7 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
 
     def curvature(m: nn.Module) -> float:
         nonlocal vector
-        s = hessian_spectrum(m, cross_entropy, x, y, iters=cfg.lanczos_iters, start=vector)
+        s = hessian_spectrum(m, loss_fn, x, y, iters=cfg.lanczos_iters, start=vector)
         vector = s.vector
         residuals.append(s.top.relative_residual)
         return s.top.value
@@ -192,14 +218,14 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
                 end = t + cfg.hover
         if t >= end:
             break
-        warm["loss"].append(_gd_step(model, opt, x, y))
+        warm["loss"].append(_gd_step(model, opt, loss_fn, x, y))
     arms: dict[str, Any] = {}
     start_vector = vector
     with torch.no_grad():
-        start = {"loss": float(cross_entropy(model(x), y)), "ratio": ratio(lam, cfg.lr)}
+        start = {"loss": float(loss_fn(model(x), y)), "ratio": ratio(lam, cfg.lr)}
     for arm in ARMS:
         vector = start_vector
-        pair = _Pair(model, opt, cfg.k)
+        pair = _Pair(model, opt, cfg.k, loss_fn)
         fixed = float(np.mean(arms["cap"]["lr"])) if arm == "constant" else cfg.lr
         rec: dict[str, Any] = {"ratio": [], "lr": [], "loss": [], "rel_l1": [], "binds": 0}
         residuals.clear()
@@ -217,9 +243,11 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
             rec["loss"].append(pair.step(x, y, lr))
             rec["rel_l1"].append(rel_l1(pair.models[0], pair.models[1]))
         with torch.no_grad():
-            rec["final_loss"] = float(cross_entropy(pair.models[0](x), y))
+            rec["final_loss"] = float(loss_fn(pair.models[0](x), y))
         rec["test_acc"] = [float((predict(m, data.x_test) == data.y_test).double().mean()) for m in pair.models]
         rec["residual"] = max(residuals, default=math.nan)
         arms[arm] = rec
-    return {"warmup": warm, "start": start, "arms": arms, "floor": ulp_floor(model.parameters()), "settings": settings,
+    return {"warmup": warm, "start": start, "arms": arms, "floor": ulp_floor(model.parameters()),
+            "chance": chance_loss(cfg.loss, data.num_classes),
+            "n_test": int(data.y_test.numel()), "settings": settings,
             "seconds": time.perf_counter() - t_start, "config": cfg.to_dict()}

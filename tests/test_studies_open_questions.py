@@ -12,7 +12,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from instab import book
 from instab.controllers import CurvatureCap, GrowthController, Shadow, SharedSchedule, TrackedRun, track
-from instab.edge import EdgeRun, edge_run
+from instab.edge import EdgeRun, chance_loss, edge_run, square_loss
 from instab.metrics import rel_l1
 from instab.optim import PerturbedSGD
 from instab.runs import cross_entropy
@@ -346,18 +346,29 @@ def test_edge_claims_need_a_cap_that_binds():
     assert rare_v["full-batch GD: the stability ratio reaches 1 and hovers"] == "inconclusive"
 
 
-def test_an_edge_run_branches_three_arms_from_one_state():
-    cfg = EdgeRun(dataset="synthetic", train_size=64, test_size=32, hidden=(8,), lr=2.0, warmup_max=30, hover=5,
-                  arm_steps=12, lanczos_iters=4, probe_every=3, cap_c=0.5, settle=0).validate()
+@pytest.mark.parametrize(("loss", "lr"), [("cross_entropy", 2.0), ("square", 0.5)])
+def test_an_edge_run_branches_three_arms_from_one_state(loss, lr):
+    cfg = EdgeRun(dataset="synthetic", train_size=64, test_size=32, hidden=(8,), lr=lr, loss=loss, warmup_max=30,
+                  hover=5, arm_steps=12, lanczos_iters=4, probe_every=3, cap_c=0.5, settle=0).validate()
     r = edge_run(cfg)
     arms = r["arms"]
     assert set(arms) == {"none", "cap", "constant"} and all(len(a["lr"]) == 12 for a in arms.values())
-    assert arms["none"]["lr"] == [2.0] * 12 and arms["none"]["binds"] == 0
-    assert max(arms["cap"]["lr"]) <= 2.0 and arms["cap"]["binds"] == sum(v < 2.0 for v in arms["cap"]["lr"])
+    assert arms["none"]["lr"] == [lr] * 12 and arms["none"]["binds"] == 0
+    assert max(arms["cap"]["lr"]) <= lr and arms["cap"]["binds"] == sum(v < lr for v in arms["cap"]["lr"])
     assert arms["constant"]["lr"] == [pytest.approx(np.mean(arms["cap"]["lr"]))] * 12
     assert all(a["rel_l1"][0] < 1e-5 for a in arms.values())  # every arm starts from the same state
     with pytest.raises(ValueError, match="k="):
         EdgeRun(k=1).validate()
+    with pytest.raises(ValueError, match="loss='mse'"):
+        EdgeRun(loss="mse").validate()
+
+
+def test_square_loss_is_zero_on_the_targets_and_chance_on_a_constant_output():
+    y = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert float(square_loss(torch.eye(10), y)) == 0.0
+    constant = torch.full((10, 10), 0.1)  # the best constant output on balanced classes
+    assert float(square_loss(constant, y)) == pytest.approx(chance_loss("square", 10))
+    assert chance_loss("cross_entropy", 10) == pytest.approx(math.log(10))
 
 
 def test_disagreement_std_is_the_spread_of_independent_errors():
