@@ -176,6 +176,7 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
     iteration the ratio first reached ``edge_at``, or None}; per arm {``ratio`` (every iteration:
     from λ_t where estimated, else the last estimate), ``lr``, ``loss``, ``rel_l1``,
     ``binds`` (iterations where the cap was below η), ``final_loss``, ``test_acc`` per member,
+    ``disagree`` (test images where one member is right and the other wrong),
     ``residual`` (the largest relative Lanczos residual of its λ estimates)}; ``start`` {``loss``,
     ``ratio``} (the state the arms start from);
     ``floor`` (the network's one-ulp RelL1); ``chance`` (:func:`chance_loss`); ``n_test`` (test images); ``seconds``."""
@@ -244,7 +245,9 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
             rec["rel_l1"].append(rel_l1(pair.models[0], pair.models[1]))
         with torch.no_grad():
             rec["final_loss"] = float(loss_fn(pair.models[0](x), y))
-        rec["test_acc"] = [float((predict(m, data.x_test) == data.y_test).double().mean()) for m in pair.models]
+        right = [predict(m, data.x_test) == data.y_test for m in pair.models]
+        rec["test_acc"] = [float(r.double().mean()) for r in right]
+        rec["disagree"] = int((right[0] != right[1]).sum())
         rec["residual"] = max(residuals, default=math.nan)
         arms[arm] = rec
     return {"warmup": warm, "start": start, "arms": arms, "floor": ulp_floor(model.parameters()),

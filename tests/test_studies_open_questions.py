@@ -302,8 +302,14 @@ def test_growth_claims_hold_fail_or_are_inconclusive():
     never = _arms(("none", "growth", "replay"), {"growth": 1.0, "replay": 5.0}, {"growth": 0.0, "replay": 0.0},
                   k_spread=0.0)
     never["growth"]["acc"] = never["growth"]["acc"][:1].repeat(2, axis=0)  # the k runs never differ
-    st = study.four_questions({**never["growth"], "n_test": 10}, never["none"], _params("ci").validate())
+    p_ci = _params("ci").validate()
+    st = study.four_questions({**never["growth"], "n_test": 10, "disagree": 0}, never["none"], p_ci)
     assert st["b"][1] == 0 and st["b"][2][1] > 0  # bounded by the rule of three, not the empty [0, 0]
+    plain_sd = math.sqrt(float(never["none"]["acc"].var(axis=0, ddof=1).mean()))
+    assert st["b"][2][1] == pytest.approx(study.disagreement_std(3 / (6 * 10), 10) / plain_sd, rel=1e-3)
+    # equal accuracies with images classified differently: a wider bound, from the count
+    wider = study.four_questions({**never["growth"], "n_test": 10, "disagree": 4}, never["none"], p_ci)
+    assert wider["b"][2][1] > st["b"][2][1]
     assert good["growth: its feedback, not its schedule, removes the growth"] == "extension"
     bad = {c.name: c.verdict for c in study.controller_claims(
         _arms(("none", "growth", "replay"), {"growth": 5.5, "replay": 5.5}, {"growth": -5.0, "replay": -5.0}), p)}
@@ -332,11 +338,11 @@ def test_edge_claims_need_a_cap_that_binds():
         _edge((0.7, 0.8, 0.75), {"cap": 2.0, "constant": 5.0}), p)}
     assert applied["cap: the curvature cap is applied"] == "extension"
     assert applied["cap: RelL1 growth at least 3 decades smaller than the uncapped arm's"] == "extension"
-    assert applied["cap: its feedback, not its smaller steps, removes the growth"] == "extension"
+    assert applied["cap: its λ-tracking schedule, not its mean step, removes the growth"] == "extension"
     assert applied["full-batch GD: the stability ratio reaches 1 and hovers"] == "extension"
     schedule = {c.name: c.verdict for c in study.edge_gd_claims(
         _edge((0.7, 0.8, 0.75), {"cap": 2.0, "constant": 2.2}, hover=(0.2, 0.25, 0.22)), p)}
-    assert schedule["cap: its feedback, not its smaller steps, removes the growth"] == "refuted"
+    assert schedule["cap: its λ-tracking schedule, not its mean step, removes the growth"] == "refuted"
     assert schedule["full-batch GD: the stability ratio reaches 1 and hovers"] == "refuted"
     rare = study.edge_gd_claims(_edge((0.0, 0.05, 0.0), {"cap": 2.0, "constant": 5.0}, hover=(1.0, math.nan, 1.0),
                                       reached=(10, None, 5)), p)
@@ -369,6 +375,12 @@ def test_square_loss_is_zero_on_the_targets_and_chance_on_a_constant_output():
     constant = torch.full((10, 10), 0.1)  # the best constant output on balanced classes
     assert float(square_loss(constant, y)) == pytest.approx(chance_loss("square", 10))
     assert chance_loss("cross_entropy", 10) == pytest.approx(math.log(10))
+
+
+def test_disagreements_count_images_whose_correctness_differs_between_k_runs():
+    r = {"labels": [0, 1, 2, 3], "predictions": {"k=1": [0, 1, 2, 0], "k=3": [0, 2, 2, 1]}}
+    assert study._disagreements(r, [1, 3]) == 1  # image 1 right then wrong; image 3 wrong both times
+    assert study._disagreements(r, [1]) == 0
 
 
 def test_disagreement_std_is_the_spread_of_independent_errors():

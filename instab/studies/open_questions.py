@@ -435,12 +435,20 @@ def _decades(r: Mapping[str, Any], floor: float) -> float:
     return float(np.median(out))
 
 
+def _disagreements(r: Mapping[str, Any], k_values: Sequence[int]) -> int:
+    """Test images on which a cell's k runs differ in correctness (one right, another wrong)."""
+    labels = np.asarray(r["labels"], int)
+    right = np.array([np.asarray(r["predictions"][Variant(k).name], int) == labels for k in k_values])
+    return int(np.sum(right.any(axis=0) != right.all(axis=0)))
+
+
 def comparison(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dict[str, Any]:
     """Per arm (``none``: plain SGD, ``growth``, ``replay``): ``acc`` [k, seed] in %, ``decades``
     per seed (final RelL1 over the one-ulp floor), ``final_rel`` per seed, ``train_loss`` (the
     reference's mean loss over the last window, per seed), ``seconds`` per seed (the reference's
     share of the steps plus its shadow), ``lrs`` (each seed's step per iteration), ``total_step``
-    (Σ η_t per seed)."""
+    (Σ η_t per seed), ``n_test`` and ``disagree`` (test images, summed over seeds, on which a
+    seed's k runs differ in correctness)."""
     out: dict[str, Any] = {}
     floor = ulp_floor(network(p.grid["none"][0]).parameters())
     for name in ARMS:
@@ -449,6 +457,7 @@ def comparison(p: OpenPlan, runs: Mapping[TrackedRun, Mapping[str, Any]]) -> dic
         per_ref = [runs[c]["seconds"]["steps"] / len(c.variants) + runs[c]["seconds"]["shadow"] for c in cells]
         out[name] = {"acc": acc, "decades": [_decades(runs[c], floor) for c in cells], "floor": floor,
                      "n_test": len(runs[cells[0]]["labels"]),
+                     "disagree": sum(_disagreements(runs[c], p.k_values) for c in cells),
                      "final_rel": [float(np.median([v[-1] for v in runs[c]["rel_l1"].values()])) for c in cells],
                      "train_loss": [float(runs[c]["train_loss"][-1]) for c in cells],
                      "seconds": per_ref, "lrs": [runs[c]["step_lrs"] for c in cells],
@@ -509,11 +518,13 @@ def four_questions(arm: Mapping[str, Any], plain: Mapping[str, Any], p: Params) 
     for key, axis in (("b", "k"), ("c", "seeds")):
         r, lo, hi = variance_ratio_interval(arm["acc"], plain["acc"], axis)
         if r == 0 and axis == "k" and arm.get("n_test"):
-            # no two k runs of any seed differ: the F interval degenerates to [0, 0]; bound the STD
-            # instead by the rule of three (disagreement ≤ 3/(S·N) at 95%) and Jordan's null
+            # no seed's k runs differ in accuracy: the F interval degenerates to [0, 0]; bound the
+            # STD instead through Jordan's null by the 95% Poisson upper bound on the disagreements
+            # counted (3 when there are none: the rule of three), the S·N images taken as independent
             s_, n = arm["acc"].shape[1], int(arm["n_test"])
+            upper = float(stats.chi2.ppf(0.95, 2 * (int(arm["disagree"]) + 1)) / 2)
             plain_sd = math.sqrt(float(np.asarray(plain["acc"], float).var(axis=0, ddof=1).mean()))
-            hi = disagreement_std(3 / (s_ * n), n) / plain_sd if plain_sd > 0 else math.nan
+            hi = disagreement_std(upper / (s_ * n), n) / plain_sd if plain_sd > 0 else math.nan
         st[key] = (fall_decision([lo, hi], p.std_fall_band), r, [lo, hi])
     m, lo, hi = _difference(arm["acc"].mean(axis=0), plain["acc"].mean(axis=0))
     st["d"] = (_decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
@@ -626,7 +637,9 @@ def edge_gd(p: OpenPlan, runs: Mapping[EdgeRun, Mapping[str, Any]]) -> dict[str,
     floor), ``acc`` [k, seed] in % (k = 1 and the perturbed k), ``binds`` (share of the arm's
     iterations where the cap bound), ``mean_lr``, ``final_loss``, ``diverged`` (runs whose final
     loss is not below the loss of the best constant output, the run's ``chance``, fixed before the
-    run: counted on the page, never averaged into a spread unseen), ``ratio`` (median over the arm); ``hover`` per seed
+    run: counted on the page, never averaged into a spread unseen), ``ratio`` (median over the arm),
+    ``above`` (share of the arm's iterations at ratio ≥ 1, from the estimated λ), ``disagree``
+    (test images on which the arm's two runs differ in correctness, summed over seeds); ``hover`` per seed
     (median ratio over the warm-up's probes from the first one at the edge on; NaN if never), and
     the raw records of every seed."""
     out: dict[str, Any] = {"hover": [], "reached": [], "records": [runs[c] for c in p.edge]}
@@ -640,7 +653,8 @@ def edge_gd(p: OpenPlan, runs: Mapping[EdgeRun, Mapping[str, Any]]) -> dict[str,
     out["at_edge"] = [runs[c] for c in at_edge]
     for arm in ARMS_EDGE:
         rows: dict[str, list[Any]] = {"decades": [], "acc": [], "binds": [], "mean_lr": [], "final_loss": [],
-                                      "ratio": [], "lost": [], "residual": [], "diverged": []}
+                                      "ratio": [], "lost": [], "residual": [], "diverged": [], "above": [],
+                                      "disagree": []}
         for c in at_edge:
             r = runs[c]
             rec = r["arms"][arm]
@@ -652,11 +666,14 @@ def edge_gd(p: OpenPlan, runs: Mapping[EdgeRun, Mapping[str, Any]]) -> dict[str,
             rows["mean_lr"].append(float(np.mean(rec["lr"])))
             rows["final_loss"].append(rec["final_loss"])
             rows["ratio"].append(float(np.median(rec["ratio"])))
+            rows["above"].append(float(np.mean(np.asarray(rec["ratio"], float) >= 1)))
+            rows["disagree"].append(rec["disagree"])
             rows["lost"].append(bool(not rec["final_loss"] < LOST_FACTOR * r["start"]["loss"]))
             rows["residual"].append(rec["residual"])
             rows["diverged"].append(not (math.isfinite(rec["final_loss"]) and rec["final_loss"] < r["chance"]))
         out[arm] = {**rows, "acc": np.asarray(rows["acc"], float).reshape(-1, 2).T,
-                    "diverged": sum(rows["diverged"]), "n_test": min((runs[c]["n_test"] for c in at_edge), default=0)}
+                    "diverged": sum(rows["diverged"]), "disagree": sum(rows["disagree"]),
+                    "n_test": min((runs[c]["n_test"] for c in at_edge), default=0)}
     return out
 
 
@@ -703,12 +720,13 @@ def edge_gd_claims(e: Mapping[str, Any], p: Params, shown_in: str = "fig-oq-gd")
     applied_min = tolerance(CAP_APPLIED, "applied_min")
     out.append(judge("cap: the curvature cap is applied", m, iv,
                      criterion=(f"full-batch GD at the edge: mean share over the seeds of the capped arm's iterations "
-                                f"where c·2(1+μ)/(λ_t+α) < η: ≥ {100 * applied_min:g}% → applied; below → not applied "
-                                "(refuted), and then the cap's findings decide nothing"),
+                                f"where c·2(1+μ)/(λ_t+α) < η (interval: the range over the seeds): ≥ "
+                                f"{100 * applied_min:g}% → applied; below → not applied (refuted), and then the cap's "
+                                "findings decide nothing"),
                      holds=d, sane=sane, shown_in=shown_in))
     out += _question_claims("cap", st, p, sane, shown_in, "full-batch GD from the edge, capped arm against the "
                                                          "uncapped arm: ", "the uncapped arm")
-    out.append(_feedback_claim("cap: its feedback, not its smaller steps, removes the growth", st["feedback"], p,
+    out.append(_feedback_claim("cap: its λ-tracking schedule, not its mean step, removes the growth", st["feedback"], p,
                                "the constant-step arm's decades above the floor (the capped arm's mean step) minus "
                                "the capped arm's", "the smaller step alone does it", sane, shown_in))
     return out
@@ -728,6 +746,10 @@ def edge_gd_report(e: Mapping[str, Any]) -> str:
     res = [x for arm in ARMS_EDGE for x in e[arm]["residual"] if np.isfinite(x)]
     lines.append(f"lost: final loss above {LOST_FACTOR:g} × the loss at the arms' start; the largest relative "
                  f"Lanczos residual of an arm's λ estimates: {max(res, default=math.nan):.2g}")
+    if n:
+        lines.append("share of the iterations at ratio ≥ 1 (estimated λ): " + ", ".join(
+            f"{arm} {np.mean(e[arm]['above']):.1%}" for arm in ARMS_EDGE) + "; test images on which an arm's k runs "
+            "differ in correctness (all seeds): " + ", ".join(f"{arm} {e[arm]['disagree']}" for arm in ARMS_EDGE))
     lines.append("per seed: reached the edge at " + ", ".join(str(r) for r in e["reached"])
                  + "; hover ratio " + ", ".join(f"{h:.3g}" for h in e["hover"]))
     return "\n".join(lines)
@@ -836,8 +858,9 @@ def answers(cmp: Mapping[str, Any], e: Mapping[str, Any], p: Params) -> str:
         edge = (f"At the edge of full-batch gradient descent ({n} of {total} seeds reached it) the curvature cap "
                 f"binds on {100 * c['binds'][1]:.2g}% of its iterations; against the uncapped runs it ends "
                 f"{_iv(c['a'])} decades closer to the one-ulp floor, and {_iv(c['feedback'])} decades closer than "
-                f"a constant step equal to its mean step (whose runs return to the edge: median ratio "
-                f"{float(np.mean(e['constant']['ratio'])):.2f}); its STD over k is ×{_iv(c['b'])}, over seeds "
+                f"a constant step equal to its mean step (at ratio ≥ 1 on {np.mean(e['constant']['above']):.0%} of "
+                f"its iterations, the cap on {np.mean(e['cap']['above']):.0%}); its STD over k is ×{_iv(c['b'])}, "
+                f"over seeds "
                 f"×{_iv(c['c'])}, its accuracy {_iv(c['d'], sign='+')} points.")
     else:
         lost = sum(e["none"]["lost"]) if n else 0
