@@ -846,6 +846,8 @@ def null_model_report(nm: Mapping[str, Mapping[str, Any]]) -> str:
 
 def _iv(v: tuple[Any, float, Sequence[float]], fmt: str = ".2g", sign: str = "") -> str:
     d, m, (lo, hi) = v
+    if not math.isfinite(m):  # e.g. a ratio of spreads where neither arm's runs differ
+        return "undefined (no spread in either arm)"
     return f"{m:{sign}{fmt}} ({lo:{sign}{fmt}} to {hi:{sign}{fmt}})"
 
 
