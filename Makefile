@@ -147,8 +147,8 @@ measured: venv
 # and results.json, the lock, the registry, the citation, the changelog and the licences in one
 # archive named with pyproject.toml's version, its SHA256SUMS inside and <archive>.sha256 beside it.
 release: book
-	@echo "==> [release] archive of the $(PARAMS) book, version $$($(PY) -m instab.release version)"
-	@$(PY) -m instab.release archive --params $(PARAMS)
+	@echo "==> [release] archive of the $(PARAMS) book, version $$($(PY) -m instab.book.release version)"
+	@$(PY) -m instab.book.release archive --params $(PARAMS)
 
 lint: venv
 	@$(PY) -m ruff check instab tests benchmarks

@@ -248,6 +248,18 @@ def test_robust_tolerates_a_row_that_moves_while_its_finding_stays_allowed() -> 
     assert not _finding_holds(f, "heat", "ci", ["native", "avx2"], claims)  # refuted is not allowed
 
 
+def test_robust_refuses_rows_that_are_each_allowed_but_split_the_finding() -> None:
+    from instab.book.robustness import _finding_holds
+
+    f = findings.Finding("x", "heat", "paper", "§3", "q", "c", ("sweep*",),
+                         {"ci": ["reproduced", "refuted", "inconclusive"], "default": "reproduced",
+                          "paper": None})
+    claims = {("heat", "native"): [_row("sweep a"), _row("sweep b")],
+              ("heat", "avx2"): [_row("sweep a"), _row("sweep b", "refuted")]}
+    # each row's verdict is one the registry allows, but together they make the finding corrected
+    assert not _finding_holds(f, "heat", "ci", ["native", "avx2"], claims)
+
+
 def test_a_criterion_writes_its_tolerances_from_the_registry() -> None:
     assert findings.render_criterion("within {tol%} of 1/2", 0.01) == "within 1% of 1/2"
     assert findings.render_criterion("≥ {tol.decades} decades below {tol.first_max}",

@@ -1,4 +1,5 @@
-"""The package's import layers: no cycle, and every arrow points down (README: "The package, in layers").
+"""The package's import layers: no cycle, and every arrow points down (the book's page "How this book
+is built and checked", ``book/building.md``: "The package, in layers", which names every module).
 
 Every module of ``instab`` is parsed with :mod:`ast` (nothing is imported) and every ``import``
 of an ``instab`` module becomes an arrow, wherever it stands: at the top, inside a function (the
@@ -12,13 +13,12 @@ instab.pde.heat import Grid`` to ``instab.pde.heat``.  Importing a submodule run
 not), so a package whose ``__init__`` re-exports its submodules is not a cycle with them.
 
 The layers, top to bottom (:data:`LAYERS`); an arrow may go down any number of layers or stay in
-its layer (as long as there is no cycle).  Placed here beyond DESIGN.md's sketch: ``ensemble``
-(ensemble statistics, torch-free) and the ``instab`` package's own ``__init__`` (a docstring; it
-must stay free of imports) in the bottom layer; ``studies.params`` with the studies; every
-``pde.*`` module with ``pde``; every ``book.*`` module, and ``release``, with the driver.  A module in no layer fails
-the test: a new module must be placed.  DESIGN.md's sketch draws ``studies/`` above ``book/``;
-here the driver is on top, as it calls the studies' ``dry_run`` (through ``importlib``, which this
-test does not see) and nothing of a study may import the driver.
+its layer (as long as there is no cycle).  Placed here: ``ensemble`` (ensemble statistics,
+torch-free) and the ``instab`` package's own ``__init__`` (a docstring; it must stay free of
+imports) in the bottom layer; ``studies.params`` with the studies; every ``pde.*`` module with
+``pde``; every ``book.*`` module with the driver.  A module in no layer fails the
+test: a new module must be placed.  The driver is on top, as it calls the studies' ``dry_run``
+(through ``importlib``, which this test does not see) and nothing of a study may import the driver.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "instab"
 
 #: Top to bottom: (layer, modules); a name ending in ``.*`` also covers every module under it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("driver", ("book", "book.*", "release")),
+    ("driver", ("book", "book.*")),
     ("studies", ("studies", "studies.*")),
     ("grid", ("grid",)),
     ("training", ("train", "batched", "runs", "stability", "controllers", "edge")),
@@ -290,3 +290,10 @@ def test_every_import_points_down_the_layers():
 def test_the_real_modules_are_in_the_graph(module):
     graph, _ = import_graph()
     assert module in graph
+
+
+def test_the_building_page_names_every_module() -> None:
+    page = (PACKAGE.parent / "book" / "building.md").read_text()
+    block = page.split("**The package, in layers**", 1)[1].split("```", 2)[1]
+    missing = [n for n, p in modules().items() if p.name not in ("__init__.py", "__main__.py") and p.name not in block]
+    assert not missing, f"book/building.md's list of modules does not name {missing}"

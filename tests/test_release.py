@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import instab
-from instab import paths, release
+from instab import paths
+from instab.book import release
 
 
 def test_citation_from_citation_cff_carries_the_version() -> None:

@@ -1,6 +1,6 @@
 """The build driver behind ``make book``: convert, execute, cache by content hash, render.
 
-Flow (see README)::
+Flow (the book's page ``book/building.md``)::
 
     book/<chapter>.md --jupytext--> .ipynb --papermill (parameters)--> _build/executed/<scale>/<chapter>/
         <chapter>.ipynb + results.json --stage + jupyter-book build (execution off)--> _build/html/
@@ -45,7 +45,10 @@ The package, module by module (each imports only those above it)::
     downloads   each chapter's downloads: figures as SVG (the kernel's start-up file), tables as CSV
     statistics  the execution-statistics page, from the executed chapters' records
     report_page the reproducibility report's parts counted from the registry and the build
+    registry    the findings registry decided over the executed chapters
+    skeleton    the page of a chapter not built at a scale
     rendering   for_reader, the book's config, render
+    pdf         the whole book as one PDF (singlehtml printed by chromium)
     robustness  robust
     cli         main (``python -m instab.book``, :mod:`instab.book.__main__`)
 

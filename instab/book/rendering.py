@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from instab import findings, release
-from instab.book import console, downloads, registry, report_page, sources, statistics
+from instab import findings
+from instab.book import console, downloads, registry, release, report_page, sources, statistics
 from instab.book.console import say
 from instab.book.skeleton import NOT_BUILT_IMAGE, NOT_BUILT_SVG, not_built_page
 

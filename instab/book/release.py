@@ -8,7 +8,7 @@
   chapter's ``results.json`` and executed notebook), the lock file and the licences in one
   ``.tar.gz``, with a SHA-256 manifest of every file in it.
 
-``python -m instab.release archive [--params SCALE]`` builds the archive from a built book.
+``python -m instab.book.release archive [--params SCALE]`` builds the archive from a built book.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from instab import paths
+from instab.book import sources
 
 #: The licences: the code (``LICENSE``) and the book's text, figures and data (``LICENSE-text``).
 CODE_LICENSE = ("MIT", "https://opensource.org/license/mit")
@@ -174,8 +175,6 @@ def release_files(scale: str, root: Path = paths.ROOT, build: Path | None = None
     each chapter's executed notebook, ``results.json`` and figures as SVG (``executed/<chapter>/``),
     the lock file, the registry, the citation, the changelog and the licences.  Fails when the book
     was not built, or was rendered at another scale than ``scale``."""
-    from instab.book import sources
-
     build = build if build is not None else paths.build_root()
     html = build / "html"
     if not (html / "index.html").is_file():
@@ -195,7 +194,7 @@ def release_files(scale: str, root: Path = paths.ROOT, build: Path | None = None
             missing.append(chapter)
         files.update({f"executed/{chapter}/{f.name}": f for f in found})
     if missing:
-        print(f"[instab.release] not executed at the {scale} scale, so not in the archive: {', '.join(missing)}")
+        print(f"[instab.book.release] not executed at the {scale} scale, so not in the archive: {', '.join(missing)}")
     for name in ("requirements/lock.txt", "book/findings.yml", "CITATION.cff", "CHANGELOG.md", "LICENSE",
                  "LICENSE-text", "README.md"):
         if (root / name).is_file():
@@ -233,7 +232,7 @@ def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m instab.release", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m instab.book.release", description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=["archive", "version", "citation"])
     ap.add_argument("--params", default="default", help="the scale the book was built at")
     a = ap.parse_args(argv)
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         print(citation_markdown())
     else:
         out = archive(a.params)
-        print(f"[instab.release] {out.relative_to(paths.ROOT) if out.is_relative_to(paths.ROOT) else out} "
+        print(f"[instab.book.release] {out.relative_to(paths.ROOT) if out.is_relative_to(paths.ROOT) else out} "
               f"(SHA-256 {sha256(out)}; manifest {MANIFEST} inside)")
 
 
