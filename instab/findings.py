@@ -248,7 +248,8 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     rows (``decided_by``, else every row; a ``fact`` or ``calibration`` row beside rows of evidence
     is shown, not counted) share; ``corrected`` if some hold and others are refuted or
     corrected (one rule for a statement true on part of its stated range or settings and false on
-    the rest: the book states where it holds); ``inconclusive`` if some decide one way and the others cannot decide; a
+    the rest: the book states where it holds); ``inconclusive`` if some decide one way (reproduced
+and corrected rows together count as corrected) and the others cannot decide; a
     finding whose deciding rows decide different ways is a problem of the registry (split it, or
     say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
     if not rows:
@@ -264,9 +265,12 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     if "refuted" in verdicts and set(verdicts) & {"reproduced", "corrected"} and \
             set(verdicts) <= {"reproduced", "corrected", "refuted", "inconclusive"}:
         return "corrected", ""  # it holds on part of its stated range or settings, fails on the rest
-    if len(verdicts) == 2 and "inconclusive" in verdicts:  # some rows decide, others cannot: not decided
+    decided = [v for v in verdicts if v != "inconclusive"]
+    if decided == ["corrected", "reproduced"]:  # it holds in some settings and needs a correction in others
+        decided = ["corrected"]
+    if len(decided) == 1 and "inconclusive" in verdicts:  # some rows decide (one way), others cannot
         return "inconclusive", ""
-    if verdicts == ["corrected", "reproduced"]:  # it holds in some settings and needs a correction in others
+    if verdicts == ["corrected", "reproduced"]:
         return "corrected", ""
     if len(verdicts) > 1:
         return None, (f"{f.id}: its deciding rows disagree ({', '.join(verdicts)}): split the finding or "

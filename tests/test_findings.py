@@ -291,3 +291,17 @@ def test_a_fact_beside_evidence_is_shown_not_counted() -> None:
             {"name": "x3", "verdict": "reproduced", "ok": True, "sane": True}]
     assert findings.verdict_of(f, rows) == ("corrected", "")
     assert findings.verdict_of(f, rows[:1]) == ("fact", "")
+
+
+def test_rows_that_decide_one_way_beside_rows_that_cannot_leave_a_finding_undecided() -> None:
+    f = findings.Finding("a", "heat", "paper", "§3", "q", "c", ("x*",),
+                         {"ci": "inconclusive", "default": "corrected", "paper": None})
+
+    def rows(*vs: str) -> list[dict]:
+        return [{"name": f"x{i}", "verdict": v, "ok": v != "refuted", "sane": True} for i, v in enumerate(vs)]
+
+    assert findings.verdict_of(f, rows("reproduced", "inconclusive")) == ("inconclusive", "")
+    assert findings.verdict_of(f, rows("reproduced", "corrected", "inconclusive")) == ("inconclusive", "")
+    assert findings.verdict_of(f, rows("reproduced", "corrected")) == ("corrected", "")
+    assert findings.verdict_of(f, rows("reproduced", "refuted", "inconclusive")) == ("corrected", "")
+    assert findings.verdict_of(f, rows("extension", "refuted"))[0] is None  # a problem: say which rows decide

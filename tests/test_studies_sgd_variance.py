@@ -259,3 +259,18 @@ def test_k_effect_claims_find_a_k_effect_and_its_absence():
     assert out["Table 1 left (ReLU)"].verdict == "extension"
     assert out["Table 1 left (ReLU)"].paper == pytest.approx(study.paper_spreads()["relu"]["k_effect_share"][0],
                                                              abs=1e-3)
+
+
+def test_the_k_effect_is_decided_over_every_grid():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (16, 16))
+    shifted = base + 5 * np.arange(16)[:, None]
+    flat = {"relu": study.spread(base), "swish": study.spread(rng.normal(0, 1, (16, 16)))}
+    every = {c.name: c for c in study.k_effect_claims(flat, study.paper_spreads())}["no k effect: every grid"]
+    assert every.verdict == "extension"  # every grid shows the absence
+    one = {"relu": study.spread(base), "swish": study.spread(shifted)}
+    every = {c.name: c for c in study.k_effect_claims(one, study.paper_spreads())}["no k effect: every grid"]
+    assert every.verdict == "refuted"  # one grid shows a k effect: the finding fails, whatever the others
+    small = {"relu": study.spread(base[:3, :3]), "swish": study.spread(base[3:6, :3])}
+    rows = study.k_effect_claims(small, study.paper_spreads())  # 3 × 3 grids: neither shown
+    assert [r.verdict for r in rows] == ["inconclusive"] * 3

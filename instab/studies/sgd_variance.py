@@ -485,7 +485,8 @@ def k_effect_claims(spreads: Mapping[str, Mapping[str, Any]], paper_spreads: Map
     effect common to every seed (:func:`k_effect_p`), σ(seeds)² = σ(k)² + Var_s(E[acc | s]), so
     ρ ≤ 1 in expectation and "greater" can only come from a k effect.  Per grid the F test's p
     (beside it the paper's own grid's, where it has one), Bonferroni over the grids at the
-    registry's ``alpha``: no grid shows a k effect → holds (``extension``); one does → refuted."""
+    registry's ``alpha``; then the row that decides the finding, over every grid: each shows the
+    absence → holds (``extension``); one shows an effect → refuted; else inconclusive."""
     alpha, share_max = findings.tolerance(K_EFFECT, "alpha"), findings.tolerance(K_EFFECT, "share_max")
     names = list(spreads)
     ps = [float(spreads[n]["k_effect_p"]) for n in names]
@@ -502,6 +503,15 @@ def k_effect_claims(spreads: Mapping[str, Mapping[str, Any]], paper_spreads: Map
                                    f"{alpha:g}/{m} (Bonferroni over the {m} grids) → a k effect (refuted); else "
                                    "inconclusive",
                          holds=d, sane=True, if_holds="extension", shown_in=shown_in))
+    ups = np.array([u for _, u in shares], dtype=float)
+    decisions = k_effect_decision(ps, list(ups), alpha, share_max)
+    every = False if False in decisions else True if all(d is True for d in decisions) else None
+    largest = float(np.nanmax(ups)) if np.isfinite(ups).any() else math.nan  # the bound that decides
+    out.append(judge("no k effect: every grid", largest, None, None,
+                     criterion=f"every grid's upper bound below {share_max:g} → no material k effect anywhere "
+                               f"(extension; an intersection-union test, each at 95%); a grid's F test p < "
+                               f"{alpha:g}/{m} → a k effect (refuted); else inconclusive (the row that decides)",
+                     holds=every, sane=True, if_holds="extension", shown_in=shown_in))
     return out
 
 
