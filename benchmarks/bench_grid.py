@@ -39,7 +39,6 @@ from torch.func import functional_call, stack_module_state, vmap
 from instab import determinism
 from instab.batched import StackedEngine
 from instab.data import Loader
-from instab.models import build_model
 from instab.train import RunConfig, ks, load_data
 
 NETWORKS = {"MLP 784-64-32-10": dict(model="mlp", hidden=(64, 32)),
@@ -115,8 +114,7 @@ def measure(name: str, spec: dict, variants: int, iterations: int, repeats: int)
     config = RunConfig(**spec, train_size=5000, test_size=100, lr=0.05, variants=ks(1)).validate()
     data = batches(config, iterations)
     d = load_data(config)
-    base = build_model(config.model, in_channels=d.in_channels, num_classes=d.num_classes,
-                       input_size=d.input_size, hidden=config.hidden, widths=config.widths, seed=0)
+    base = config.network(d, seed=0)
     jobs = {"plain PyTorch (fused SGD)": plain(base, config, data, variants),
             "vmap ensemble": vmap_ensemble(base, config, data, variants),
             "grid engine": engine(base, config, data, variants)}

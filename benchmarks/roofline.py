@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_grid import NETWORKS, batches, cpu_name, engine, plain  # noqa: E402
 
 from instab import determinism  # noqa: E402
-from instab.models import build_model  # noqa: E402
 from instab.train import RunConfig, ks, load_data  # noqa: E402
 
 UPDATE_FLOPS_PER_PARAMETER = 7
@@ -104,8 +103,7 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
         config = RunConfig(**spec, train_size=5000, test_size=100, lr=0.05, variants=ks(1)).validate()
         data = batches(config, its)
         d = load_data(config)
-        model = build_model(config.model, in_channels=d.in_channels, num_classes=d.num_classes,
-                            input_size=d.input_size, hidden=config.hidden, widths=config.widths, seed=0)
+        model = config.network(d, seed=0)
         fb, up = iteration_flops(model, *data[0])
         total = v * its * (fb + up)
         print(f"{name}: one run-iteration {fb / 1e6:.2f} MFLOP forward + backward (counted), "

@@ -35,7 +35,6 @@ from torch import nn
 from instab import checks, determinism, store
 from instab.data import Loader
 from instab.metrics import rel_l1
-from instab.models import build_model
 from instab.optim import PerturbedSGD
 from instab.runs import DTYPES, cross_entropy, load_data, lr_at
 from instab.stability import batch_sharpness, hessian_spectrum, momentum_limit
@@ -352,10 +351,7 @@ def track(cfg: TrackedRun) -> dict[str, Any]:
     per_epoch = len(loader)
     epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cast(int, cfg.max_steps) / per_epoch)
     total = epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, epochs * per_epoch)
-    base = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                       activation=cfg.activation, beta=cfg.beta, input_size=data.input_size, pool=cfg.pool,
-                       shortcut=cfg.shortcut, widths=cfg.widths, hidden=cfg.hidden,
-                       seed=cfg.init_seed).to(device=device, dtype=DTYPES[cfg.dtype])
+    base = cfg.network(data).to(device=device, dtype=DTYPES[cfg.dtype])
     engine = LoopEngine(cfg, base)
     ref, ref_opt = engine.models[0], engine.opts[0]
     names = [v.name for v in cfg.variants]

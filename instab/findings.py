@@ -303,11 +303,11 @@ def check(findings: Sequence[Finding], results: Mapping[str, Mapping[str, Any]],
             verdicts[f.id] = v
             expected = f.expected[scale]
             if v is None and not why and expected is not None:
-                problems.append(f"{f.id}: expected {_cell(expected)} at the {scale} scale, but no claim of "
+                problems.append(f"{f.id}: expected {expected_text(expected)} at the {scale} scale, but no claim of "
                                 f"{chapter} is its evidence ({list(f.evidence)})")
             elif v is not None and v not in allowed(f, scale):
                 problems.append(f"{f.id}: verdict {v} at the {scale} scale, the registry expects "
-                                f"{_cell(expected)}: {_fmt_rows(rows[f.id])}")
+                                f"{expected_text(expected)}: {_fmt_rows(rows[f.id])}")
     return verdicts, problems
 
 
@@ -364,7 +364,8 @@ def counts(findings: Sequence[Finding], verdicts: Mapping[str, str | None]) -> d
 _NOT_RUN = "—"
 
 
-def _cell(v: str | list[str] | None) -> str:
+def expected_text(v: str | list[str] | None) -> str:
+    """A verdict (or an expected one, or the several a scale allows) as a table cell shows it."""
     if isinstance(v, list):
         return " or ".join(v)
     return _NOT_RUN if v is None else ("**failed**" if v == "failed" else v)
@@ -404,8 +405,9 @@ def verdict_table(findings: Sequence[Finding], verdicts: Mapping[str, str | None
         name = f.id + {"ours": " (ours)", "control": " (control)"}.get(f.kind, "")
         why = f" — *{f.why_scale}*" if f.why_scale else ""
         why += "".join(f" — **revised** {r['date']} (was: {r['was']}; why: {r['why']})" for r in f.revised)
-        expected = " · ".join(_cell(f.expected[s]) for s in SCALES)
+        expected = " · ".join(expected_text(f.expected[s]) for s in SCALES)
         evidence = f" ({{ref}}`rows <scorecard-{f.chapter}>`)" if got is not None else ""
-        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, expected, _cell(got) + mark + evidence]
+        cells = [name + why, f"{{doc}}`{f.chapter} <{f.chapter}>`", f.section, expected,
+                 expected_text(got) + mark + evidence]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

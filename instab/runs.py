@@ -33,8 +33,8 @@ from torch import nn
 
 from instab import determinism, store
 from instab.checks import positive as _positive
-from instab.data import DATASETS, load
-from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, validate_model_name
+from instab.data import DATASETS, Data, load
+from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, build_model, validate_model_name
 from instab.optim import check_form, check_k
 
 #: Bump when a change to the training code changes results: cached cells keyed on it recompute.
@@ -180,6 +180,14 @@ class RunSpec:
                             "libraries": store.library_versions(),
                             "fp_environment": determinism.environment_key()}.items()))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def network(self, data: Data, *, seed: int | None = None) -> nn.Module:
+        """The run's network at its seeded initialisation (``seed`` overrides ``init_seed``), shaped
+        for ``data`` (its channels, classes and input size), on the CPU in float32."""
+        return build_model(self.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                           activation=self.activation, beta=self.beta, input_size=data.input_size, pool=self.pool,
+                           shortcut=self.shortcut, widths=self.widths, hidden=self.hidden,
+                           seed=self.init_seed if seed is None else seed)
 
     def data_key(self) -> tuple[Any, ...]:
         """What decides the data this run loads (the grid checks each data set once)."""

@@ -446,3 +446,10 @@ def momentum_limit(curvature: float, *, momentum: float, weight_decay: float) ->
     weight decay α on curvature λ (∞ where λ + α ≤ 0)."""
     denom = curvature + weight_decay
     return math.inf if denom <= 0 else 2.0 * (1.0 + momentum) / denom
+
+
+def stability_ratio(lr: Sequence[float], curvature: Sequence[float], *, momentum: float,
+                    weight_decay: float) -> np.ndarray:
+    """η(λ + α)/(2(1 + μ)): the step over the linear stability limit of heavy-ball SGD on curvature
+    λ (:func:`momentum_limit`); 1 is the edge."""
+    return np.asarray(lr, float) * (np.asarray(curvature, float) + weight_decay) / (2 * (1 + momentum))

@@ -44,7 +44,6 @@ from instab import determinism, runs, store
 from instab.batched import StackedEngine
 from instab.data import Loader
 from instab.metrics import rel_l1
-from instab.models import build_model
 from instab.optim import PerturbedSGD
 from instab.runs import (
     DTYPES,
@@ -215,10 +214,7 @@ def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Pa
                  else set(range(0, total_steps + 1, cast(int, config.rel_l1_every))) if config.rel_l1_every else set())
     acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
 
-    base = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                       activation=config.activation, beta=config.beta, input_size=data.input_size,
-                       pool=config.pool, shortcut=config.shortcut, widths=config.widths, hidden=config.hidden,
-                       seed=config.init_seed).to(device=device, dtype=DTYPES[config.dtype])
+    base = config.network(data).to(device=device, dtype=DTYPES[config.dtype])
     engine: Engine = StackedEngine(config, base) if config.engine == "stacked" else LoopEngine(config, base)
     names = [v.name for v in config.variants]
     hist = new_history(config, names, settings)

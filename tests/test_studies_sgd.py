@@ -14,6 +14,8 @@ from instab.studies import sgd as sgd_study
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("sgd_growth", "sgd_variance", "sgd_threshold")
+#: Every chapter whose runs take the sgd chapters' shared settings, ``common``.
+COMMON_USERS = (*CHAPTERS, "open_questions")
 
 
 def params(chapter: str, scale: str) -> dict:
@@ -22,9 +24,11 @@ def params(chapter: str, scale: str) -> dict:
 
 
 @pytest.mark.parametrize("scale", ["default", "ci", "paper"])
-def test_the_three_chapters_share_one_common_per_scale(scale):
-    commons = [params(c, scale)["common"] for c in CHAPTERS]
-    assert commons[0] == commons[1] == commons[2]
+def test_the_chapters_share_one_common_per_scale(scale):
+    commons = {c: params(c, scale)["common"] for c in COMMON_USERS}
+    ref = commons["sgd_growth"]
+    differ = {c: {k: com.get(k) for k in {*com, *ref} if com.get(k) != ref.get(k)} for c, com in commons.items()}
+    assert not any(differ.values()), f"common differs from sgd_growth's at the {scale} scale: {differ}"
 
 
 def test_members_must_perturb():

@@ -92,7 +92,7 @@ def errors(fs: Sequence[Finding], verdicts: Mapping[str, str | None], scale: str
             continue
         lines += [f"**{verdict.capitalize()}** ({len(group)}):", ""]
         for f in group:
-            at = " · ".join(f"{s}: {findings._cell(f.expected.get(s))}" for s in findings.SCALES)
+            at = " · ".join(f"{s}: {findings.expected_text(f.expected.get(s))}" for s in findings.SCALES)
             got = verdicts.get(f.id)
             lines += [f"- **{f.id}** — {f.section}, chapter {{doc}}`{f.chapter} <{f.chapter}>` (expected {at}"
                       + (f"; this build, {scale}: {got}" if got else "") + ").  The paper:",

@@ -31,11 +31,12 @@ from instab.findings import tolerance
 from instab.grid import run_grid
 from instab.growth import amplification, decades, ulp_floor
 from instab.report import Claim
+from instab.stability import stability_ratio
 from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of, network, run_plan
 from instab.studies.sgd_threshold import amplified_factor
 from instab.train import RunConfig, Variant
 
-__all__ = ["Params", "OpenPlan", "plan", "stability_ratio", "onset", "floor_multiple", "ONSET",
+__all__ = ["Params", "OpenPlan", "plan", "onset", "floor_multiple", "ONSET",
            "trajectories", "edge_claims",
            "edge_report", "comparison", "variance_ratio_interval", "controller_claims", "comparison_report",
            "trajectories_value", "comparison_value", "answers", "edge_sentence", "edge_stats", "controller_stats",
@@ -225,11 +226,6 @@ def run(p: OpenPlan, *, workers: int | None = None, executor: Any = None) -> tup
 
 
 # --------------------------------------------------------------------------- trajectories
-def stability_ratio(lr: Sequence[float], curvature: Sequence[float], *, momentum: float,
-                    weight_decay: float) -> np.ndarray:
-    """η(λ + α)/(2(1 + μ)): the step over the linear stability limit of heavy-ball SGD on curvature
-    λ (:func:`instab.studies.sgd_threshold.momentum_lr_limit`); 1 is the edge."""
-    return np.asarray(lr, float) * (np.asarray(curvature, float) + weight_decay) / (2 * (1 + momentum))
 
 
 #: The registry's finding on where amplification begins (``floor_multiple``, ``agree``).

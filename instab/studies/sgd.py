@@ -30,7 +30,6 @@ from torch import nn
 from instab import checks
 from instab.ensemble import band_decision, floor_decision, mean_interval, unanimous
 from instab.grid import run_grid
-from instab.models import build_model
 from instab.studies.params import StudyParams
 from instab.train import History, RunConfig, Variant, load_data
 
@@ -177,10 +176,7 @@ def network(config: RunConfig, seed: int | None = None) -> nn.Module:
     """The run's network at its seeded initialisation (on the CPU; ``seed`` overrides the run's
     ``init_seed``)."""
     data = load_data(config)
-    return build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                       activation=config.activation, beta=config.beta, input_size=data.input_size, pool=config.pool,
-                       shortcut=config.shortcut, widths=config.widths, hidden=config.hidden,
-                       seed=config.init_seed if seed is None else seed)
+    return config.network(data, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------- decisive
