@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("sgd_growth", "sgd_variance", "sgd_threshold")
 #: Every chapter whose runs take the sgd chapters' shared settings, ``common``.
 COMMON_USERS = (*CHAPTERS, "open_questions")
+#: (chapter, scale) → the keys of ``common`` it sets otherwise, each for a stated reason: a tracked
+#: run's loop does not honour augmentation (``TrackedRun.validate`` refuses it).
+COMMON_EXCEPTIONS = {("open_questions", "paper"): {"augment"}}
 
 
 def params(chapter: str, scale: str) -> dict:
@@ -27,7 +30,8 @@ def params(chapter: str, scale: str) -> dict:
 def test_the_chapters_share_one_common_per_scale(scale):
     commons = {c: params(c, scale)["common"] for c in COMMON_USERS}
     ref = commons["sgd_growth"]
-    differ = {c: {k: com.get(k) for k in {*com, *ref} if com.get(k) != ref.get(k)} for c, com in commons.items()}
+    differ = {c: {k: com.get(k) for k in {*com, *ref} - COMMON_EXCEPTIONS.get((c, scale), set())
+                  if com.get(k) != ref.get(k)} for c, com in commons.items()}
     assert not any(differ.values()), f"common differs from sgd_growth's at the {scale} scale: {differ}"
 
 
