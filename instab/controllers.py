@@ -343,120 +343,151 @@ def track(cfg: TrackedRun) -> dict[str, Any]:
     ``step_lrs`` (every iteration's step), ``binds`` (iterations where the cap was below the
     schedule), ``final_acc`` and ``predictions`` per variant, ``seconds`` {``steps``: all variants'
     steps, ``shadow``, ``sharpness``, ``total``}."""
-    cfg.validate()
-    settings = determinism.configure(cfg.threads)
-    device = torch.device(cfg.device)
-    data = load_data(cfg).to(device, DTYPES[cfg.dtype])
-    loader = Loader(data.x_train, data.y_train, cfg.batch_size, seed=cfg.batch_seed)
-    per_epoch = len(loader)
-    epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cast(int, cfg.max_steps) / per_epoch)
-    total = epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, epochs * per_epoch)
-    base = cfg.network(data).to(device=device, dtype=DTYPES[cfg.dtype])
-    engine = LoopEngine(cfg, base)
-    ref, ref_opt = engine.models[0], engine.opts[0]
-    names = [v.name for v in cfg.variants]
-    schedule = SharedSchedule(engine.opts)
-    xs, ys = data.x_train[:cfg.sharp_size], data.y_train[:cfg.sharp_size]
-    shadow = Shadow(ref, ref_opt, cfg.shadow_delta) if cfg.shadow else None
-    cap = CurvatureCap(cfg.cap_c, cfg.momentum, cfg.weight_decay) if cfg.controller == "cap" else None
-    growth = (GrowthController(cfg.down, cfg.up, GrowthController.budget_rate(cfg.growth_budget, total),
-                               cfg.step_floor) if cfg.controller == "growth" else None)
-    out: dict[str, Any] = {"steps": [], "lambda": [], "lambda_min": [], "lambda_batch": [], "residual": [],
-                           "batch_sharpness": [], "lr": [], "rel_l1": {n: [] for n in names[1:]}, "rate": [],
-                           "train_loss": [], "step_lrs": [], "binds": 0, "settings": settings}
-    seconds = {"steps": 0.0, "shadow": 0.0, "sharpness": 0.0}
-    t_start = time.perf_counter()
-    lam = math.nan
-    losses: list[float] = []
+    t = _Tracker(cfg)
+    step = 0
+    for epoch in range(t.epochs):
+        scheduled = lr_at(cfg, epoch)
+        t.engine.begin_epoch(scheduled)
+        for xb, yb in t.loader.epoch(epoch):
+            if step % cfg.every == 0:
+                t.record(step, scheduled, (xb, yb))
+            t.train_step(xb, yb, t.controlled_lr(scheduled, step))
+            step += 1
+            if step >= t.total:
+                break
+        if step >= t.total:
+            break
+    t.record(step, lr_at(cfg, t.epochs - 1), None)
+    return t.finish()
 
-    def record(step: int, scheduled: float, batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        nonlocal lam
-        rate = math.nan
-        if shadow is not None and step > 0:
-            rate = shadow.rate(ref)
-            if growth is not None:
-                growth.update(rate)
+
+class _Tracker:
+    """One tracked run's state (:func:`track`): its data, engine, controllers, record and timers."""
+
+    def __init__(self, cfg: TrackedRun) -> None:
+        cfg.validate()
+        settings = determinism.configure(cfg.threads)
+        self.cfg, self.device = cfg, torch.device(cfg.device)
+        self.data = data = load_data(cfg).to(self.device, DTYPES[cfg.dtype])
+        self.loader = Loader(data.x_train, data.y_train, cfg.batch_size, seed=cfg.batch_seed)
+        per_epoch = len(self.loader)
+        self.epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cast(int, cfg.max_steps) / per_epoch)
+        self.total = (self.epochs * per_epoch if cfg.max_steps is None
+                      else min(cfg.max_steps, self.epochs * per_epoch))
+        base = cfg.network(data).to(device=self.device, dtype=DTYPES[cfg.dtype])
+        self.engine = LoopEngine(cfg, base)
+        self.ref, self.ref_opt = self.engine.models[0], self.engine.opts[0]
+        self.names = [v.name for v in cfg.variants]
+        self.schedule = SharedSchedule(self.engine.opts)
+        self.xs, self.ys = data.x_train[:cfg.sharp_size], data.y_train[:cfg.sharp_size]
+        self.shadow = Shadow(self.ref, self.ref_opt, cfg.shadow_delta) if cfg.shadow else None
+        self.cap = CurvatureCap(cfg.cap_c, cfg.momentum, cfg.weight_decay) if cfg.controller == "cap" else None
+        self.growth = (GrowthController(cfg.down, cfg.up, GrowthController.budget_rate(cfg.growth_budget, self.total),
+                                        cfg.step_floor) if cfg.controller == "growth" else None)
+        self.out: dict[str, Any] = {
+            "steps": [], "lambda": [], "lambda_min": [], "lambda_batch": [], "residual": [], "batch_sharpness": [],
+            "lr": [], "rel_l1": {n: [] for n in self.names[1:]}, "rate": [], "train_loss": [], "step_lrs": [],
+            "binds": 0, "settings": settings}
+        self.seconds = {"steps": 0.0, "shadow": 0.0, "sharpness": 0.0}
+        self.t_start = time.perf_counter()
+        self.lam = math.nan
+        self.losses: list[float] = []
+
+    def record(self, step: int, scheduled: float, batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        """One record: the shadow's growth rate, the spectrum, the step about to be taken, RelL1."""
+        out, rate = self.out, math.nan
+        if self.shadow is not None and step > 0:
+            rate = self.shadow.rate(self.ref)
+            if self.growth is not None:
+                self.growth.update(rate)
         t0 = time.perf_counter()
-        bs = lam_min = lam_batch = math.nan
-        if cfg.sharpness:
-            ref.train()
-            spec = hessian_spectrum(ref, cross_entropy, xs, ys, iters=cfg.lanczos_iters)
-            lam, lam_min = spec.top.value, spec.bottom
-            out["residual"].append(spec.top.relative_residual)
-            if batch is not None:
-                lam_batch = hessian_spectrum(ref, cross_entropy, *batch, iters=cfg.lanczos_iters,
-                                             start=spec.vector).top.value
-            bs = batch_sharpness(ref, cross_entropy, xs, ys, cfg.batch_size, cfg.batch_sharpness_batches)
-        seconds["sharpness"] += time.perf_counter() - t0
+        lam_min, lam_batch, bs = self._spectrum(batch)
+        self.seconds["sharpness"] += time.perf_counter() - t0
         out["steps"].append(step)
-        out["lambda"].append(lam)
+        out["lambda"].append(self.lam)
         out["lambda_min"].append(lam_min)
         out["lambda_batch"].append(lam_batch)
         out["batch_sharpness"].append(bs)
-        out["lr"].append(next_lr(scheduled, step))
+        out["lr"].append(self.next_lr(scheduled, step))
         out["rate"].append(rate)
-        out["train_loss"].append(sum(losses) / len(losses) if losses else math.nan)
-        losses.clear()
-        for n, d in zip(names[1:], engine.rel_l1()[1:], strict=True):
+        out["train_loss"].append(sum(self.losses) / len(self.losses) if self.losses else math.nan)
+        self.losses.clear()
+        for n, d in zip(self.names[1:], self.engine.rel_l1()[1:], strict=True):
             out["rel_l1"][n].append(d)
-        if shadow is not None:
+        if self.shadow is not None:
             t0 = time.perf_counter()
             if step == 0:
-                shadow.restart(ref, ref_opt)
+                self.shadow.restart(self.ref, self.ref_opt)
             else:
-                shadow.renormalise(ref, ref_opt)
-            seconds["shadow"] += time.perf_counter() - t0
+                self.shadow.renormalise(self.ref, self.ref_opt)
+            self.seconds["shadow"] += time.perf_counter() - t0
 
-    def next_lr(scheduled: float, step: int) -> float:
-        if cfg.replay:
-            return cfg.replay[min(step, total - 1)]
+    def _spectrum(self, batch: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[float, float, float]:
+        """(λ_min, λ of ``batch``, batch sharpness), NaN without ``sharpness``; sets ``lam`` (λ_max)
+        and records the top eigenvalue's Lanczos residual."""
+        cfg, ref = self.cfg, self.ref
+        bs = lam_min = lam_batch = math.nan
+        if cfg.sharpness:
+            ref.train()
+            spec = hessian_spectrum(ref, cross_entropy, self.xs, self.ys, iters=cfg.lanczos_iters)
+            self.lam, lam_min = spec.top.value, spec.bottom
+            self.out["residual"].append(spec.top.relative_residual)
+            if batch is not None:
+                lam_batch = hessian_spectrum(ref, cross_entropy, *batch, iters=cfg.lanczos_iters,
+                                             start=spec.vector).top.value
+            bs = batch_sharpness(ref, cross_entropy, self.xs, self.ys, cfg.batch_size, cfg.batch_sharpness_batches)
+        return lam_min, lam_batch, bs
+
+    def next_lr(self, scheduled: float, step: int) -> float:
+        """The step the controllers would take next (recorded; it changes no state but the growth
+        controller's)."""
+        if self.cfg.replay:
+            return self.cfg.replay[min(step, self.total - 1)]
         lr = scheduled
-        if cap is not None:
-            lr = min(lr, cap.limit(lam))
-        if growth is not None:
-            lr = growth.step(lr)
+        if self.cap is not None:
+            lr = min(lr, self.cap.limit(self.lam))
+        if self.growth is not None:
+            lr = self.growth.step(lr)
         return lr
 
-    step = 0
-    lr = cfg.lr
-    for epoch in range(epochs):
-        scheduled = lr_at(cfg, epoch)
-        engine.begin_epoch(scheduled)
-        for xb, yb in loader.epoch(epoch):
-            if step % cfg.every == 0:
-                record(step, scheduled, (xb, yb))
-            lr = scheduled
-            if cfg.replay:
-                lr = cfg.replay[step]
-            if cap is not None:
-                lr = cap.step(scheduled, lam)
-                out["binds"] += int(lr < scheduled)
-            if growth is not None:
-                lr = growth.step(lr)
-            schedule.set(lr)
+    def controlled_lr(self, scheduled: float, step: int) -> float:
+        """The step of iteration ``step``: the schedule's, replayed, capped or controlled; set on
+        every variant's optimizer."""
+        lr = scheduled
+        if self.cfg.replay:
+            lr = self.cfg.replay[step]
+        if self.cap is not None:
+            lr = self.cap.step(scheduled, self.lam)
+            self.out["binds"] += int(lr < scheduled)
+        if self.growth is not None:
+            lr = self.growth.step(lr)
+        self.schedule.set(lr)
+        return lr
+
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> None:
+        """Every variant steps on the batch; the shadow follows the reference."""
+        t0 = time.perf_counter()
+        before = float(self.engine.sums[0])
+        self.engine.step(xb, yb)
+        self.losses.append(float(self.engine.sums[0]) - before)
+        self.seconds["steps"] += time.perf_counter() - t0
+        if self.shadow is not None:
             t0 = time.perf_counter()
-            before = float(engine.sums[0])
-            engine.step(xb, yb)
-            losses.append(float(engine.sums[0]) - before)
-            seconds["steps"] += time.perf_counter() - t0
-            if shadow is not None:
-                t0 = time.perf_counter()
-                shadow.step(xb, yb, lr, cross_entropy)
-                seconds["shadow"] += time.perf_counter() - t0
-            step += 1
-            if step >= total:
-                break
-        if step >= total:
-            break
-    record(step, lr_at(cfg, epochs - 1), None)
-    if torch.get_num_threads() != cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out["step_lrs"] = schedule.history
-    preds = engine.predict(data.x_test)
-    out["final_acc"] = {n: float((p == data.y_test).double().mean()) for n, p in zip(names, preds, strict=True)}
-    out["predictions"] = {n: p.to(torch.int16).cpu().numpy() for n, p in zip(names, preds, strict=True)}
-    out["labels"] = data.y_test.to(torch.int16).cpu().numpy()
-    seconds["total"] = time.perf_counter() - t_start
-    out["seconds"] = seconds
-    out["config"] = cfg.to_dict()
-    return out
+            self.shadow.step(xb, yb, lr, cross_entropy)
+            self.seconds["shadow"] += time.perf_counter() - t0
+
+    def finish(self) -> dict[str, Any]:
+        """The record with the final accuracies, predictions and timings."""
+        cfg, out, data = self.cfg, self.out, self.data
+        if torch.get_num_threads() != cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        out["step_lrs"] = self.schedule.history
+        preds = self.engine.predict(data.x_test)
+        out["final_acc"] = {n: float((p == data.y_test).double().mean())
+                            for n, p in zip(self.names, preds, strict=True)}
+        out["predictions"] = {n: p.to(torch.int16).cpu().numpy() for n, p in zip(self.names, preds, strict=True)}
+        out["labels"] = data.y_test.to(torch.int16).cpu().numpy()
+        self.seconds["total"] = time.perf_counter() - self.t_start
+        out["seconds"] = self.seconds
+        out["config"] = cfg.to_dict()
+        return out

@@ -183,74 +183,99 @@ def edge_run(cfg: EdgeRun) -> dict[str, Any]:
     cfg.validate()
     settings = determinism.configure(cfg.threads)
     t_start = time.perf_counter()
-    device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
-    spec = RunSpec(model=cfg.model, dataset=cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size)
-    data = load_data(spec).to(device, dtype)
-    x, y = data.x_train, data.y_train
-    loss_fn = LOSSES[cfg.loss]
-    model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                        activation=cfg.activation, input_size=data.input_size, hidden=cfg.hidden,
-                        seed=cfg.init_seed).to(device=device, dtype=dtype)
-    opt = PerturbedSGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, k=1)
+    run = _EdgeState(cfg)
+    warm, lam = run.warmup()
+    arms: dict[str, Any] = {}
+    start_vector = run.vector
+    with torch.no_grad():
+        start = {"loss": float(run.loss_fn(run.model(run.x), run.y)), "ratio": run.ratio(lam, cfg.lr)}
+    for arm in ARMS:
+        run.vector = start_vector
+        fixed = float(np.mean(arms["cap"]["lr"])) if arm == "constant" else cfg.lr
+        arms[arm], lam = run.arm(arm, fixed, lam)
+    return {"warmup": warm, "start": start, "arms": arms, "floor": ulp_floor(run.model.parameters()),
+            "chance": chance_loss(cfg.loss, run.data.num_classes),
+            "n_test": int(run.data.y_test.numel()), "settings": settings,
+            "seconds": time.perf_counter() - t_start, "config": cfg.to_dict()}
 
-    def ratio(lam: float, lr: float) -> float:
-        return lr / momentum_limit(lam, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
-    vector: torch.Tensor | None = None
-    residuals: list[float] = []
+class _EdgeState:
+    """One edge run's data, network, optimizer and warm-started Lanczos vector (:func:`edge_run`)."""
 
-    def curvature(m: nn.Module) -> float:
-        nonlocal vector
-        s = hessian_spectrum(m, loss_fn, x, y, iters=cfg.lanczos_iters, start=vector)
-        vector = s.vector
-        residuals.append(s.top.relative_residual)
+    def __init__(self, cfg: EdgeRun) -> None:
+        self.cfg = cfg
+        device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
+        spec = RunSpec(model=cfg.model, dataset=cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size)
+        self.data = data = load_data(spec).to(device, dtype)
+        self.x, self.y = data.x_train, data.y_train
+        self.loss_fn = LOSSES[cfg.loss]
+        self.model = build_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
+                                 activation=cfg.activation, input_size=data.input_size, hidden=cfg.hidden,
+                                 seed=cfg.init_seed).to(device=device, dtype=dtype)
+        self.opt = PerturbedSGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, k=1)
+        self.vector: torch.Tensor | None = None
+        self.residuals: list[float] = []
+
+    def ratio(self, lam: float, lr: float) -> float:
+        """The stability ratio η(λ + α)/(2(1 + μ)) of step ``lr`` on curvature ``lam``."""
+        return lr / momentum_limit(lam, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+
+    def cap_limit(self, lam: float) -> float:
+        """The cap's step on curvature ``lam``: c · 2(1 + μ)/(λ + α)."""
+        return self.cfg.cap_c * momentum_limit(lam, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+
+    def curvature(self, m: nn.Module) -> float:
+        """λ of ``m`` on the training set (Lanczos, warm-started from the last estimate's vector)."""
+        s = hessian_spectrum(m, self.loss_fn, self.x, self.y, iters=self.cfg.lanczos_iters, start=self.vector)
+        self.vector = s.vector
+        self.residuals.append(s.top.relative_residual)
         return s.top.value
 
-    warm: dict[str, Any] = {"steps": [], "ratio": [], "loss": [], "reached": None}
-    lam = math.nan
-    end = cfg.warmup_max
-    for t in range(cfg.warmup_max + cfg.hover):
-        if t % cfg.probe_every == 0:
-            lam = curvature(model)
-            warm["steps"].append(t)
-            warm["ratio"].append(ratio(lam, cfg.lr))
-            if warm["reached"] is None and t >= cfg.settle and warm["ratio"][-1] >= cfg.edge_at:
-                warm["reached"] = t
-                end = t + cfg.hover
-        if t >= end:
-            break
-        warm["loss"].append(_gd_step(model, opt, loss_fn, x, y))
-    arms: dict[str, Any] = {}
-    start_vector = vector
-    with torch.no_grad():
-        start = {"loss": float(loss_fn(model(x), y)), "ratio": ratio(lam, cfg.lr)}
-    for arm in ARMS:
-        vector = start_vector
-        pair = _Pair(model, opt, cfg.k, loss_fn)
-        fixed = float(np.mean(arms["cap"]["lr"])) if arm == "constant" else cfg.lr
+    def warmup(self) -> tuple[dict[str, Any], float]:
+        """Full-batch GD at η until the ratio reaches ``edge_at`` (after ``settle``), then ``hover``
+        iterations more: the record and the last λ."""
+        cfg = self.cfg
+        warm: dict[str, Any] = {"steps": [], "ratio": [], "loss": [], "reached": None}
+        lam = math.nan
+        end = cfg.warmup_max
+        for t in range(cfg.warmup_max + cfg.hover):
+            if t % cfg.probe_every == 0:
+                lam = self.curvature(self.model)
+                warm["steps"].append(t)
+                warm["ratio"].append(self.ratio(lam, cfg.lr))
+                if warm["reached"] is None and t >= cfg.settle and warm["ratio"][-1] >= cfg.edge_at:
+                    warm["reached"] = t
+                    end = t + cfg.hover
+            if t >= end:
+                break
+            warm["loss"].append(_gd_step(self.model, self.opt, self.loss_fn, self.x, self.y))
+        return warm, lam
+
+    def arm(self, arm: str, fixed: float, lam: float) -> tuple[dict[str, Any], float]:
+        """One arm from the warm-up's end: k = 1 and k side by side at step ``fixed`` (or the cap's);
+        its record and the last λ."""
+        cfg = self.cfg
+        pair = _Pair(self.model, self.opt, cfg.k, self.loss_fn)
         rec: dict[str, Any] = {"ratio": [], "lr": [], "loss": [], "rel_l1": [], "binds": 0}
-        residuals.clear()
-        cap_limit = cfg.cap_c * momentum_limit(lam, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.residuals.clear()
+        cap_limit = self.cap_limit(lam)
         for t in range(cfg.arm_steps):
             if arm == "cap" or t % cfg.probe_every == 0:
-                lam = curvature(pair.models[0])
-                cap_limit = cfg.cap_c * momentum_limit(lam, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+                lam = self.curvature(pair.models[0])
+                cap_limit = self.cap_limit(lam)
             lr = fixed
             if arm == "cap" and cap_limit < cfg.lr:
                 lr = cap_limit
                 rec["binds"] += 1
-            rec["ratio"].append(ratio(lam, lr))
+            rec["ratio"].append(self.ratio(lam, lr))
             rec["lr"].append(lr)
-            rec["loss"].append(pair.step(x, y, lr))
+            rec["loss"].append(pair.step(self.x, self.y, lr))
             rec["rel_l1"].append(rel_l1(pair.models[0], pair.models[1]))
         with torch.no_grad():
-            rec["final_loss"] = float(loss_fn(pair.models[0](x), y))
-        right = [predict(m, data.x_test) == data.y_test for m in pair.models]
+            rec["final_loss"] = float(self.loss_fn(pair.models[0](self.x), self.y))
+        right = [predict(m, self.data.x_test) == self.data.y_test for m in pair.models]
         rec["test_acc"] = [float(r.double().mean()) for r in right]
         rec["disagree"] = int((right[0] != right[1]).sum())
-        rec["residual"] = max(residuals, default=math.nan)
-        arms[arm] = rec
-    return {"warmup": warm, "start": start, "arms": arms, "floor": ulp_floor(model.parameters()),
-            "chance": chance_loss(cfg.loss, data.num_classes),
-            "n_test": int(data.y_test.numel()), "settings": settings,
-            "seconds": time.perf_counter() - t_start, "config": cfg.to_dict()}
+        rec["residual"] = max(self.residuals, default=math.nan)
+        return rec, lam

@@ -105,61 +105,69 @@ def load(path: str | Path, chapters: Iterable[str] | None = None) -> list[Findin
     out: list[Finding] = []
     for i, e in enumerate(raw["findings"]):
         where = f"{path}: findings[{i}]" + (f" ({e.get('id')!r})" if isinstance(e, dict) else "")
-        if not isinstance(e, dict):
-            raise RegistryError(f"{where}: each finding must be a mapping")
-        required = ("id", "chapter", "kind", "section", "quote", "criterion", "evidence", "expected")
-        missing = [k for k in required if k not in e]
-        if missing:
-            raise RegistryError(f"{where}: missing {missing}")
-        allowed = {*required, "decided_by", "why_scale", "tolerance", "revised"}
-        if set(e) - allowed:
-            raise RegistryError(f"{where}: unknown field(s) {sorted(set(e) - allowed)}; allowed {sorted(allowed)}")
-        if e["kind"] not in KINDS:
-            raise RegistryError(f"{where}: kind={e['kind']!r} is not allowed; choose one of {list(KINDS)}")
-        if known is not None and e["chapter"] not in known:
-            raise RegistryError(f"{where}: chapter={e['chapter']!r} is not a chapter; choose one of {sorted(known)}")
-        exp = e["expected"]
-        if not isinstance(exp, dict) or set(exp) != set(SCALES):
-            raise RegistryError(f"{where}: expected must give a verdict (or null) for each of {list(SCALES)}")
-        for s, v in exp.items():
-            for one in (v if isinstance(v, list) else [v]):
-                if one is not None and one not in FINDING_VERDICTS:
-                    raise RegistryError(f"{where}: expected.{s}={one!r} is not allowed; choose one of "
-                                        f"{list(FINDING_VERDICTS)}, a list of them, or null")
-            if isinstance(v, list) and (len(v) < 2 or "inconclusive" not in v or len(set(v)) != len(v)):
-                raise RegistryError(f"{where}: expected.{s}={v!r}: a list names decided verdicts and "
-                                    f"'inconclusive' (an ensemble too small to decide the same way on every CPU: "
-                                    f"the book does not decide the finding at that scale)")
-        if len({str(v) for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
-            raise RegistryError(f"{where}: its expected verdict depends on the scale; say why (why_scale)")
-        said = {one for v in exp.values() for one in (v if isinstance(v, list) else [v])}
-        if e["kind"] == "ours" and said & {"reproduced", "corrected"}:
-            raise RegistryError(f"{where}: a finding of ours holds as 'extension' (or fails: 'refuted'); "
-                                f"'reproduced' and 'corrected' are verdicts about the paper")
-        if e["kind"] == "control" and any(v not in (None, "fact") for v in exp.values()):
-            raise RegistryError(f"{where}: a control's expected verdict is 'fact' (it is no evidence about the paper)")
-        evidence = e["evidence"]
-        if not isinstance(evidence, list) or not evidence or not all(isinstance(x, str) for x in evidence):
-            raise RegistryError(f"{where}: evidence must be a non-empty list of claim names or prefixes ('name*')")
-        tol = e.get("tolerance")
-        values = list(tol.values()) if isinstance(tol, dict) else [tol]
-        if tol is not None and not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
-                                       for v in values):
-            raise RegistryError(f"{where}: tolerance={tol!r} must be a positive finite number or a mapping of "
-                                f"names to such numbers")
-        revised = e.get("revised") or []
-        if not isinstance(revised, list) or not all(isinstance(r, dict) and set(r) == {"date", "was", "why"}
-                                                    and all(str(v).strip() for v in r.values()) for r in revised):
-            raise RegistryError(f"{where}: revised must be a list of {{date, was, why}}, each said, got {revised!r}")
+        _check_entry(e, where, known)
+        tol, revised = e.get("tolerance"), e.get("revised") or []
         criterion = render_criterion(str(e["criterion"]).strip(), tol, where)
         f = Finding(str(e["id"]), e["chapter"], e["kind"], str(e["section"]), str(e["quote"]).strip(),
-                    criterion, tuple(evidence), dict(exp), tuple(e.get("decided_by") or ()),
+                    criterion, tuple(e["evidence"]), dict(e["expected"]), tuple(e.get("decided_by") or ()),
                     str(e.get("why_scale") or "").strip(), dict(tol) if isinstance(tol, dict) else tol,
                     tuple({k: str(v).strip() for k, v in r.items()} for r in revised))
         if any(g.id == f.id for g in out):
             raise RegistryError(f"{where}: id {f.id!r} is used twice")
         out.append(f)
     return out
+
+
+def _check_entry(e: Any, where: str, known: set[str] | None) -> None:
+    """Raise :class:`RegistryError` naming the registry entry ``e`` (at ``where``) and what is wrong
+    with it: a missing or unknown field, a kind, chapter or verdict not allowed, a scale's verdicts
+    without their reason, evidence that names no claim, a tolerance or a revision not well formed."""
+    if not isinstance(e, dict):
+        raise RegistryError(f"{where}: each finding must be a mapping")
+    required = ("id", "chapter", "kind", "section", "quote", "criterion", "evidence", "expected")
+    missing = [k for k in required if k not in e]
+    if missing:
+        raise RegistryError(f"{where}: missing {missing}")
+    allowed = {*required, "decided_by", "why_scale", "tolerance", "revised"}
+    if set(e) - allowed:
+        raise RegistryError(f"{where}: unknown field(s) {sorted(set(e) - allowed)}; allowed {sorted(allowed)}")
+    if e["kind"] not in KINDS:
+        raise RegistryError(f"{where}: kind={e['kind']!r} is not allowed; choose one of {list(KINDS)}")
+    if known is not None and e["chapter"] not in known:
+        raise RegistryError(f"{where}: chapter={e['chapter']!r} is not a chapter; choose one of {sorted(known)}")
+    exp = e["expected"]
+    if not isinstance(exp, dict) or set(exp) != set(SCALES):
+        raise RegistryError(f"{where}: expected must give a verdict (or null) for each of {list(SCALES)}")
+    for s, v in exp.items():
+        for one in (v if isinstance(v, list) else [v]):
+            if one is not None and one not in FINDING_VERDICTS:
+                raise RegistryError(f"{where}: expected.{s}={one!r} is not allowed; choose one of "
+                                    f"{list(FINDING_VERDICTS)}, a list of them, or null")
+        if isinstance(v, list) and (len(v) < 2 or "inconclusive" not in v or len(set(v)) != len(v)):
+            raise RegistryError(f"{where}: expected.{s}={v!r}: a list names decided verdicts and "
+                                f"'inconclusive' (an ensemble too small to decide the same way on every CPU: "
+                                f"the book does not decide the finding at that scale)")
+    if len({str(v) for v in exp.values() if v is not None}) > 1 and not e.get("why_scale"):
+        raise RegistryError(f"{where}: its expected verdict depends on the scale; say why (why_scale)")
+    said = {one for v in exp.values() for one in (v if isinstance(v, list) else [v])}
+    if e["kind"] == "ours" and said & {"reproduced", "corrected"}:
+        raise RegistryError(f"{where}: a finding of ours holds as 'extension' (or fails: 'refuted'); "
+                            f"'reproduced' and 'corrected' are verdicts about the paper")
+    if e["kind"] == "control" and any(v not in (None, "fact") for v in exp.values()):
+        raise RegistryError(f"{where}: a control's expected verdict is 'fact' (it is no evidence about the paper)")
+    evidence = e["evidence"]
+    if not isinstance(evidence, list) or not evidence or not all(isinstance(x, str) for x in evidence):
+        raise RegistryError(f"{where}: evidence must be a non-empty list of claim names or prefixes ('name*')")
+    tol = e.get("tolerance")
+    values = list(tol.values()) if isinstance(tol, dict) else [tol]
+    if tol is not None and not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
+                                   for v in values):
+        raise RegistryError(f"{where}: tolerance={tol!r} must be a positive finite number or a mapping of "
+                            f"names to such numbers")
+    revised = e.get("revised") or []
+    if not isinstance(revised, list) or not all(isinstance(r, dict) and set(r) == {"date", "was", "why"}
+                                                and all(str(v).strip() for v in r.values()) for r in revised):
+        raise RegistryError(f"{where}: revised must be a list of {{date, was, why}}, each said, got {revised!r}")
 
 
 #: A tolerance in a criterion's text: ``{tol}`` (a finding's one tolerance) or ``{tol.name}`` (a

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from instab import determinism, store
+from instab.checks import one_of
 from instab.checks import positive as _positive
 from instab.data import DATASETS, Data, load
 from instab.models import ACTIVATIONS, POOLS, SHORTCUTS, build_model, validate_model_name
@@ -200,15 +201,22 @@ class RunSpec:
     def validate(self: _Spec, *, check_data: bool = False) -> _Spec:
         """Raise ``ValueError`` naming the first bad field (before any training)."""
         validate_model_name(self.model)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not allowed; choose one of {list(DATASETS)}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r} is not allowed; "
-                             f"choose one of {list(ACTIVATIONS)}")
-        if self.pool not in POOLS:
-            raise ValueError(f"pool={self.pool!r} is not allowed; choose one of {list(POOLS)}")
-        if self.shortcut not in SHORTCUTS:
-            raise ValueError(f"shortcut={self.shortcut!r} is not allowed; choose one of {list(SHORTCUTS)}")
+        for name, allowed in (("dataset", DATASETS), ("activation", ACTIVATIONS), ("pool", POOLS),
+                              ("shortcut", SHORTCUTS)):
+            one_of(name, getattr(self, name), allowed)
+        self._check_optimizer()
+        self._check_length()
+        _check_variants(self.variants)
+        self._check_recording()
+        one_of("dtype", self.dtype, DTYPES)
+        one_of("engine", self.engine, ENGINES)
+        self._check_device()
+        if check_data:
+            load_data(self)
+        return self
+
+    def _check_optimizer(self) -> None:
+        """The step, the batch, the threads and SGD's coefficients."""
         _positive("lr", self.lr)
         _positive("batch_size", self.batch_size, integer=True)
         _positive("threads", self.threads, integer=True)
@@ -219,6 +227,9 @@ class RunSpec:
                 raise ValueError(f"{name}={value!r} is not allowed; it must be a number >= 0")
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov=True is not allowed without momentum > 0 and dampening = 0")
+
+    def _check_length(self) -> None:
+        """How long the run trains and its step decay."""
         if self.epochs is None and self.max_steps is None:
             raise ValueError("epochs=None is not allowed without max_steps")
         if self.epochs is not None:
@@ -229,30 +240,18 @@ class RunSpec:
             raise ValueError(f"lr_decay_every={self.lr_decay_every!r} is not allowed; "
                              "it must be an integer >= 0")
         _positive("lr_decay", self.lr_decay)
-        if not self.variants:
-            raise ValueError("variants=() is not allowed; give at least one (the reference)")
-        for v in self.variants:
-            check_k(v.k)
-            check_form(v.form)
-            if not isinstance(v.init_ulp, int) or isinstance(v.init_ulp, bool):
-                raise ValueError(f"init_ulp={v.init_ulp!r} is not allowed; it must be an integer")
-            if v.threads is not None:
-                _positive("threads", v.threads, integer=True)
-            if v.init_index is not None and (isinstance(v.init_index, bool) or not isinstance(v.init_index, int)
-                                             or v.init_index < 0):
-                raise ValueError(f"init_index={v.init_index!r} is not allowed; an integer >= 0 or None")
-        if len({v.name for v in self.variants}) != len(self.variants):
-            raise ValueError(f"variants={[v.name for v in self.variants]} is not allowed; they must differ")
+
+    def _check_recording(self) -> None:
+        """What the run records, and how often."""
         every = self.rel_l1_every
         if not (every == "log" or (isinstance(every, int) and not isinstance(every, bool) and every >= 0)):
             raise ValueError(f"rel_l1_every={self.rel_l1_every!r} is not allowed; an integer >= 0 or 'log'")
         _positive("eval_every", self.eval_every, integer=True)
         if isinstance(self.acc_every, bool) or not isinstance(self.acc_every, int) or self.acc_every < 0:
             raise ValueError(f"acc_every={self.acc_every!r} is not allowed; it must be an integer >= 0")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not allowed; choose one of {list(DTYPES)}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine={self.engine!r} is not allowed; choose one of {list(ENGINES)}")
+
+    def _check_device(self) -> None:
+        """The engine's and the device's requirements."""
         if self.engine == "stacked":
             reason = unsupported(self)
             if reason:
@@ -263,10 +262,24 @@ class RunSpec:
             raise ValueError(f"device={self.device!r} is not allowed: CUDA is not available here")
         if self.model == "vgg16_bn" and self.dataset == "fashion_mnist" and self.pad_to != 32:
             raise ValueError("pad_to must be 32 for vgg16_bn on fashion_mnist (VGG16 takes 32×32 inputs)")
-        if check_data:
-            load_data(self)
-        return self
 
+
+def _check_variants(variants: Sequence[Variant]) -> None:
+    """At least one variant, each valid, no two alike."""
+    if not variants:
+        raise ValueError("variants=() is not allowed; give at least one (the reference)")
+    for v in variants:
+        check_k(v.k)
+        check_form(v.form)
+        if not isinstance(v.init_ulp, int) or isinstance(v.init_ulp, bool):
+            raise ValueError(f"init_ulp={v.init_ulp!r} is not allowed; it must be an integer")
+        if v.threads is not None:
+            _positive("threads", v.threads, integer=True)
+        if v.init_index is not None and (isinstance(v.init_index, bool) or not isinstance(v.init_index, int)
+                                         or v.init_index < 0):
+            raise ValueError(f"init_index={v.init_index!r} is not allowed; an integer >= 0 or None")
+    if len({v.name for v in variants}) != len(variants):
+        raise ValueError(f"variants={[v.name for v in variants]} is not allowed; they must differ")
 
 def unsupported(config: RunSpec) -> str | None:
     """Why ``config`` cannot run on the stacked engine (:mod:`instab.batched`; ``None``: it can)."""

@@ -206,26 +206,14 @@ def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Pa
     data = data.to(device, DTYPES[config.dtype])
     loader = Loader(data.x_train, data.y_train, config.batch_size, seed=config.batch_seed,
                     augment=config.augment, augment_seed=config.augment_seed)
-    steps_per_epoch = len(loader)
-    epochs = config.epochs if config.epochs is not None else math.ceil(cast(int, config.max_steps) / steps_per_epoch)
-    total_steps = epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps,
-                                                                                  epochs * steps_per_epoch)
-    record_at = (_log_steps(total_steps) if config.rel_l1_every == "log"
-                 else set(range(0, total_steps + 1, cast(int, config.rel_l1_every))) if config.rel_l1_every else set())
-    acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
-
+    epochs, total_steps, record_at, acc_at = _step_plan(config, len(loader))
     base = config.network(data).to(device=device, dtype=DTYPES[config.dtype])
     engine: Engine = StackedEngine(config, base) if config.engine == "stacked" else LoopEngine(config, base)
     names = [v.name for v in config.variants]
     hist = new_history(config, names, settings)
     hist.settings.update(engine.settings)
-    start_epoch, step = 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None:
-        state = store.load_object(ckpt_path)
-        if state is not None and state.get("key") == config.key():
-            engine.load_state(state)
-            hist, start_epoch, step = state["history"], state["epoch"], state["step"]
+    hist, start_epoch, step = _resume(config, engine, hist, ckpt_path)
     if start_epoch == 0 and step == 0 and 0 in record_at:
         _record_rel_l1(hist, engine, names, 0)
 
@@ -252,22 +240,8 @@ def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Pa
                     hist.iter_acc[n].append(_accuracy(pred, data.y_test))
             if step >= total_steps:
                 break
-        if torch.get_num_threads() != config.threads:  # the loop engine's variants may run on others
-            torch.set_num_threads(config.threads)
-        hist.epoch.append(epoch + 1)
-        hist.steps.append(step)
-        hist.lr.append(lr)
         tested = is_tested(config, epoch + 1, epochs, step, total_steps)
-        if tested:
-            hist.test_epoch.append(epoch + 1)
-        losses, distances = engine.loss_sums(), engine.rel_l1()
-        preds = engine.predict(data.x_test) if tested else None
-        for i, n in enumerate(names):
-            hist.train_loss[n].append(losses[i] / max(n_batches, 1))
-            hist.rel_l1[n].append(distances[i])
-            if preds is not None:
-                hist.test_acc[n].append(_accuracy(preds[i], data.y_test))
-                hist.predictions[n] = preds[i].to(torch.int16).cpu().numpy()
+        _record_epoch(config, hist, engine, data, names, (epoch, step, lr, n_batches), tested)
         hist.seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         due = ckpt_path is not None and time.perf_counter() - last_checkpoint >= checkpoint_every
@@ -279,6 +253,51 @@ def _train(config: RunSpec, data, settings: dict[str, Any], checkpoint: str | Pa
     if config.keep_final:  # the reference's final weights and optimizer state (momentum buffers)
         hist.final_state = engine.final_state()
     return hist
+
+
+def _step_plan(config: RunSpec, steps_per_epoch: int) -> tuple[int, int, set[int], set[int]]:
+    """(epochs, total steps, the steps at which RelL1 is recorded, those at which accuracy is)."""
+    epochs = config.epochs if config.epochs is not None else math.ceil(cast(int, config.max_steps) / steps_per_epoch)
+    total_steps = epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps,
+                                                                                  epochs * steps_per_epoch)
+    record_at = (_log_steps(total_steps) if config.rel_l1_every == "log"
+                 else set(range(0, total_steps + 1, cast(int, config.rel_l1_every))) if config.rel_l1_every else set())
+    acc_at = set(range(config.acc_every, total_steps + 1, config.acc_every)) if config.acc_every else set()
+    return epochs, total_steps, record_at, acc_at
+
+
+def _resume(config: RunSpec, engine: Engine, hist: History, ckpt_path: Path | None) -> tuple[History, int, int]:
+    """(history, first epoch, step): from the checkpoint at ``ckpt_path`` when it is this run's,
+    else from the start."""
+    if ckpt_path is not None:
+        state = store.load_object(ckpt_path)
+        if state is not None and state.get("key") == config.key():
+            engine.load_state(state)
+            return state["history"], state["epoch"], state["step"]
+    return hist, 0, 0
+
+
+def _record_epoch(config: RunSpec, hist: History, engine: Engine, data, names: list[str],
+                  at: tuple[int, int, float, int], tested: bool) -> None:
+    """The end of an epoch in the history: its step and lr, every variant's mean training loss and
+    RelL1, and (when ``tested``) its test accuracy and predictions.  ``at``: (epoch, step, lr,
+    batches)."""
+    epoch, step, lr, n_batches = at
+    if torch.get_num_threads() != config.threads:  # the loop engine's variants may run on others
+        torch.set_num_threads(config.threads)
+    hist.epoch.append(epoch + 1)
+    hist.steps.append(step)
+    hist.lr.append(lr)
+    if tested:
+        hist.test_epoch.append(epoch + 1)
+    losses, distances = engine.loss_sums(), engine.rel_l1()
+    preds = engine.predict(data.x_test) if tested else None
+    for i, n in enumerate(names):
+        hist.train_loss[n].append(losses[i] / max(n_batches, 1))
+        hist.rel_l1[n].append(distances[i])
+        if preds is not None:
+            hist.test_acc[n].append(_accuracy(preds[i], data.y_test))
+            hist.predictions[n] = preds[i].to(torch.int16).cpu().numpy()
 
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
