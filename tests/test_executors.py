@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from instab.executors import SPECS, DaskExecutor, LocalPool, check_spec, make_executor
+from instab.cluster import DaskExecutor
+from instab.executors import SPECS, LocalPool, check_spec, make_executor
 from instab.grid import cached, cell_paths, run_cell, run_grid
 from instab.studies.sgd_variance import k_seed_grid
 from instab.train import RunConfig, dumps, ks

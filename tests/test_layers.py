@@ -38,8 +38,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("grid", ("grid",)),
     ("training", ("train", "batched", "runs", "stability", "controllers", "edge")),
     ("pieces", ("optim", "models", "data", "datasets", "metrics", "growth", "bounds", "pde", "pde.*", "cost")),
-    ("base", ("executors", "store", "paths", "determinism", "checks", "report", "numerics", "lockfile", "bookext",
-              "ensemble", "findings", "")),  # "": the package's own __init__
+    ("base", ("executors", "cluster", "store", "paths", "determinism", "checks", "report", "numerics", "lockfile",
+              "bookext", "ensemble", "findings", "")),  # "": the package's own __init__
 ]
 
 
