@@ -7,7 +7,7 @@ import pytest
 from instab import book
 
 pytestmark = pytest.mark.book
-HTML = book.BUILD / "html"
+HTML = book.build_root() / "html"
 
 
 def test_index_and_every_chapter_page_exist_with_figures():
@@ -31,7 +31,7 @@ def test_every_chapter_wrote_results_and_all_claims_are_sane():
 
 
 def test_scorecard_lists_every_claim_of_every_chapter():
-    card = (book.BUILD / "site" / "book" / "_scorecard.md").read_text()
+    card = (book.build_root() / "site" / "book" / "_scorecard.md").read_text()
     assert "Scale of this build: **ci**" in card
     assert "inconclusive" in (HTML / "book" / "intro.html").read_text()  # the verdicts are explained
     for name in book.chapters():
@@ -120,7 +120,7 @@ def test_statistics_page_has_every_chapter_with_its_run():
     import re
 
     page = (HTML / "book" / "statistics.html").read_text()
-    staged = (book.BUILD / "site" / "book" / "_statistics.md").read_text()
+    staged = (book.build_root() / "site" / "book" / "_statistics.md").read_text()
     ci = staged.split("## The ci scale", 1)[1].split("## ", 1)[0]
     for name in book.chapters():
         row = re.search(rf"^\| {{doc}}`{name} <{name}>` \| (\d{{4}}-\d\d-\d\d \d\d:\d\d UTC) \| ([^|]+) \| ([^|]+) \|$",

@@ -33,8 +33,8 @@ from instab import book
 
 pytestmark = pytest.mark.book
 
-HTML = book.BUILD / "html"
-SHOTS = book.BUILD / "screenshots"
+HTML = book.build_root() / "html"
+SHOTS = book.build_root() / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 #: Window width of the pages and their screenshots (a desktop: the text column at its widest, 91

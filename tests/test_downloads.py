@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,9 +63,8 @@ def test_stage_and_section(tmp_path: Path) -> None:
 def test_the_kernel_saves_each_glued_figure_as_svg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The start-up file, run as a kernel runs it, then a chapter's glue: the SVG is there and
     glue still records the figure."""
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "before"))  # restored after the test
     folder = downloads.use_kernel_startup(tmp_path)
-    assert os.environ["IPYTHONDIR"] == str(folder)
+    assert folder == tmp_path / "ipython"  # where the kernels' $IPYTHONDIR points (Settings.export)
     startup = next((folder / "profile_default" / "startup").glob("*.py"))
     chapter = (startup.read_text() + "\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
                "from myst_nb import glue\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\n"

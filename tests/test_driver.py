@@ -1,6 +1,7 @@
 """The book driver goes on past a failing chapter and names what failed (no chapter is executed here)."""
 
 import json
+import sys
 
 import pytest
 
@@ -10,7 +11,7 @@ from instab import book
 def test_execute_all_goes_on_past_a_failing_chapter(monkeypatch):
     ran = []
 
-    def fake(chapter, scale, force=False, env="native"):
+    def fake(chapter, scale, force=False, settings=None):
         ran.append(chapter)
         if chapter == "b":
             raise book.ChapterFailed("chapter 'b' (ci) failed in cell 3: AssertionError")
@@ -31,9 +32,36 @@ def test_failures_name_the_failed_claims(tmp_path, monkeypatch):
     assert "growth" not in text
 
 
-def test_build_roots_keep_the_native_build_apart():
-    assert book.build_root("native") == book.BUILD
-    assert book.out_dir("heat", "ci", "avx2") == book.ROBUST / "avx2" / "executed" / "ci" / "heat"
+def test_build_roots_keep_the_native_build_apart(tmp_path, monkeypatch):
+    from instab import paths
+
+    assert book.build_root("native") == paths.build_root()
+    assert book.out_dir("heat", "ci", "avx2") == paths.build_root() / "robust" / "avx2" / "executed" / "ci" / "heat"
+    monkeypatch.setenv("INSTAB_BUILD", str(tmp_path))  # read at each call, not frozen at import
+    assert book.build_root() == tmp_path and book.build_root("avx2") == tmp_path / "robust" / "avx2"
+    assert book.build_root("avx2", tmp_path / "b") == tmp_path / "b" / "robust" / "avx2"
+
+
+def test_settings_are_resolved_once_and_exported_for_the_kernels(tmp_path, monkeypatch):
+    from instab.determinism import FP_VARS, environment_vars
+
+    monkeypatch.setenv("INSTAB_BUILD", str(tmp_path))
+    monkeypatch.setenv("INSTAB_CACHE", str(tmp_path / "cells"))
+    monkeypatch.setenv("INSTAB_EXECUTOR", "dask-local")
+    native = book.Settings.resolve()
+    assert (native.build, native.cache, native.executor, native.env) == (tmp_path, tmp_path / "cells", "dask-local",
+                                                                        "native")
+    avx2 = book.Settings.resolve("avx2", timeout="60")
+    assert avx2.cache == tmp_path / "robust" / "avx2" / "cache" and avx2.root() == tmp_path / "robust" / "avx2"
+    assert avx2.root("native") == tmp_path
+    for var in (*FP_VARS, "IPYTHONDIR", book.TIMEOUT_VAR):
+        monkeypatch.delenv(var, raising=False)  # undone after the test
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before torch is imported; restored after
+    avx2.export(kernels=True)
+    assert {v: book.settings.os.environ.get(v, "") for v in FP_VARS} == environment_vars("avx2")
+    assert book.settings.os.environ["INSTAB_CACHE"] == str(tmp_path / "robust" / "avx2" / "cache")
+    assert book.settings.os.environ["IPYTHONDIR"] == str(tmp_path / "robust" / "avx2" / "ipython")
+    assert book.settings.os.environ[book.TIMEOUT_VAR] == "60"
 
 
 def test_bad_environment_is_named():
@@ -177,7 +205,7 @@ def test_the_configured_launch_buttons_open_notebooks_binder_makes():
 
 
 def test_execute_all_names_the_chapters_it_executed(monkeypatch):
-    monkeypatch.setattr(book.execution, "execute", lambda chapter, scale, force=False, env="native": chapter != "b")
+    monkeypatch.setattr(book.execution, "execute", lambda chapter, scale, force=False, settings=None: chapter != "b")
     executed: set[str] = set()
     assert book.execute_all(["a", "b", "c"], "ci", executed=executed) == []
     assert executed == {"a", "c"}  # b came from the cache
@@ -219,25 +247,23 @@ def test_schedule_longest_first_and_demand_from_the_parameters(monkeypatch):
     assert schedule(["a", "b", "c", "d"], {"a": 5.0, "b": None, "c": 50.0, "d": None}) == ["b", "d", "c", "a"]
     values = {"g": {"workers": 2}, "p": {}, "one": {"workers": 1}, "far": {"workers": 8, "executor": "slurm"}}
     monkeypatch.setattr(book.sources, "chapter_parameters", lambda c, scale: values[c])
-    monkeypatch.delenv("INSTAB_EXECUTOR", raising=False)
-    assert [demand(c, "default", 2) for c in values] == [2, 1, 1, 1]
-    assert demand("g", "default", 1) == 1  # never more than the cores
-    monkeypatch.setenv("INSTAB_EXECUTOR", "dask-local")
-    assert demand("g", "default", 2) == 1  # its cells run on the engine's workers
+    assert [demand(c, "default", 2, None) for c in values] == [2, 1, 1, 1]
+    assert demand("g", "default", 1, "local") == 1  # never more than the cores
+    assert demand("g", "default", 2, "dask-local") == 1  # its cells run on the build's engine's workers
     # the chapters' own parameters: the grid chapters keep two workers busy at the default scale
     monkeypatch.undo()
-    assert demand("sgd_variance", "default", 2) == 2 and demand("linear", "default", 2) == 1
+    assert demand("sgd_variance", "default", 2, None) == 2 and demand("linear", "default", 2, None) == 1
 
 
 def test_driver_gives_kernels_the_allocator_settings(monkeypatch, capsys):
     """The chapters' kernels inherit glibc settings that keep freed memory in the heap (the PDE
     chapters spent most of their time faulting their per-step arrays in again); a user's own
     setting is kept."""
-    from instab.book.cli import MALLOC
+    from instab.book.settings import MALLOC
 
     for var in MALLOC:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
     book.main(["list"])
-    assert book.cli.os.environ["MALLOC_MMAP_THRESHOLD_"] == MALLOC["MALLOC_MMAP_THRESHOLD_"]
-    assert book.cli.os.environ["MALLOC_TRIM_THRESHOLD_"] == "12345"
+    assert book.settings.os.environ["MALLOC_MMAP_THRESHOLD_"] == MALLOC["MALLOC_MMAP_THRESHOLD_"]
+    assert book.settings.os.environ["MALLOC_TRIM_THRESHOLD_"] == "12345"

@@ -30,7 +30,7 @@ def test_wall_time() -> None:
 
 def test_records_say_when_where_how_long_and_whether_cached(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sources, "out_dir", lambda c, s, env="native": tmp_path / env / s / c)
-    monkeypatch.setattr(sources, "ROBUST", tmp_path / "robust")
+    monkeypatch.setenv("INSTAB_BUILD", str(tmp_path))  # no robust/ under it: native only
     _executed(tmp_path / "native" / "ci" / "a", "a", 5.67, ENV)
     _executed(tmp_path / "native" / "ci" / "b", "b", 200.0, {**ENV, "name": "aten-default",
                                                              "vars": {"ATEN_CPU_CAPABILITY": "default"}})

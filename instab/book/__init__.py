@@ -40,6 +40,7 @@ The package, module by module (each imports only those above it)::
 
     console     the driver's lines, paths as shown, the reading of carriage returns
     sources     the table of contents, chapters, parameter files and cells, content hash, out_dir
+    settings    Settings: build folder, grid cache, engine, read once; what the kernels inherit
     plan        gpu_needed and the dry run (a chapter's study module's ``dry_run``)
     execution   execute, execute_all, progress lines, timeouts, failures
     downloads   each chapter's downloads: figures as SVG (the kernel's start-up file), tables as CSV
@@ -68,14 +69,14 @@ from instab.book import (
     rendering,
     report_page,
     robustness,
+    settings,
     sources,
     statistics,
 )
-from instab.book.cli import BLAS_THREADS, main
+from instab.book.cli import main
 from instab.book.console import say
 from instab.book.execution import (
     EXECUTION_TIMEOUTS,
-    TIMEOUT_VAR,
     ChapterFailed,
     ChapterProgress,
     cells_as_run,
@@ -83,7 +84,6 @@ from instab.book.execution import (
     execute_all,
     execution_timeout,
     failures,
-    use_environment,
 )
 from instab.book.plan import dry_run, gpu_needed
 from instab.book.rendering import (
@@ -96,9 +96,8 @@ from instab.book.rendering import (
     web_url,
 )
 from instab.book.robustness import robust
+from instab.book.settings import BLAS_THREADS, TIMEOUT_VAR, Settings
 from instab.book.sources import (
-    BUILD,
-    ROBUST,
     ROOT,
     SCALES,
     build_root,
@@ -115,10 +114,10 @@ from instab.book.sources import (
 )
 
 __all__ = [
-    "BLAS_THREADS", "BUILD", "EXECUTION_TIMEOUTS", "HIDDEN_INPUT_TAGS", "REPOSITORY_VAR", "ROBUST", "ROOT", "SCALES",
-    "TIMEOUT_VAR", "ChapterFailed", "ChapterProgress", "book_config", "build_root", "cells_as_run", "chapter_modules",
+    "BLAS_THREADS", "EXECUTION_TIMEOUTS", "HIDDEN_INPUT_TAGS", "REPOSITORY_VAR", "ROOT", "SCALES", "TIMEOUT_VAR",
+    "ChapterFailed", "ChapterProgress", "Settings", "book_config", "build_root", "cells_as_run", "chapter_modules",
     "chapter_parameters", "chapters", "check_parameter_file", "cli", "console", "content_hash", "downloads", "dry_run",
     "execute", "execute_all", "execution", "execution_timeout", "failures", "for_reader", "gpu_needed", "is_notebook",
     "main", "out_dir", "parameter_names", "params_file", "plan", "render", "rendering", "report_page", "repository_url",
-    "robust", "robustness", "say", "sources", "statistics", "toc_files", "use_environment", "web_url",
+    "robust", "robustness", "say", "settings", "sources", "statistics", "toc_files", "web_url",
 ]

@@ -6,19 +6,11 @@ docstring describes the actions)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from instab.book import execution, pdf, plan, registry, rendering, robustness, sources
 from instab.book.console import shown
-from instab.determinism import MALLOPT
-
-#: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
-BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-#: glibc's allocator for the kernels, as environment variables (read at a process's start): the
-#: settings of :func:`instab.determinism.keep_freed_memory`, which the torch chapters apply in
-#: process too; the PDE chapters (NumPy only) get them from here.  No number depends on them.
-MALLOC = {f"MALLOC_{name[2:]}_": str(value) for name, value in MALLOPT.items()}
+from instab.book.settings import TIMEOUT_VAR, Settings
 
 
 #: The exit status when every chapter ran but the registry and the data disagree (a driver that runs
@@ -41,20 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     per_scale = ", ".join(f"{k} {v or 'none'}" for k, v in execution.EXECUTION_TIMEOUTS.items())
     ap.add_argument("--timeout", metavar="SECONDS",
                     help=f"how long one chapter may run, in seconds (0: no limit; default per scale: {per_scale}; "
-                         f"also ${execution.TIMEOUT_VAR})")
+                         f"also ${TIMEOUT_VAR})")
     ap.add_argument("--env", action="append",
                     help=f"floating-point environment, one of {', '.join(ENVIRONMENTS)} (execute: one, default "
                          "native; robust: repeatable, default every non-native one)")
     a = ap.parse_args(argv)
-    for var, value in MALLOC.items():  # the kernels inherit them
-        os.environ.setdefault(var, value)
-    for var in BLAS_THREADS:  # kernels inherit it: NumPy/SciPy's BLAS sums in one fixed order
-        os.environ.setdefault(var, "1")
     if a.params not in sources.SCALES:
         ap.error(f"--params {a.params!r} is not a scale; choose one of {', '.join(sources.SCALES)}")
-    if a.timeout is not None:  # the chapters' processes (--jobs, robust) inherit it
-        os.environ[execution.TIMEOUT_VAR] = a.timeout
-    execution.execution_timeout(a.params)  # a bad value fails here, before any work
+    # a bad value fails here, before any work
+    execution.execution_timeout(a.params, None if a.timeout is None else {TIMEOUT_VAR: a.timeout})
     try:
         envs = [check_environment(e) for e in a.env or []]
     except ValueError as e:
@@ -64,11 +51,15 @@ def main(argv: list[str] | None = None) -> None:
     bad = [c for c in todo if c not in known]
     if bad:
         ap.error(f"unknown chapter(s) {bad}; chapters in _toc.yml: {', '.join(known)}")
+    # native: the environment as the user set it (its key goes into every cache key)
+    env = envs[0] if a.action == "execute" and len(envs) == 1 else "native"
+    settings = Settings.resolve(env, a.timeout)  # the settings, read once, passed down
+    settings.export(kernels=a.action in ("build", "execute"))  # what the chapters' processes inherit
     if a.action == "list":
         print("\n".join(known))
         return
     if a.action == "pdf":  # the rendered book printed: nothing executed or rendered again
-        pdf.build_pdf(required=True)
+        pdf.build_pdf(required=True, settings=settings)
         return
     for c in todo:  # fail before any work if a parameter file is missing or sets an unknown name
         sources.check_parameter_file(c, a.params)
@@ -78,21 +69,19 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.action == "robust":
         robustness.robust(a.params, envs or [e for e in ENVIRONMENTS if e != "native"], a.jobs, force=a.force,
-                          chapters=a.chapter or None)
+                          chapters=a.chapter or None, settings=settings)
         return
     if len(envs) > 1 or (envs and envs[0] != "native" and a.action != "execute"):
         ap.error(f"--env {envs} is not allowed with {a.action!r}: only 'execute' takes one non-native environment")
-    env = envs[0] if envs else "native"
-    if env != "native":  # native: the environment as the user set it (its key goes into every cache key)
-        execution.use_environment(env)
     failed: list[str] = []
     executed: set[str] = set()
     if a.action in ("build", "execute"):
-        failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, env=env, executed=executed)
+        failed = execution.execute_all(todo, a.params, force=a.force, jobs=a.jobs, settings=settings,
+                                       executed=executed)
     if a.action in ("build", "render"):
-        rendering.render(a.params, executed=executed if a.action == "build" else None)
+        rendering.render(a.params, executed=executed if a.action == "build" else None, settings=settings)
         if a.action == "build":
-            pdf.build_pdf()
+            pdf.build_pdf(settings=settings)
     # every finding of the chapters at hand decided from their data, against the registry's expected verdict
     problems = registry.decide(a.params, todo, env)[2] if a.action in ("build", "execute", "render") else []
     if failed or problems:

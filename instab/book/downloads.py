@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -83,14 +82,14 @@ _instab_glue_saves_svg()
 
 
 def use_kernel_startup(build: Path | None = None) -> Path:
-    """Write :data:`KERNEL_STARTUP` under ``<build>/ipython/profile_default/startup/`` and point
-    ``$IPYTHONDIR`` there, for the chapters' kernels; returns the folder."""
-    folder = (build if build is not None else sources.BUILD) / "ipython"
+    """Write :data:`KERNEL_STARTUP` under ``<build>/ipython/profile_default/startup/`` (default
+    build: :func:`instab.book.sources.build_root`) for the chapters' kernels, whose ``$IPYTHONDIR``
+    points there (:meth:`instab.book.settings.Settings.export`); returns the folder."""
+    folder = sources.build_root(build=build) / "ipython"
     startup = folder / "profile_default" / "startup" / "00-instab-figures.py"
     if not startup.is_file() or startup.read_text() != KERNEL_STARTUP:
         startup.parent.mkdir(parents=True, exist_ok=True)
         startup.write_text(KERNEL_STARTUP)
-    os.environ["IPYTHONDIR"] = str(folder)
     return folder
 
 

@@ -14,10 +14,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 from instab import report
 from instab.book import console, downloads, plan, sources
 from instab.book.console import say, visible
+from instab.book.settings import TIMEOUT_VAR, Settings
 
 #: A chapter's process exits with this when it ran but its findings disagree with the registry
 #: (:data:`instab.book.cli.REGISTRY_DISAGREES`): no failed chapter; the caller checks the registry.
@@ -28,7 +31,6 @@ REGISTRY_DISAGREES = 3
 #: default), so only a hang or a runaway run trips it; the paper scale's GPU grids run for hours.
 #: ``$INSTAB_EXECUTION_TIMEOUT`` (``--timeout``) overrides it.
 EXECUTION_TIMEOUTS: dict[str, int | None] = {"default": 1800, "ci": 600, "paper": None}
-TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
 
 
 _PRINTING = threading.Lock()
@@ -167,70 +169,75 @@ class ChapterProgress(logging.Handler):
             self.finish()
 
 
-def use_environment(env: str) -> None:
-    """Select floating-point environment ``env`` for this process and the kernels it starts (before
-    torch is imported), and point the grid cache at the environment's own folder."""
-    from instab.determinism import environment_vars
+def skip_without_gpu(chapter: str, scale: str, out: Path) -> bool:
+    """Whether the chapter's parameters ask for a CUDA GPU this machine lacks: then its executed
+    files go, ``SKIPPED.md`` in ``out`` says so with its dry run, and a line says why."""
+    if not plan.gpu_needed(sources.chapter_parameters(chapter, scale)):
+        return False
+    import torch
 
-    if "torch" in sys.modules:
-        raise RuntimeError("use_environment must run before torch is imported")
-    for var, value in environment_vars(env).items():
-        if value:
-            os.environ[var] = value
-        else:
-            os.environ.pop(var, None)
-    if env != "native":
-        os.environ["INSTAB_CACHE"] = str(sources.build_root(env) / "cache")
+    if torch.cuda.is_available():
+        return False
+    dry = plan.dry_run(chapter, scale) or ""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (out / f"{chapter}.ipynb", out / "results.json", out / sources.STAMP):
+        stale.unlink(missing_ok=True)
+    (out / "SKIPPED.md").write_text(f"This chapter was **not executed at the {scale} scale** on the machine that built "
+                                    f"this book: its parameters ask for a CUDA GPU and there is none.  Run it where a "
+                                    f"GPU is: `python -m instab.book build --params {scale} --chapter {chapter}` "
+                                    f"(engines: README, \"Running the paper scale\").  Its dry run:\n\n```text\n{dry}"
+                                    f"\n```\n")
+    say(f"skipped {chapter} ({scale}): its parameters ask for a CUDA GPU and this machine has none; "
+        f"dry run below\n{dry}")
+    return True
 
 
-def execute(chapter: str, scale: str, force: bool = False, env: str = "native") -> bool:
-    """Convert and execute one chapter; returns False when the cache made it unnecessary.
-
-    Raises :class:`ChapterFailed` when a cell fails (the executed notebook, with the error, and
-    ``results.json``, if the chapter got as far as writing it, are kept for the book)."""
-    import jupytext
-    import papermill
-
-    out = sources.out_dir(chapter, scale, env)
-    skipped = out / "SKIPPED.md"  # removed only when the chapter runs: an up-to-date folder is never written
-    if plan.gpu_needed(sources.chapter_parameters(chapter, scale)):
-        import torch
-
-        if not torch.cuda.is_available():
-            dry = plan.dry_run(chapter, scale) or ""
-            out.mkdir(parents=True, exist_ok=True)
-            for stale in (out / f"{chapter}.ipynb", out / "results.json", out / sources.STAMP):
-                stale.unlink(missing_ok=True)
-            skipped.write_text(f"This chapter was **not executed at the {scale} scale** on the machine that built "
-                               f"this book: its parameters ask for a CUDA GPU and there is none.  Run it where a GPU "
-                               f"is: `python -m instab.book build --params {scale} --chapter {chapter}` (engines: "
-                               f"README, \"Running the paper scale\").  Its dry run:\n\n```text\n{dry}\n```\n")
-            say(f"skipped {chapter} ({scale}): its parameters ask for a CUDA GPU and this machine has none; "
-                f"dry run below\n{dry}")
-            return False
-    digest = sources.content_hash(chapter, scale)
-    stamp = out / sources.STAMP
-    executed = out / f"{chapter}.ipynb"
+def is_current(chapter: str, scale: str, out: Path, digest: str, force: bool) -> bool:
+    """Whether the chapter executed in ``out`` is current (content hash ``digest``, its files
+    checked) and may be reused (never with ``force``); a line says it, or why it runs again."""
     problem = sources.cache_problem(out, chapter, digest)
     if not force and problem is None:
         say(f"skipped {chapter} ({scale}): source, parameters, instab, lock and environment unchanged "
             f"(executed files checked)")
-        return False
-    if not force and stamp.exists() and problem:
+        return True
+    if not force and (out / sources.STAMP).exists() and problem:
         say(f"executing {chapter} ({scale}) again: {problem}")
+    return False
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what a previous execution left in ``out`` that this one rewrites (its record, its
+    ``results.json``, its figures, ``SKIPPED.md``): never a stale file beside a failed run."""
     out.mkdir(parents=True, exist_ok=True)
-    skipped.unlink(missing_ok=True)
-    stamp.unlink(missing_ok=True)
-    (out / "results.json").unlink(missing_ok=True)  # never show a stale one beside a failed run
+    (out / "SKIPPED.md").unlink(missing_ok=True)
+    (out / sources.STAMP).unlink(missing_ok=True)
+    (out / "results.json").unlink(missing_ok=True)
     for stale in downloads.figures(out):
         stale.unlink()
-    downloads.use_kernel_startup(sources.build_root(env))  # the kernel saves each glued figure as SVG
-    src = sources.build_root(env) / "converted" / scale / f"{chapter}.ipynb"
+
+
+def convert(chapter: str, scale: str, build: Path) -> tuple[Path, Any]:
+    """``book/<chapter>.md`` as a notebook under ``<build>/converted/<scale>/`` (jupytext, with the
+    python3 kernel), beside the kernels' start-up file (:func:`instab.book.downloads.use_kernel_startup`:
+    the kernel saves each glued figure as SVG); returns its path and the notebook."""
+    import jupytext
+
+    downloads.use_kernel_startup(build)
+    src = build / "converted" / scale / f"{chapter}.ipynb"
     src.parent.mkdir(parents=True, exist_ok=True)
     say(f"convert book/{chapter}.md -> {console.shown(src)}")
     nb = jupytext.read(sources.ROOT / "book" / f"{chapter}.md")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     jupytext.write(nb, src, fmt="ipynb")
+    return src, nb
+
+
+def run_papermill(chapter: str, scale: str, src: Path, out: Path, nb: Any) -> float:
+    """Execute the converted notebook ``src`` into ``out`` with papermill (the scale's parameter
+    file, the chapter's timeout, its progress as lines); returns the seconds it took.  Raises
+    :class:`ChapterFailed` (:func:`failure`) when it fails."""
+    import papermill
+
     pf = sources.params_file(chapter, scale)
     parameters = sources.read_params_file(pf) if pf else {}
     timeout = execution_timeout(scale)
@@ -252,37 +259,69 @@ def execute(chapter: str, scale: str, force: bool = False, env: str = "native") 
                      f"timeout of {timeout} s", "traceback": []}
     try:
         with progress.attached():
-            papermill.execute_notebook(str(src), str(executed), parameters=parameters or None, cwd=str(out),
-                                       kernel_name="python3", progress_bar=False, log_output=True,
+            papermill.execute_notebook(str(src), str(out / f"{chapter}.ipynb"), parameters=parameters or None,
+                                       cwd=str(out), kernel_name="python3", progress_bar=False, log_output=True,
                                        stdout_file=progress.stream("stdout"), stderr_file=progress.stream("stderr"),
                                        request_save_on_cell_execute=False, execution_timeout=timeout,
                                        timeout_func=remaining if deadline is not None else None,
                                        interrupt_on_timeout=True, error_on_timeout=timeout_error)
-    except (papermill.PapermillExecutionError, TimeoutError) as e:
-        see = f"\n  see {console.shown(executed)}"
-        if deadline is not None and time.monotonic() >= deadline:
-            raise ChapterFailed(f"chapter {chapter!r} ({scale}) ran past its execution timeout of {timeout} s, in "
-                                f"{progress.where}; raise it with --timeout SECONDS or {TIMEOUT_VAR}=SECONDS (0: no "
-                                f"limit)" + see) from None
-        if isinstance(e, papermill.PapermillExecutionError):
-            raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
-                                f"{e.ename}: {e.evalue}" + see) from None
-        raise ChapterFailed(f"chapter {chapter!r} ({scale}) failed in {progress.where}: {e}" + see) from None
-    except Exception as e:  # noqa: BLE001 - a kernel that died (killed, out of memory) or never started
-        raise ChapterFailed(f"chapter {chapter!r} ({scale}) stopped in {progress.where}: its kernel died or could "
-                            f"not start ({type(e).__name__}: {e})\n  see {console.shown(executed)}") from None
+    except Exception as e:  # noqa: BLE001 - papermill's, a timeout, a kernel that died or never started
+        timed_out = deadline is not None and time.monotonic() >= deadline
+        raise failure(e, chapter, scale, out, progress.where, timeout if timed_out else None) from None
+    return time.perf_counter() - t0
+
+
+def failure(e: Exception, chapter: str, scale: str, out: Path, where: str, timed_out: int | None) -> ChapterFailed:
+    """The :class:`ChapterFailed` for papermill's exception ``e`` while the chapter was ``where``:
+    it ran past its timeout (``timed_out``, in seconds), a cell failed, or its kernel died."""
+    import papermill
+
+    see = f"\n  see {console.shown(out / f'{chapter}.ipynb')}"
+    if not isinstance(e, papermill.PapermillExecutionError | TimeoutError):
+        return ChapterFailed(f"chapter {chapter!r} ({scale}) stopped in {where}: its kernel died or could "
+                             f"not start ({type(e).__name__}: {e})" + see)
+    if timed_out is not None:
+        return ChapterFailed(f"chapter {chapter!r} ({scale}) ran past its execution timeout of {timed_out} s, in "
+                             f"{where}; raise it with --timeout SECONDS or {TIMEOUT_VAR}=SECONDS (0: no "
+                             f"limit)" + see)
+    if isinstance(e, papermill.PapermillExecutionError):
+        return ChapterFailed(f"chapter {chapter!r} ({scale}) failed in cell {e.exec_count}: "
+                             f"{e.ename}: {e.evalue}" + see)
+    return ChapterFailed(f"chapter {chapter!r} ({scale}) failed in {where}: {e}" + see)
+
+
+def execute(chapter: str, scale: str, force: bool = False, settings: Settings | None = None) -> bool:
+    """Convert and execute one chapter into the build of ``settings`` (default:
+    :meth:`Settings.resolve`, native) and its floating-point environment; returns False when the
+    cache made it unnecessary, or when it needs a GPU this machine lacks.  The chapter's kernel
+    inherits this process's environment (:meth:`Settings.export`).
+
+    Raises :class:`ChapterFailed` when a cell fails (the executed notebook, with the error, and
+    ``results.json``, if the chapter got as far as writing it, are kept for the book)."""
+    settings = settings if settings is not None else Settings.resolve()
+    out = sources.out_dir(chapter, scale, settings.env)
+    # SKIPPED.md is removed only when the chapter runs: an up-to-date folder is never written
+    if skip_without_gpu(chapter, scale, out):
+        return False
+    digest = sources.content_hash(chapter, scale)
+    if is_current(chapter, scale, out, digest, force):
+        return False
+    clear_outputs(out)
+    src, nb = convert(chapter, scale, settings.root())
+    seconds = run_papermill(chapter, scale, src, out, nb)
     sources.write_stamp(out, chapter, digest)
-    say(f"executed {chapter} ({scale}) in {time.perf_counter() - t0:.0f} s")
+    say(f"executed {chapter} ({scale}) in {seconds:.0f} s")
     return True
 
 
-def demand(chapter: str, scale: str, jobs: int) -> int:
+def demand(chapter: str, scale: str, jobs: int, executor: str | None) -> int:
     """The cores a chapter keeps busy at ``scale``: its grid's worker processes (its ``workers``
-    parameter, one thread each; 1 without one, or when its cells run on a cluster engine), at
-    most ``jobs``."""
+    parameter, one thread each; 1 without one, or when its cells run on a cluster engine: its
+    ``executor`` parameter, else the build's ``executor``, :attr:`Settings.executor`), at most
+    ``jobs``."""
     values = sources.chapter_parameters(chapter, scale)
     workers = values.get("workers")
-    engine = values.get("executor") or os.environ.get("INSTAB_EXECUTOR")
+    engine = values.get("executor") or executor
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1 \
             or engine not in (None, "local"):
         return 1
@@ -337,34 +376,43 @@ def run_packed(queue: list[str], demands: Mapping[str, int], jobs: int,
     return codes
 
 
-def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, env: str = "native",
+def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1, settings: Settings | None = None,
                 executed: set[str] | None = None) -> list[str]:
-    """Execute chapters on ``jobs`` cores and return the names of those that failed (each failure
+    """Execute chapters on ``jobs`` cores into the build of ``settings`` (default:
+    :meth:`Settings.resolve`, native) and return the names of those that failed (each failure
     is reported as it happens; a failure does not stop the other chapters).  The names of the
     chapters that were executed (not reused from the cache, not skipped) go into ``executed``.
+    With ``jobs > 1`` chapters run side by side (:func:`execute_side_by_side`)."""
+    if jobs < 1:
+        raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
+    settings = settings if settings is not None else Settings.resolve()
+    if jobs > 1:
+        return execute_side_by_side(todo, scale, force, jobs, settings, executed)
+    failed: list[str] = []
+    for i, c in enumerate(todo, 1):
+        say(f"chapter {i}/{len(todo)}: {c}")
+        try:
+            if execute(c, scale, force=force, settings=settings) and executed is not None:
+                executed.add(c)
+        except ChapterFailed as e:
+            say(f"error: {e}")
+            failed.append(c)
+    return failed
 
-    With ``jobs > 1`` chapters run side by side, each in its own driver process (papermill changes
-    the working directory of the whole process, so two executions must not share one), whose
-    progress lines are printed as they come: a chapter is started, longest first
+
+def execute_side_by_side(todo: list[str], scale: str, force: bool, jobs: int, settings: Settings,
+                         executed: set[str] | None) -> list[str]:
+    """:func:`execute_all` with ``jobs > 1``: chapters run side by side, each in its own driver
+    process (papermill changes the working directory of the whole process, so two executions must
+    not share one), whose progress lines are printed as they come: a chapter is started, longest first
     (:func:`schedule`), when the cores it keeps busy (:func:`demand`: a grid's worker processes)
     are free, so the cores are never oversubscribed (on a 2-core CPU, five chapters of two workers
     each run two at a time took 840 s against 670 s one after the other).  No result depends on it: every
     process computes with its own fixed thread count.
     """
-    if jobs < 1:
-        raise SystemExit(f"error: --jobs {jobs} is not allowed; it must be a positive integer")
-    failed: list[str] = []
-    if jobs == 1:
-        for i, c in enumerate(todo, 1):
-            say(f"chapter {i}/{len(todo)}: {c}")
-            try:
-                if execute(c, scale, force=force, env=env) and executed is not None:
-                    executed.add(c)
-            except ChapterFailed as e:
-                say(f"error: {e}")
-                failed.append(c)
-        return failed
     from instab.book import statistics
+
+    env = settings.env
 
     def one(chapter: str) -> int:
         cmd = [sys.executable, "-m", "instab.book", "execute", "--params", scale, "--chapter", chapter]
@@ -380,7 +428,7 @@ def execute_all(todo: list[str], scale: str, force: bool = False, jobs: int = 1,
                         print(ln.rstrip("\n"), flush=True)
         return proc.returncode
 
-    demands = {c: demand(c, scale, jobs) for c in todo}
+    demands = {c: demand(c, scale, jobs, settings.executor) for c in todo}
     durations = {}
     for c in todo:
         record = statistics.chapter_record(sources.out_dir(c, scale, env), c)

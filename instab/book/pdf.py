@@ -17,6 +17,7 @@ from pathlib import Path
 
 from instab.book import console, sources
 from instab.book.console import say
+from instab.book.settings import Settings
 
 #: Where the PDF goes: beside the HTML book, so the release archive carries it.
 PDF_NAME = "instab.pdf"
@@ -29,13 +30,15 @@ def browser() -> str | None:
     return next((b for b in map(shutil.which, BROWSERS) if b), None)
 
 
-def build_pdf(root: Path = sources.ROOT, *, required: bool = False) -> Path | None:
+def build_pdf(root: Path = sources.ROOT, *, required: bool = False, settings: Settings | None = None) -> Path | None:
     """Print the staged site (``<build>/site``, written by :func:`instab.book.rendering.render`) to
-    ``<build>/html/instab.pdf``.  Without a browser: ``SystemExit`` naming the ones looked for if
-    ``required`` (``make pdf``), else a line saying so and None (``make book`` still succeeds)."""
-    site, html = sources.BUILD / "site", sources.BUILD / "html"
+    ``<build>/html/instab.pdf`` (the build of ``settings``, default :meth:`Settings.resolve`).
+    Without a browser: ``SystemExit`` naming the ones looked for if ``required`` (``make pdf``),
+    else a line saying so and None (``make book`` still succeeds)."""
+    build = (settings if settings is not None else Settings.resolve()).build
+    site, html = build / "site", build / "html"
     if not (site / "_toc.yml").exists() or not html.is_dir():
-        raise SystemExit(f"error: no rendered book under {console.shown(sources.BUILD, root)} to print; "
+        raise SystemExit(f"error: no rendered book under {console.shown(build, root)} to print; "
                          "run `python -m instab.book build` (or `make book`) first")
     exe = browser()
     if exe is None:
@@ -44,7 +47,7 @@ def build_pdf(root: Path = sources.ROOT, *, required: bool = False) -> Path | No
             raise SystemExit(f"error: {msg}")
         say(f"skipped the PDF: {msg}")
         return None
-    work = sources.BUILD / "pdf"
+    work = build / "pdf"
     shutil.rmtree(work, ignore_errors=True)
     say("pdf: join every page into one (jupyter-book, singlehtml builder)")
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--builder", "singlehtml",

@@ -12,9 +12,6 @@ import yaml
 from instab import findings, lockfile, paths
 
 ROOT = paths.ROOT
-BUILD = paths.build_root()
-#: Executed notebooks of a non-native floating-point environment: ``ROBUST / <env> / executed / <scale>``.
-ROBUST = BUILD / "robust"
 SCALES = ("default", "ci", "paper")
 
 
@@ -114,9 +111,12 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     return h.hexdigest()
 
 
-def build_root(env: str = "native") -> Path:
-    """Where a floating-point environment's build lives: ``_build`` for native, else ``_build/robust/<env>``."""
-    return BUILD if env == "native" else ROBUST / env
+def build_root(env: str = "native", build: Path | None = None) -> Path:
+    """Where a floating-point environment's build lives: the build folder (``build``, else
+    :func:`instab.paths.build_root`, ``$INSTAB_BUILD`` read at each call) for native, else its
+    ``robust/<env>``, whose ``executed/<scale>/`` holds that environment's executed notebooks."""
+    base = paths.build_root() if build is None else build
+    return base if env == "native" else base / "robust" / env
 
 
 def _parameters_cell(chapter: str, root: Path = ROOT) -> dict:

@@ -109,7 +109,7 @@ def scale_section(scale: str, env: str, records: Mapping[str, dict[str, Any]], h
 
 def environments(build: Path | None = None) -> list[str]:
     """``native`` and every environment with a build of its own under ``_build/robust/``."""
-    robust = (build / "robust") if build is not None else sources.ROBUST
+    robust = sources.build_root(build=build) / "robust"
     return ["native", *sorted(p.name for p in robust.iterdir() if p.is_dir())] if robust.is_dir() else ["native"]
 
 
