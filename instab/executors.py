@@ -110,15 +110,7 @@ def make_executor(
     if spec is None:
         spec = check_spec(os.environ.get("INSTAB_EXECUTOR") or "local", "INSTAB_EXECUTOR")
     spec = check_spec(spec)
-    if max_workers is not None and (
-        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
-    ):
-        raise ValueError(f"max_workers={max_workers!r} is not allowed; it must be a positive integer")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries={retries!r} is not allowed; it must be a non-negative integer")
-    if spec == "local" or "://" in spec:
-        if options:
-            raise ValueError(f"executor={spec!r} takes no options; got {sorted(options)}")
+    _check_engine_args(spec, max_workers, retries, options)
     if spec == "local":
         return LocalPool(max_workers=max_workers, retries=retries)
     if spec == "dask-local":
@@ -129,6 +121,19 @@ def make_executor(
     return SubmititExecutor.create(
         cluster, folder=folder, max_workers=max_workers, retries=retries, **options
     )
+
+
+def _check_engine_args(spec: str, max_workers: Any, retries: Any, options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming a bad ``max_workers``, ``retries`` or an option ``spec`` takes none of."""
+    if max_workers is not None and (
+        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+    ):
+        raise ValueError(f"max_workers={max_workers!r} is not allowed; it must be a positive integer")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries={retries!r} is not allowed; it must be a non-negative integer")
+    if spec == "local" or "://" in spec:
+        if options:
+            raise ValueError(f"executor={spec!r} takes no options; got {sorted(options)}")
 
 
 def _adopt(obj: Any, *, retries: int) -> Any:

@@ -96,13 +96,33 @@ def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, execut
     of ``workers`` processes that reruns a cell whose process died — or this process when
     ``workers == 1`` or only one cell is left.
     """
-    from instab.executors import check_spec, make_executor
+    from instab.executors import check_spec
 
     configs = list(configs)
     if executor is None and os.environ.get("INSTAB_EXECUTOR"):
         executor = check_spec(os.environ["INSTAB_EXECUTOR"], "INSTAB_EXECUTOR")
     if isinstance(executor, str):
         check_spec(executor)
+    _validate_cells(configs)
+    folder = (Path(cache) if cache is not None else default_cache()).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    results, pending = _from_cache(configs, folder)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(results) + len(pending), initial=len(results), desc=desc)
+    try:
+        if pending:
+            _run_pending(pending, folder, executor, workers, results, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return [results[c.key()] for c in configs]
+
+
+def _validate_cells(configs: list[Cell]) -> None:
+    """Every cell validated, and each data set located once, before any cell starts."""
     seen_data: set[Any] = set()
     for c in configs:
         check_cell(c)
@@ -112,8 +132,10 @@ def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, execut
             if data_key not in seen_data:
                 c.check_data()  # type: ignore[attr-defined]  # a cell with data_key() has check_data() too
                 seen_data.add(data_key)
-    folder = (Path(cache) if cache is not None else default_cache()).absolute()
-    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _from_cache(configs: list[Cell], folder: Path) -> tuple[dict[str, Any], dict[str, Cell]]:
+    """({key: cached result}, {key: cell still to run}), each distinct cell once."""
     results: dict[str, Any] = {}
     pending: dict[str, Cell] = {}
     for c in configs:
@@ -125,37 +147,35 @@ def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, execut
             results[key] = h
         else:
             pending[key] = c
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    return results, pending
 
-        bar = tqdm(total=len(results) + len(pending), initial=len(results), desc=desc)
+
+def _run_pending(pending: dict[str, Cell], folder: Path, executor: Any, workers: int | None,
+                 results: dict[str, Any], bar: Any) -> None:
+    """Run the ``pending`` cells into ``results``: in this process, or on ``executor`` (a spec is
+    made into one here and shut down after)."""
+    from instab.executors import make_executor
+
+    own = executor is None or isinstance(executor, str)
+    if executor is None and ((workers or os.cpu_count() or 1) == 1 or len(pending) == 1):
+        for key, c in pending.items():
+            results[key] = run_cell(c, folder)
+            if bar is not None:
+                bar.update(1)
+        return
+    spec = executor or "local"  # a Slurm array is not throttled to this machine's cores
+    n = workers if spec == "slurm" else min(workers or os.cpu_count() or 1, len(pending))
+    ex = make_executor(spec, max_workers=n) if own else executor
     try:
-        if pending:
-            own = executor is None or isinstance(executor, str)
-            if executor is None and ((workers or os.cpu_count() or 1) == 1 or len(pending) == 1):
-                for key, c in pending.items():
-                    results[key] = run_cell(c, folder)
-                    if bar is not None:
-                        bar.update(1)
-            else:
-                spec = executor or "local"  # a Slurm array is not throttled to this machine's cores
-                n = workers if spec == "slurm" else min(workers or os.cpu_count() or 1, len(pending))
-                ex = make_executor(spec, max_workers=n) if own else executor
-                try:
-                    futures = {ex.submit(run_cell, c, folder): key for key, c in pending.items()}
-                    if all(isinstance(f, cf.Future) for f in futures):
-                        done: Iterable[Any] = cf.as_completed(futures)
-                    else:
-                        done = list(futures)
-                    for f in done:
-                        results[futures[f]] = f.result()
-                        if bar is not None:
-                            bar.update(1)
-                finally:
-                    if own:
-                        ex.shutdown(wait=True, cancel_futures=True)
+        futures = {ex.submit(run_cell, c, folder): key for key, c in pending.items()}
+        if all(isinstance(f, cf.Future) for f in futures):
+            done: Iterable[Any] = cf.as_completed(futures)
+        else:
+            done = list(futures)
+        for f in done:
+            results[futures[f]] = f.result()
+            if bar is not None:
+                bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
-    return [results[c.key()] for c in configs]
+        if own:
+            ex.shutdown(wait=True, cancel_futures=True)
