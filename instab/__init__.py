@@ -23,6 +23,7 @@ Modules, one concept each (dependencies point down this list only):
 - :mod:`instab.grid`        — configurations × executor → cached, atomic, resumable results;
   :mod:`instab.executors` — the engines (local pool, Dask, Slurm through submitit).
 - :mod:`instab.stability`   — divergence, bisection of the largest stable learning rate, Hessian λ₀ (App. E).
+  :mod:`instab.threshold` — one App. E cell: the largest stable learning rate of a network.
 - :mod:`instab.studies`     — the chapters' experiments, one module per chapter (``studies.heat``, ``linear``,
   ``momentum``, ``nonlinear``; ``studies.sgd_growth``, ``sgd_variance``, ``sgd_threshold``: §4, sharing
   ``studies.sgd``; ``studies.multilayer``: App. E).

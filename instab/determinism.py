@@ -31,7 +31,7 @@ def configure(threads: int = 1, seed: int | None = None, *, flush_denormal: bool
     flush_denormal:
         Flush subnormal floats to zero (FTZ and DAZ).  Off for every perturbation experiment: it
         changes the arithmetic of tiny perturbations.  Only the divergence experiments of the
-        multilayer chapter turn it on (:func:`instab.studies.multilayer.run_threshold_cell` says
+        multilayer chapter turn it on (:func:`instab.threshold.run_threshold_cell` says
         why); ``torch.set_flush_denormal`` is a per-thread switch, so it holds for the calling
         thread only.
 

@@ -4,7 +4,7 @@ App. E's (network, α) cells, any other experiment).
 A cell is any configuration with ``key()`` (its cache key: the configuration, the code it runs,
 the library versions and the floating-point environment), ``validate()`` (raises ``ValueError``
 naming a bad value), ``to_dict()`` and ``compute(checkpoint)`` (runs it, in a worker, and returns
-its result); :class:`instab.train.RunConfig` and :class:`instab.studies.multilayer.ThresholdConfig` are
+its result); :class:`instab.train.RunConfig` and :class:`instab.threshold.ThresholdConfig` are
 cells.  Its result is written atomically to ``<cache>/<key>.result``.  A rerun skips finished
 cells; a cell in progress may checkpoint to ``<cache>/<key>.ckpt`` and a rerun resumes from
 there, bitwise equal to an uninterrupted run.  Every file carries a SHA-256 of its payload: a

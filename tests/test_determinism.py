@@ -42,7 +42,7 @@ def test_environment_names_and_bad_names():
 
 
 def test_environment_is_part_of_every_cache_key(monkeypatch):
-    from instab.studies.multilayer import ThresholdConfig
+    from instab.threshold import ThresholdConfig
     from instab.train import RunConfig
 
     run, cell = RunConfig(model="mlp", hidden=(8,)), ThresholdConfig()

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("driver", ("book", "book.*")),
     ("studies", ("studies", "studies.*")),
     ("grid", ("grid",)),
-    ("training", ("train", "batched", "runs", "stability", "controllers", "edge")),
+    ("training", ("train", "batched", "runs", "stability", "threshold", "controllers", "edge")),
     ("pieces", ("optim", "models", "data", "datasets", "metrics", "growth", "bounds", "pde", "pde.*", "cost")),
     ("base", ("executors", "cluster", "store", "paths", "determinism", "checks", "report", "numerics", "lockfile",
               "bookext", "ensemble", "findings", "")),  # "": the package's own __init__

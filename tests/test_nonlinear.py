@@ -3,7 +3,7 @@ import pytest
 
 from instab import bounds
 from instab.pde import nonlinear as nl
-from instab.studies import nonlinear as study
+from instab.pde import sigma_map as sm
 
 
 def small_net(pooling="mean", dtype=np.float64, image=None, **kw):
@@ -87,7 +87,7 @@ def test_rel_l1():
 def test_scheme_reduces_to_the_sigma_map():
     """(8) on the checkerboard is (★) for σ plus K⊥ ← (1 − αΔt) K⊥ — to rounding error."""
     net = small_net()
-    m = study.sigma_map(net)
+    m = sm.sigma_map(net)
     K0 = net.initial_kernel(2)
     for dt in (0.5 * m.convergence_threshold(), 0.7 * m.blowup_threshold()):
         run = nl.simulate(net, K0, dt, 25)
@@ -98,7 +98,7 @@ def test_scheme_reduces_to_the_sigma_map():
 
 
 def test_sigma_map_fixed_point_and_thresholds():
-    for m in (study.SigmaMap(40, 8, alpha=1.25), study.SigmaMap(pooling="sum")):
+    for m in (sm.SigmaMap(40, 8, alpha=1.25), sm.SigmaMap(pooling="sum")):
         for sign in (1, -1):
             s = m.fixed_point(sign)
             assert np.sign(s) == sign
@@ -110,13 +110,13 @@ def test_sigma_map_fixed_point_and_thresholds():
             assert m.derivative(s, 0.02) == pytest.approx(fd, rel=1e-5)
             assert sum(m.curvature_terms(s).values()) == pytest.approx(float(m.curvature(s)))
         assert m.blowup_threshold() == 2 / m.alpha
-    weak = study.SigmaMap(40, 8, alpha=20.0)           # α > w²β/4: σ ≈ 0 attracts and is the fixed point
+    weak = sm.SigmaMap(40, 8, alpha=20.0)           # α > w²β/4: σ ≈ 0 attracts and is the fixed point
     assert abs(weak.fixed_point()) < 1e-2 and weak.curvature(weak.fixed_point()) > 0
 
 
 def test_paper_thresholds_need_mean_pooling():
     """§5.4 reports blow-up above Δt = 0.1 and convergence below 0.03 (α = 20, 256², 32²)."""
-    mean, total = study.SigmaMap(pooling="mean"), study.SigmaMap(pooling="sum")
+    mean, total = sm.SigmaMap(pooling="mean"), sm.SigmaMap(pooling="sum")
     assert mean.blowup_threshold() == pytest.approx(0.1)
     assert 0.032 < mean.convergence_threshold() < 0.0325
     assert 0.0035 < total.convergence_threshold() < 0.0036
@@ -124,7 +124,7 @@ def test_paper_thresholds_need_mean_pooling():
 
 
 def test_lyapunov_and_classification():
-    m = study.SigmaMap()
+    m = sm.SigmaMap()
     lam = m.lyapunov(-60.0, [0.02, 0.04, 0.07, 0.09], 500, 1000)
     assert lam[0] < 0 and lam[1] < 0 and lam[2] > 0.5 and lam[3] > 0.3
     assert m.full_lyapunov(-60.0, [0.2], 10, 10)[0] > 0
@@ -133,7 +133,7 @@ def test_lyapunov_and_classification():
     assert m.classify(0.07, -60.0, 500, 500) == "chaotic"
     assert m.classify(0.11, -60.0, 500, 500) == "blows up"
     dts = np.linspace(0.02, 0.11, 451)
-    show = study.showcase_dts(m, dts, m.full_lyapunov(-60.0, dts, 500, 500), -1)
+    show = sm.showcase_dts(m, dts, m.full_lyapunov(-60.0, dts, 500, 500), -1)
     assert show["converges"] < 0.0323 < show["period-2"] < show["chaotic"] < 0.1 < show["blows up"]
     assert m.classify(show["chaotic"], -60.0, 500, 500) == "chaotic"
 
@@ -141,33 +141,33 @@ def test_lyapunov_and_classification():
 def test_training_blows_up_above_two_over_alpha():
     net = small_net(dtype=np.float32)
     K0 = net.initial_kernel(0)
-    up = nl.simulate(net, K0, 1.2 * study.sigma_map(net).blowup_threshold(), 300, stop_above=1e30)
+    up = nl.simulate(net, K0, 1.2 * sm.sigma_map(net).blowup_threshold(), 300, stop_above=1e30)
     assert up.blew_up_at is not None and up.loss[-1] == np.inf
-    down = nl.simulate(net, K0, 0.5 * study.sigma_map(net).convergence_threshold(-1), 100, k=3)
+    down = nl.simulate(net, K0, 0.5 * sm.sigma_map(net).convergence_threshold(-1), 100, k=3)
     assert down.blew_up_at is None and down.change[-1] < 1e-6
     assert np.nanmax(down.rel_l1) < 1e-4
 
 
 def test_measured_thresholds_on_a_small_problem():
     net = small_net()
-    m = study.sigma_map(net)
+    m = sm.sigma_map(net)
     K0 = net.initial_kernel(0)
-    b, _ = study.measured_blowup_threshold(net, K0, 0.5 * m.blowup_threshold(), 1.5 * m.blowup_threshold(), 150,
+    b, _ = sm.measured_blowup_threshold(net, K0, 0.5 * m.blowup_threshold(), 1.5 * m.blowup_threshold(), 150,
                                         rtol=1e-2)
     assert b == pytest.approx(m.blowup_threshold(), rel=0.02)
     c = m.convergence_threshold(int(np.sign(net.sigma(K0))))
-    meas, _ = study.measured_convergence_threshold(net, K0, 0.75 * c, 1.5 * c, 300, rtol=1e-2)
+    meas, _ = sm.measured_convergence_threshold(net, K0, 0.75 * c, 1.5 * c, 300, rtol=1e-2)
     assert meas == pytest.approx(c, rel=0.03)
 
 
 def test_growth_summary():
     rl = np.r_[0.0, 1e-8, 1e-8 * np.exp(0.5 * np.arange(1, 40)), np.full(40, 1.5)]
     rl = np.minimum(rl, 1.5)
-    g = study.error_growth(rl)
+    g = nl.error_growth(rl)
     assert g.first == 1e-8 and g.peak == 1.5 and g.plateau == 1.5
     assert g.rate == pytest.approx(0.5, rel=1e-6)
     assert g.decades == pytest.approx(np.log10(1.5e8))
-    assert study.error_growth(np.zeros(10)).decades == 0.0
+    assert nl.error_growth(np.zeros(10)).decades == 0.0
 
 
 def test_table3_bounds_for_the_checkerboard():

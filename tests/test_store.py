@@ -28,7 +28,7 @@ def test_module_closure_follows_imports():
 
 def _keys_in(root, monkeypatch):
     """Training- and threshold-cell keys computed from the package copy under ``root``."""
-    from instab.studies.multilayer import ThresholdConfig
+    from instab.threshold import ThresholdConfig
     from instab.train import RunConfig
 
     monkeypatch.setattr(store, "PACKAGE", root / "instab")

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from instab.bounds import AlphaBounds
-from instab.pde.onelayer import OneLayerRun
+from instab.pde import images, windowed
+from instab.pde.onelayer import OneLayerRun, outcome
 from instab.studies import linear as study
+from instab.studies import onelayer
 
 P = study.Params()
 CI = study.Params(image_size=32, kernel_sizes=[4, 6], fig3_kernel=8, window_sizes=[4, 16], map_kernel=8)
@@ -28,11 +30,11 @@ def test_params_defaults_validate_and_bad_values_are_named():
 
 
 def test_outcome_of_runs():
-    over = study.outcome(_run([1.0, 5.0, np.inf], [1.0, 10.0, np.inf]))
+    over = outcome(_run([1.0, 5.0, np.inf], [1.0, 10.0, np.inf]))
     assert over.overflowed and not over.converged and over.overflow_step == 2
-    conv = study.outcome(_run([1.0, 0.7, 0.69], [1.0, 0.1, 1e-4]))
+    conv = outcome(_run([1.0, 0.7, 0.69], [1.0, 0.1, 1e-4]))
     assert conv.converged and not conv.overflowed and (conv.norm0, conv.norm_end) == (1.0, 1e-4)
-    assert not study.outcome(_run([1.0, 0.7], [1.0, 0.5])).converged
+    assert not outcome(_run([1.0, 0.7], [1.0, 0.5])).converged
 
 
 #: Registered findings whose tolerances the shared rules read (bisection alone: 1%; against a
@@ -96,7 +98,7 @@ def test_fig3_claims():
 def test_table2_claims():
     w, n = 4, 32
     closed = 0.25 * (n - w + 1) ** 2 * w * w
-    row = study.Row(w, (0.0, 4 * closed), AlphaBounds(closed, 2e8), AlphaBounds(closed * 1.001, 2e8 * 0.999))
+    row = windowed.Row(w, (0.0, 4 * closed), AlphaBounds(closed, 2e8), AlphaBounds(closed * 1.001, 2e8 * 0.999))
     table = study.Table2(AlphaBounds(1.0, 2.0), [row], {})
     claims = study.table2_claims(table, CI)
     assert [c.name for c in claims] == ["Table 2 w=4: bisection alpha_min = exact",
@@ -105,7 +107,7 @@ def test_table2_claims():
     assert all(c.ok for c in claims)
     # the closed form checks the method: a fact
     assert [c.verdict for c in claims] == ["extension", "extension", "fact"]
-    bad = study.Row(w, (0.0, 0.0), AlphaBounds(closed * 1.1, 2e8), AlphaBounds(closed * 1.2, 2e8))
+    bad = windowed.Row(w, (0.0, 0.0), AlphaBounds(closed * 1.1, 2e8), AlphaBounds(closed * 1.2, 2e8))
     claims = study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), [bad], {}), CI)
     assert [c.ok for c in claims] == [False, True, False]
     random = study.Params(image_kind="random", image_size=32, kernel_sizes=[4])
@@ -115,8 +117,8 @@ def test_table2_claims():
 
 def test_table2_claims_at_the_papers_windows():
     exact = {w: 0.25 * (257 - w) ** 2 * w * w for w in (16, 32)}  # 3.717e6, 1.296e7
-    rows = [study.Row(w, (0.0, 4 * e), AlphaBounds(e, 2e8), AlphaBounds(e, 2e8)) for w, e in exact.items()]
-    reported = study.reported_windowed("table2_linear.empirical_windowed", P)
+    rows = [windowed.Row(w, (0.0, 4 * e), AlphaBounds(e, 2e8), AlphaBounds(e, 2e8)) for w, e in exact.items()]
+    reported = onelayer.reported_windowed("table2_linear.empirical_windowed", P)
     claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
     # α_max = 2/Δt = the paper's 2e8 by construction (λ_min(M) = 0): a fact
     mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
@@ -128,7 +130,7 @@ def test_table2_claims_at_the_papers_windows():
     assert (table.verdict, table.ok, table.sane) == ("corrected", True, True)
     assert table.ours == pytest.approx(3.8e6 / exact[16] - 1)
     # a nontrivial upper bound (λ_min(M) > 0) is compared within 5%: evidence, and it can fail
-    rows[0] = study.Row(16, (1e6, 4 * exact[16]), AlphaBounds(exact[16], 1.8e8), AlphaBounds(exact[16], 1.8e8))
+    rows[0] = windowed.Row(16, (1e6, 4 * exact[16]), AlphaBounds(exact[16], 1.8e8), AlphaBounds(exact[16], 1.8e8))
     claims = {c.name: c for c in study.table2_claims(study.Table2(AlphaBounds(1.0, 2.0), rows, reported), P)}
     mx = claims["Table 2 w=16: exact alpha_max vs paper's measurement"]
     assert (mx.verdict, mx.ok, mx.criterion) == ("refuted", False, "within 5%")
@@ -195,14 +197,14 @@ def test_padded_correlations_and_top_eigenvalue():
         padded(image, 5, "circular")
     # the pixel checkerboard: valid λ_max = (N−w+1)²w² (rank one); circular at w = N is max|Î|² = N⁴;
     # full at w = N is (Σ_{|d|<N} (N−|d|)·(top eigenvector))² — the 1-D Toeplitz bound squared
-    board = study.images.make("checkerboard", 8)
-    assert study.top_eigenvalue(board, 4) == pytest.approx(25.0 * 16.0)
-    assert study.top_eigenvalue(padded(board, 8, "circular"), 8) == pytest.approx(8.0**4)
+    board = images.make("checkerboard", 8)
+    assert windowed.top_eigenvalue(board, 4) == pytest.approx(25.0 * 16.0)
+    assert windowed.top_eigenvalue(padded(board, 8, "circular"), 8) == pytest.approx(8.0**4)
     i = np.arange(8)
     toeplitz = np.clip(8 - np.abs(i[:, None] - i[None, :]), 0, None).astype(float)
-    assert study.top_eigenvalue(padded(board, 8, "full"), 8) == pytest.approx(np.linalg.eigvalsh(toeplitz)[-1] ** 2)
-    big = study.images.make("checkerboard", 16)  # Lanczos (w² > 64) against the same closed form
-    assert study.top_eigenvalue(big, 9) == pytest.approx(64.0 * 81.0, rel=1e-8)
+    assert windowed.top_eigenvalue(padded(board, 8, "full"), 8) == pytest.approx(np.linalg.eigvalsh(toeplitz)[-1] ** 2)
+    big = images.make("checkerboard", 16)  # Lanczos (w² > 64) against the same closed form
+    assert windowed.top_eigenvalue(big, 9) == pytest.approx(64.0 * 81.0, rel=1e-8)
 
 
 def _continuum(last_row, first_row=None):
@@ -234,10 +236,10 @@ def test_continuum_of_a_small_checkerboard():
 
 def test_map_claims():
     grows = np.array([[False, True], [False, True]])
-    m = study.StabilityMap(np.ones(2), np.ones(2), grows, grows.copy(), (0.0, 1.0))
+    m = windowed.StabilityMap(np.ones(2), np.ones(2), grows, grows.copy(), (0.0, 1.0))
     none, agree = study.map_claims(m)
     assert (none.ours, none.ok, agree.ours, agree.ok) == (0, True, 1.0, True)
-    m = study.StabilityMap(np.ones(2), np.ones(2), grows, np.array([[False, False], [True, True]]), (0.0, 1.0))
+    m = windowed.StabilityMap(np.ones(2), np.ones(2), grows, np.array([[False, False], [True, True]]), (0.0, 1.0))
     none, agree = study.map_claims(m)
     assert (none.ours, none.ok, agree.ours, agree.ok) == (1, False, 0.5, False)
 

@@ -1,12 +1,12 @@
-"""App. E cells (instab.studies.multilayer) through the one runner, on every engine; the chapter's
-parameters and claim rules on synthetic data (each rule holds and fails)."""
+"""App. E cells (instab.threshold) through the one runner, on every engine; the chapter's
+(instab.studies.multilayer) parameters and claim rules on synthetic data (each rule holds and fails)."""
 
 import numpy as np
 import pytest
 
-from instab import grid
+from instab import grid, threshold
 from instab.studies import multilayer as study
-from instab.studies.multilayer import ThresholdConfig
+from instab.threshold import ThresholdConfig
 
 CELL = ThresholdConfig(network="mlp", alpha=100.0, dataset="synthetic", train_size=32, hidden=(8,), steps=100,
                        rtol=0.01)
@@ -40,7 +40,7 @@ def test_threshold_cell_flushes_subnormals_and_restores_them(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stability, "gradient_descent", spy)  # what the bisection's trials call
-    study.run_threshold_cell(CELL)
+    threshold.run_threshold_cell(CELL)
     assert seen and all(v == 0.0 for v in seen)
     assert float(torch.tensor(1e-40) * 1.0) > 0  # restored
 

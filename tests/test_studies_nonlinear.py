@@ -1,13 +1,15 @@
-"""The nonlinear chapter's claim rules (instab.studies.nonlinear) on synthetic data: each rule holds
-on data that satisfy it and fails on data that do not."""
+"""The nonlinear chapter's claim rules (instab.studies.nonlinear and instab.studies.nonlinear_results) on
+synthetic data: each rule holds on data that satisfy it and fails on data that do not."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from instab.pde import nonlinear as nl
 from instab.pde.nonlinear import NonlinearRun
 from instab.studies import nonlinear as study
+from instab.studies import nonlinear_results as res
 
 
 def by_name(claims):
@@ -25,7 +27,7 @@ class _Map:
 
 
 def thresholds(dt_conv=0.0322, dt_blow=0.1, dt_sum=0.0035, dt_mean=0.0322):
-    return study.Thresholds({"mean": _Map(dt_mean), "sum": _Map(dt_sum)}, 1, dt_blow, dt_conv, 1.0, [])
+    return res.Thresholds({"mean": _Map(dt_mean), "sum": _Map(dt_sum)}, 1, dt_blow, dt_conv, 1.0, [])
 
 
 def test_params_default_is_valid_and_bad_values_are_named():
@@ -73,9 +75,9 @@ def run(rel_l1, *, loss=None, change=1e-9, blew_up_at=None):
 def fig4_case(kind, dt, r, lam=0.5):
     names = {"converges": "converges", "periodic": "period-2", "chaotic": "chaotic", "blows up": "blows up"}
     name = names[kind]
-    bif = study.Bifurcation(np.zeros(1), np.zeros((1, 1)), np.zeros(1), {name: dt}, {name: kind}, {name: lam})
-    growths = {("float64", name): study.error_growth(r.rel_l1)}
-    f4 = study.Fig4({("float64", name): r}, growths, {name: lam} if kind == "chaotic" else {}, "float64")
+    bif = res.Bifurcation(np.zeros(1), np.zeros((1, 1)), np.zeros(1), {name: dt}, {name: kind}, {name: lam})
+    growths = {("float64", name): nl.error_growth(r.rel_l1)}
+    f4 = res.Fig4({("float64", name): r}, growths, {name: lam} if kind == "chaotic" else {}, "float64")
     return study.fig4_claims(f4, bif, study.Params(dtypes=["float64"]))
 
 
@@ -118,93 +120,93 @@ def test_fig4_claims_chaotic():
 
 
 def test_fig4_values():
-    bif = study.Bifurcation(np.zeros(1), np.zeros((1, 1)), np.zeros(1), {"chaotic": 0.07, "c": 0.02},
+    bif = res.Bifurcation(np.zeros(1), np.zeros((1, 1)), np.zeros(1), {"chaotic": 0.07, "c": 0.02},
                             {"chaotic": "chaotic", "c": "converges"}, {})
-    g = study.Growth(1e-8, 1.0, 1.0, 0.4)
-    f4 = study.Fig4({}, {("float32", "chaotic"): g, ("float32", "c"): g}, {"chaotic": 0.5}, "float32")
-    assert study.fig4_values(f4, bif) == {"growth_rate.float32.chaotic": 0.4, "lyapunov.chaotic": 0.5}
+    g = nl.Growth(1e-8, 1.0, 1.0, 0.4)
+    f4 = res.Fig4({}, {("float32", "chaotic"): g, ("float32", "c"): g}, {"chaotic": 0.5}, "float32")
+    assert res.fig4_values(f4, bif) == {"growth_rate.float32.chaotic": 0.4, "lyapunov.chaotic": 0.5}
 
 
 def test_precision_claims():
-    g32, g64 = study.Growth(1e-7, 1.0, 1.0, 0.5), study.Growth(1e-15, 1.0, 1.0, 0.5)
+    g32, g64 = nl.Growth(1e-7, 1.0, 1.0, 0.5), nl.Growth(1e-15, 1.0, 1.0, 0.5)
     growths = {("float32", "chaotic"): g32, ("float64", "chaotic"): g64}
-    [c] = study.precision_claims(growths, ["chaotic"], ["float32", "float64"])
+    [c] = res.precision_claims(growths, ["chaotic"], ["float32", "float64"])
     assert c.ok and c.name == "chaotic: float64 amplifies from a smaller start"
-    assert study.start_ratio(growths, ["chaotic"], ["float32", "float64"]) == "1.0e-08"
-    growths[("float64", "chaotic")] = study.Growth(1e-9, 1.0, 1.0, 0.5)
-    [c] = study.precision_claims(growths, ["chaotic"], ["float32", "float64"])
+    assert res.start_ratio(growths, ["chaotic"], ["float32", "float64"]) == "1.0e-08"
+    growths[("float64", "chaotic")] = nl.Growth(1e-9, 1.0, 1.0, 0.5)
+    [c] = res.precision_claims(growths, ["chaotic"], ["float32", "float64"])
     assert not c.ok
-    assert study.precision_claims(growths, ["chaotic"], ["float32"]) == []
-    assert study.start_ratio(growths, ["chaotic"], ["float32"]) == "(one precision only)"
+    assert res.precision_claims(growths, ["chaotic"], ["float32"]) == []
+    assert res.start_ratio(growths, ["chaotic"], ["float32"]) == "(one precision only)"
 
 
 def table3(lam0, transitioning):
-    return study.Table3(0.0, 0.0, 1.0, {"activated": 0.1, "transitioning": transitioning, "not activated": 0.1},
+    return res.Table3(0.0, 0.0, 1.0, {"activated": 0.1, "transitioning": transitioning, "not activated": 0.1},
                         1e9, lam0, 600.0, 0.0322)
 
 
 def test_table3_claims():
-    [c] = study.table3_claims(table3(-236.0, 0.0))
+    [c] = res.table3_claims(table3(-236.0, 0.0))
     assert c.ok and c.shown_in == "fig-nonlinear-regimes"
-    assert not study.table3_claims(table3(5.0, 0.0))[0].ok
-    assert not study.table3_claims(table3(-236.0, 0.05))[0].ok
+    assert not res.table3_claims(table3(5.0, 0.0))[0].ok
+    assert not res.table3_claims(table3(-236.0, 0.05))[0].ok
     assert len(table3(-236.0, 0.0).lines()) == 5
 
 
 def test_reduction_claims():
-    ok = study.Reduction("float64", 0.02, 1e-12, 20, 1.0 + 1e-9, 1e-9, {})
-    assert [c.ok for c in study.reduction_claims(ok)] == [True, True]
-    bad = study.Reduction("float64", 0.02, 1e-6, 20, 1.01, 1e-9, {})
-    assert [c.ok for c in study.reduction_claims(bad)] == [False, False]
+    ok = res.Reduction("float64", 0.02, 1e-12, 20, 1.0 + 1e-9, 1e-9, {})
+    assert [c.ok for c in res.reduction_claims(ok)] == [True, True]
+    bad = res.Reduction("float64", 0.02, 1e-6, 20, 1.01, 1e-9, {})
+    assert [c.ok for c in res.reduction_claims(bad)] == [False, False]
 
 
 def measured(conv, blow, other_runs, pooling="mean"):
-    return study.Measured(pooling, conv, 10, blow, 10, np.log(1e4) / 1600, "sum" if pooling == "mean" else "mean",
+    return res.Measured(pooling, conv, 10, blow, 10, np.log(1e4) / 1600, "sum" if pooling == "mean" else "mean",
                           other_runs)
 
 
 def test_measured_claims():
     th = thresholds()
     runs = [("0.9 × the paper's 0.03", 0.027, 0.5, False), ("0.9 × its map threshold", 0.0031, 1e-7, True)]
-    good = study.measured_claims(measured(0.0320, 0.1, runs), th)
+    good = res.measured_claims(measured(0.0320, 0.1, runs), th)
     assert [c.ok for c in good] == [True, True, True, False, True]  # sum pooling does not converge at 0.027
     assert [c.verdict for c in good[3:]] == ["corrected", "extension"]
     assert [c.verdict for c in good[:3]] == ["reproduced", "calibration", "extension"]
     assert good[3].name == "sum pooling, Δt = 0.9 × the paper's 0.03: converges, as the paper's runs at 0.03"
     # had the sum-pooling run converged at 0.027, the paper's (5) would be reproduced there
     converging = [("0.9 × the paper's 0.03", 0.027, 1e-7, False), ("0.9 × its map threshold", 0.0031, 0.5, True)]
-    bad = study.measured_claims(measured(0.025, 0.12, converging), th)
+    bad = res.measured_claims(measured(0.025, 0.12, converging), th)
     assert bad[3].verdict == "reproduced"
     assert not any(c.ok for i, c in enumerate(bad) if i != 3)
-    assert len(study.measured_claims(measured(0.0320, 0.1, runs, pooling="sum"), th)) == 4
+    assert len(res.measured_claims(measured(0.0320, 0.1, runs, pooling="sum"), th)) == 4
 
 
 def test_sweep_claims():
     dts = np.linspace(0.02, 0.09, 6)
     lam = np.array([-1.0, -0.5, 0.3, 0.4, 0.01, 0.5])
-    agree = study.Sweep(dts, lam, np.array([0.1, 0.2, 5.0, 6.0, 0.0, 4.0]))
-    [c] = study.sweep_claims(agree)
+    agree = res.Sweep(dts, lam, np.array([0.1, 0.2, 5.0, 6.0, 0.0, 4.0]))
+    [c] = res.sweep_claims(agree)
     assert c.ok and c.ours == 1.0 and agree.disagreements() == []
-    disagree = study.Sweep(dts, lam, np.array([5.0, 0.2, 0.1, 6.0, 0.0, 4.0]))
-    [c] = study.sweep_claims(disagree)
+    disagree = res.Sweep(dts, lam, np.array([5.0, 0.2, 0.1, 6.0, 0.0, 4.0]))
+    [c] = res.sweep_claims(disagree)
     assert not c.ok and c.ours == 0.6 and disagree.disagreements() == [dts[0], dts[2]]
     assert disagree.lines()[-1].startswith("the sign of Λ predicts amplification at 3 of 5")
-    few = study.Sweep(dts[:2], lam[:2], np.array([0.1, 0.2]))
-    assert not study.sweep_claims(few)[0].ok
+    few = res.Sweep(dts[:2], lam[:2], np.array([0.1, 0.2]))
+    assert not res.sweep_claims(few)[0].ok
 
 
 def test_transitioning_claims_both_outcomes():
     # unstable (the map repels, the run leaves the regime): "all regimes are stable" refuted for this one
-    unstable = study.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, 5, 1.8, True)
-    computed, measured = study.transitioning_claims(unstable)
+    unstable = res.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, 5, 1.8, True)
+    computed, measured = res.transitioning_claims(unstable)
     assert (computed.verdict, measured.verdict, computed.sane, measured.sane) == ("fact", "refuted", True, True)
     assert measured.ours == 5 and "left the transitioning regime at n = 5" in unstable.line()
     # stable (the map attracts, the run stays and shrinks): reproduced
-    stable = study.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 1e-20, True)
-    assert [c.verdict for c in study.transitioning_claims(stable)] == ["fact", "reproduced"]
-    assert all(c.ok for c in study.transitioning_claims(stable))
+    stable = res.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 1e-20, True)
+    assert [c.verdict for c in res.transitioning_claims(stable)] == ["fact", "reproduced"]
+    assert all(c.ok for c in res.transitioning_claims(stable))
     # stays in the regime but grows: undecided by the run
-    grows = study.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 0.5, True)
-    assert study.transitioning_claims(grows)[1].verdict == "inconclusive"
+    grows = res.Transitioning(0.015, 30.0, 0.55, 1e-3, 100, None, 0.5, True)
+    assert res.transitioning_claims(grows)[1].verdict == "inconclusive"
     # the run contradicts the map: the measured row fails
-    assert not study.transitioning_claims(study.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, None, 1e-9, True))[1].sane
+    assert not res.transitioning_claims(res.Transitioning(0.015, -236.0, 4.54, 1e-3, 100, None, 1e-9, True))[1].sane

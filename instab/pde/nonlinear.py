@@ -12,11 +12,12 @@ is gradient descent with step Δt,
 and the perturbed update of §4.1 replaces ``Δt · G`` by ``(Δt/k) · (k G)`` (form ``"paper"``) or by
 ``(Δt·k) · (G/k)`` (form ``"release"``): equal in exact arithmetic, different in the last bit.
 
-This module is the scheme and its runs; :meth:`NonlinearCNN.sigma` and a run's ``sigma`` / ``perp``
-record the projection ``σ = ⟨K, C⟩`` onto the checkerboard window C and the rest ``K⊥``.  The
-chapter's experiment — the exact one-dimensional map (★) to which (8) reduces on the checkerboard,
-its thresholds and Lyapunov exponent, the measured thresholds and the reading of RelL1 curves —
-is :mod:`instab.studies.nonlinear`.
+This module is the scheme, its runs and the reading of a pair's RelL1 curve (:func:`error_growth`);
+:meth:`NonlinearCNN.sigma` and a run's ``sigma`` / ``perp`` record the projection ``σ = ⟨K, C⟩``
+onto the checkerboard window C and the rest ``K⊥``.  The exact one-dimensional map (★) to which (8)
+reduces on the checkerboard, its thresholds and Lyapunov exponent, and the thresholds measured on
+the scheme are :mod:`instab.pde.sigma_map`; the chapter's experiment is
+:mod:`instab.studies.nonlinear`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import expit
 
-from instab import numerics
+from instab import growth, numerics
 from instab.numerics import FORMS, rel_l1  # noqa: F401 - FORMS: the forms a run accepts
 from instab.pde.correlate import Correlator
 from instab.pde.images import checkerboard
@@ -265,3 +266,42 @@ def final_change(net: NonlinearCNN, K0: np.ndarray, dt: float, n_iter: int) -> t
         norm = float(np.linalg.norm(K.astype(np.float64)))
         change = float(np.linalg.norm(K.astype(np.float64) - prev.astype(np.float64))) / norm if norm else 0.0
         return change, norm / float(np.linalg.norm(np.asarray(K0, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How RelL1 between the unperturbed and the perturbed run evolved: ``first`` (the first non-zero
+    value, the perturbation's own size), ``peak`` (its maximum), ``plateau`` (median over the last
+    quarter), ``rate`` (least-squares slope of ln RelL1 per step while it climbs from 10×first to
+    1e-2, NaN if it never does)."""
+
+    first: float
+    peak: float
+    plateau: float
+    rate: float
+
+    @property
+    def decades(self) -> float:
+        """log10(peak / first): how many decades the error was amplified (0 if never non-zero)."""
+        return growth.decades(self.first, self.peak) if self.first > 0 else 0.0
+
+
+def error_growth(rl: np.ndarray) -> Growth:
+    """Summarise a RelL1 curve (entries after a blow-up are NaN and ignored)."""
+    rl = np.asarray(rl, dtype=float)
+    finite = rl[np.isfinite(rl)]
+    nz = np.nonzero(finite[1:] > 0)[0]
+    if nz.size == 0:
+        return Growth(0.0, 0.0, 0.0, float("nan"))
+    first = float(finite[1 + nz[0]])
+    peak = float(np.max(finite))
+    plateau = float(np.median(finite[-max(1, finite.size // 4):]))
+    rate = float("nan")
+    start = np.nonzero(finite >= 10 * first)[0]
+    if start.size and peak >= 1e-2:
+        i0 = int(start[0])
+        i1 = int(np.nonzero(finite >= 1e-2)[0][0])
+        if i1 > i0 + 1:
+            n = np.arange(i0, i1 + 1)
+            rate = float(np.polyfit(n, np.log(finite[i0:i1 + 1]), 1)[0])
+    return Growth(first, peak, plateau, rate)

@@ -81,6 +81,29 @@ class OneLayerRun:
     kernel: np.ndarray
 
 
+@dataclass
+class Outcome:
+    """How a run of a scheme ended: ``overflowed`` (the loss left the float range, at ``overflow_step``)
+    or ``converged`` (‖K‖ shrank 1000×); ``norm0``/``norm_end`` the first and last finite ‖K‖."""
+
+    overflowed: bool
+    converged: bool
+    overflow_step: int
+    final_loss: float
+    norm0: float
+    norm_end: float
+
+
+def outcome(run: OneLayerRun) -> Outcome:
+    """The outcome of a run of scheme (10) or (51)–(52) (the claims' test: inside the stable interval
+    ‖K‖ shrinks 1000×, outside it the loss overflows)."""
+    overflowed = not np.isfinite(run.loss[-1])
+    finite = run.norm[np.isfinite(run.norm)]
+    converged = not overflowed and finite[-1] < 1e-3 * finite[0]
+    return Outcome(bool(overflowed), bool(converged), int(np.argmax(~np.isfinite(run.loss))), run.loss[-1],
+                   finite[0], finite[-1])
+
+
 class LinearisedCNN:
     """The windowed linearised gradient (9) of the one-layer CNN on one image, and its schemes.
 

@@ -2,8 +2,10 @@
 
 - :mod:`instab.studies.heat` — §3: the heat equation under scheme (2) and its CFL bound (Fig. 1).
 - :mod:`instab.studies.linear` — §5.1–5.3: bounds of the linearised one-layer CNN (Fig. 3, Table 2).
-- :mod:`instab.studies.momentum` — App. D: the same bounds under Nesterov momentum (Table 6).
-- :mod:`instab.studies.nonlinear` — §5.4: the nonlinear one-layer CNN, its σ-map (★), Table 3, Fig. 4.
+- :mod:`instab.studies.momentum` — App. D: the same bounds under Nesterov momentum (Table 6);
+  :mod:`~instab.studies.onelayer`: what the two share (parameters, the paper's measured bounds).
+- :mod:`instab.studies.nonlinear` — §5.4: the nonlinear one-layer CNN, its σ-map (★), Table 3, Fig. 4;
+  :mod:`~instab.studies.nonlinear_results`: what its steps return and the rules that read only that.
 - :mod:`instab.studies.sgd` — §4: what the three perturbed-SGD chapters share (configurations, runs, curves);
   :mod:`~instab.studies.sgd_growth` (Fig. 2 left), :mod:`~instab.studies.sgd_variance` (Tables 1, 4, 5),
   :mod:`~instab.studies.sgd_threshold` (Figs. 2 right, 5).

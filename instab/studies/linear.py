@@ -1,100 +1,54 @@
 """§5.1–5.3 and App. C.3 (Fig. 3, Table 2): stability bounds of the linearised one-layer CNN — what the
 linear chapter runs and how it decides.
 
-- :class:`OneLayerParams` — the parameters the linear and the momentum chapters share (the image, the
-  windows, Δt, a, β, the search, the seed), validated in one place; :class:`Params` adds the linear
-  chapter's own.
+- :class:`Params` — the linear chapter's parameters, on those the momentum chapter shares
+  (:class:`instab.studies.onelayer.OneLayerParams`: the image, the windows, Δt, a, β, the search, the seed).
 - :func:`fourier` — the Fourier bounds (13) and the image's spectrum |Î(ω)|².
 - :func:`fig3` — the paper's Fig. 3: scheme (10) in float32 for several α, against the exact interval.
 - :func:`table2` — Table 2: exact windowed bounds (Lanczos), the same found by simulation, the
   paper's measurements.
-- :func:`window_bounds` — the exact windowed α_min against the window size (the paper's conjecture).
+- :func:`window_bounds` — the exact windowed α_min against the window size (the paper's conjecture);
+  :func:`continuum` — the same in the continuum setting (full correlation).
 - :func:`stability_map` — simulated stability over (α, Δt) against the exact bounds.
+
+The computations behind the last four are :mod:`instab.pde.windowed`'s (and a run's
+:func:`~instab.pde.onelayer.outcome`); this module gives them the chapter's parameters.
 
 Claim rules (measured data in, :class:`~instab.report.Claim` out): :func:`fourier_claims`,
 :func:`fig3_claims`, :func:`table2_claims`, :func:`window_claims`, :func:`map_claims`; and the rules
 the momentum chapter shares: :func:`calibration_claims`, :func:`bisection_claim`,
-:func:`measurement_claim`, :func:`outcome`.
+:func:`measurement_claim`, :func:`precision_claims`, :func:`empty_interval_claim` (and a run's
+:func:`~instab.pde.onelayer.outcome`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, eigsh
 
 from instab import bounds, checks
 from instab.bounds import AlphaBounds
 from instab.findings import tolerance
-from instab.pde import images
-from instab.pde.correlate import Correlator, padded
-from instab.pde.onelayer import LinearisedCNN, OneLayerRun, empirical_alpha_bounds, windowed_alpha_bounds
-from instab.report import Claim, claim, paper, printed_halfwidth
-from instab.studies.params import StudyParams
+from instab.pde import windowed
+from instab.pde.onelayer import LinearisedCNN, OneLayerRun, outcome, windowed_alpha_bounds
+from instab.pde.windowed import Row, StabilityMap
+from instab.report import Claim, claim, paper
+from instab.studies.onelayer import (
+    OneLayerParams,
+    bounds_columns,
+    bounds_header,
+    halfwidths,
+    integers,
+    minima,
+    reported_windowed,
+)
 
-__all__ = ["OneLayerParams", "Params", "Fourier", "fourier", "Outcome", "outcome", "Fig3", "fig3", "Row", "Table2",
-           "table2", "minima", "halfwidths", "window_bounds", "StabilityMap", "stability_map", "cell_edges",
-           "calibration_claims", "bisection_claim", "measurement_claim", "precision_claims", "precision_text",
-           "fourier_claims", "empty_interval_claim", "fig3_claims", "table2_claims", "window_claims",
-           "Continuum", "continuum", "continuum_claims", "top_eigenvalue", "map_claims", "reported_windowed"]
-
-
-def _integers(name: str, values: list[Any]) -> None:
-    if any(isinstance(w, bool) or not isinstance(w, int) for w in values):
-        raise ValueError(f"{name}={values!r} is not allowed; it must be a list of integers")
-
-
-@dataclass
-class OneLayerParams(StudyParams):
-    """The parameters of the linearised one-layer CNN that the linear and the momentum chapters share:
-    the image (``image_kind``, N = ``image_size``, ``seed``), the windows w of the table, the step Δt,
-    a = ŷ − y, the Swish β, the simulated steps per α of the search, and the seed of the kernels."""
-
-    #: Δt of the paper's setting (Table 2: 1e-8; Table 6: 1e-4)
-    PAPER_DT: ClassVar[float] = 1e-8
-
-    image_kind: str = "checkerboard"
-    image_size: int = 256
-    kernel_sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
-    dt: float = 1e-8
-    a: float = -0.5
-    beta: float = 1.0
-    search_steps: int = 300
-    seed: int = 0
-
-    def validate(self) -> Any:
-        checks.one_of("image_kind", self.image_kind, images.IMAGE_KINDS)
-        checks.positive("image_size", self.image_size, integer=True)
-        checks.each("kernel_sizes", self.kernel_sizes, checks.in_range, 1, self.image_size)
-        _integers("kernel_sizes", self.kernel_sizes)
-        checks.positive("dt", self.dt)
-        checks.in_range("a", self.a, -1.0, 1.0)
-        checks.positive("beta", self.beta)
-        checks.in_range("search_steps", self.search_steps, 8, 100_000)
-        checks.in_range("seed", self.seed, 0, 2**32 - 1)
-        return self
-
-    def image(self) -> np.ndarray:
-        """The N×N image (:func:`instab.pde.images.make`)."""
-        return images.make(self.image_kind, self.image_size, self.seed)
-
-    @property
-    def paper_setting(self) -> bool:
-        """Whether the parameters are the paper's (then its reported numbers are compared)."""
-        return (self.image_kind == "checkerboard" and self.image_size == 256 and self.dt == self.PAPER_DT
-                and self.a == -0.5 and self.beta == 1.0)
-
-    def recorded(self) -> dict[str, Any]:
-        """The parameters written to ``results.json``."""
-        return dict(image_kind=self.image_kind, image_size=self.image_size, kernel_sizes=self.kernel_sizes,
-                    dt=self.dt, a=self.a, beta=self.beta, search_steps=self.search_steps)
-
-    def kernel(self, w: int) -> np.ndarray:
-        """A w×w kernel drawn from N(0, 1) with ``seed`` (the runs' K⁰)."""
-        return np.random.default_rng(self.seed).standard_normal((w, w))
+__all__ = ["Params", "Fourier", "fourier", "outcome", "Fig3", "fig3", "Table2", "table2", "window_bounds",
+           "stability_map", "cell_edges", "calibration_claims", "bisection_claim", "measurement_claim",
+           "precision_claims", "precision_text", "fourier_claims", "empty_interval_claim", "fig3_claims",
+           "table2_claims", "window_claims", "Continuum", "continuum", "continuum_claims", "map_claims"]
 
 
 @dataclass
@@ -124,9 +78,9 @@ class Params(OneLayerParams):
         checks.positive("fig3_steps", self.fig3_steps, integer=True)
         checks.one_of("fig3_dtype", self.fig3_dtype, ["float32", "float64"])
         checks.each("window_sizes", self.window_sizes, checks.in_range, 1, self.image_size)
-        _integers("window_sizes", self.window_sizes)
+        integers("window_sizes", self.window_sizes)
         checks.each("continuum_sizes", self.continuum_sizes, checks.in_range, 2, 64)
-        _integers("continuum_sizes", self.continuum_sizes)
+        integers("continuum_sizes", self.continuum_sizes)
         checks.each("continuum_factors", self.continuum_factors, checks.in_range, 0.05, 16.0)
         if sorted(self.continuum_factors) != list(self.continuum_factors) or len(self.continuum_factors) < 2:
             raise ValueError(f"continuum_factors={self.continuum_factors!r} is not allowed; it must be at least two "
@@ -159,29 +113,6 @@ def fourier(image: np.ndarray, p: OneLayerParams) -> Fourier:
 
 
 @dataclass
-class Outcome:
-    """How a run of a scheme ended: ``overflowed`` (the loss left the float range, at ``overflow_step``)
-    or ``converged`` (‖K‖ shrank 1000×); ``norm0``/``norm_end`` the first and last finite ‖K‖."""
-
-    overflowed: bool
-    converged: bool
-    overflow_step: int
-    final_loss: float
-    norm0: float
-    norm_end: float
-
-
-def outcome(run: OneLayerRun) -> Outcome:
-    """The outcome of a run of scheme (10) or (51)–(52) (the claims' test: inside the stable interval
-    ‖K‖ shrinks 1000×, outside it the loss overflows)."""
-    overflowed = not np.isfinite(run.loss[-1])
-    finite = run.norm[np.isfinite(run.norm)]
-    converged = not overflowed and finite[-1] < 1e-3 * finite[0]
-    return Outcome(bool(overflowed), bool(converged), int(np.argmax(~np.isfinite(run.loss))), run.loss[-1],
-                   finite[0], finite[-1])
-
-
-@dataclass
 class Fig3:
     """The paper's Fig. 3: the exact interval at w = ``fig3_kernel`` and one run per α."""
 
@@ -196,16 +127,6 @@ def fig3(image: np.ndarray, p: Params) -> Fig3:
     exact = windowed_alpha_bounds(image, p.fig3_kernel, p.dt, p.a, p.beta)
     k0 = p.kernel(p.fig3_kernel)
     return Fig3(exact, {alpha: model.run(k0, alpha, p.dt, p.fig3_steps) for alpha in p.fig3_alphas})
-
-
-@dataclass
-class Row:
-    """One window w of Table 2: M's extreme eigenvalues, the exact interval and the bisected one."""
-
-    w: int
-    spectrum: tuple[float, float]
-    exact: AlphaBounds
-    found: AlphaBounds
 
 
 @dataclass
@@ -228,62 +149,18 @@ class Table2:
         return "\n".join(lines)
 
 
-def bounds_header(theory_min: str, theory_max: str) -> str:
-    """The header of :func:`bounds_columns` (Tables 2 and 6 as printed)."""
-    return (f"{theory_min:>9} {'exact min':>10} {'bisect min':>10} {'paper e-min':>11} | "
-            f"{theory_max:>9} {'exact max':>10} {'bisect max':>10} {'paper e-max':>11}")
-
-
-def bounds_columns(theory: AlphaBounds, exact: AlphaBounds, found: AlphaBounds, reported: dict[str, float]) -> str:
-    """One window's lower and upper bound as Tables 2 and 6 print them: from theory, exact, by
-    bisection, and the paper's measurement (nan where the paper gives none)."""
-    nan = float("nan")
-    return (f"{theory.alpha_min:>9.4g} {exact.alpha_min:>10.5g} "
-            f"{found.alpha_min:>10.5g} {reported.get('alpha_min', nan):>11.3g} | "
-            f"{theory.alpha_max:>9.4g} {exact.alpha_max:>10.5g} "
-            f"{found.alpha_max:>10.5g} {reported.get('alpha_max', nan):>11.3g}")
-
-
-def reported_windowed(key: str, p: OneLayerParams) -> dict[int, dict[str, float]]:
-    """The paper's measured windowed bounds {w: {alpha_min, alpha_max}} at ``key`` of reported.yml, at
-    the paper's setting only (else empty)."""
-    # reported.yml holds 1.3e7-style numbers as strings
-    return ({w: {k: float(v) for k, v in row.items()} for w, row in paper(key).items()}
-            if p.paper_setting else {})
-
-
 def table2(image: np.ndarray, p: OneLayerParams) -> Table2:
     """Table 2: the Fourier bounds (13), and for each window w the exact windowed interval from M's
     spectrum (Lanczos) and the one found by simulation (:func:`instab.pde.onelayer.empirical_alpha_bounds`)."""
-    rows = []
-    for w in p.kernel_sizes:
-        spectrum = LinearisedCNN(image, w, p.a, p.beta).spectrum()
-        exact = windowed_alpha_bounds(image, w, p.dt, p.a, p.beta, spectrum=spectrum)
-        found = empirical_alpha_bounds(image, w, p.dt, p.a, p.beta, n_steps=p.search_steps, seed=p.seed)
-        rows.append(Row(w, spectrum, exact, found))
+    rows = [windowed.window_row(image, w, p.dt, p.a, p.beta, n_steps=p.search_steps, seed=p.seed)
+            for w in p.kernel_sizes]
     return Table2(bounds.alpha_bounds(image, p.dt, p.a, p.beta), rows,
                   reported_windowed("table2_linear.empirical_windowed", p))
 
 
 def window_bounds(image: np.ndarray, p: Params) -> np.ndarray:
     """The exact windowed α_min for each w of ``window_sizes``."""
-    return np.array([windowed_alpha_bounds(image, w, p.dt, p.a, p.beta).alpha_min for w in p.window_sizes])
-
-
-def top_eigenvalue(image: np.ndarray, w: int) -> float:
-    """λ_max(M) of M = C⊤C, C the valid correlation of a w×w kernel with ``image`` (float64;
-    Lanczos with a fixed start, a dense eigensolver below w² = 64)."""
-    corr, n = Correlator(np.asarray(image, dtype=np.float64)), w * w
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        return corr.valid(corr.valid(v.reshape(w, w))).ravel()
-
-    if n <= 64:
-        dense = np.stack([matvec(col) for col in np.eye(n)], axis=1)
-        return float(np.linalg.eigvalsh((dense + dense.T) / 2.0)[-1])
-    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
-    v0 = np.random.default_rng(0).standard_normal(n)
-    return float(eigsh(op, k=1, which="LA", tol=1e-10, v0=v0, return_eigenvectors=False)[0])
+    return windowed.window_minima(image, p.window_sizes, p.dt, p.a, p.beta)
 
 
 #: The registry's findings for the window conjecture (their tolerance, fixed before the run: the
@@ -325,41 +202,15 @@ def continuum(p: Params) -> Continuum:
     """The windowed α_min over (13) with the full correlation, for each image size of
     ``continuum_sizes`` (the chapter's image kind) and window w = factor · N of
     ``continuum_factors``; and with the circular correlation at w = N."""
-    ratio, circular = [], []
-    for n in p.continuum_sizes:
-        image = images.make(p.image_kind, n, p.seed).astype(np.float64)
-        peak = float(bounds.fourier_spectrum(image).max())
-        ratio.append([top_eigenvalue(padded(image, w, "full"), w) / peak
-                      for w in (max(1, round(c * n)) for c in p.continuum_factors)])
-        circular.append(top_eigenvalue(padded(image, n, "circular"), n) / peak)
-    return Continuum(list(p.continuum_sizes), list(p.continuum_factors), np.array(ratio), circular)
-
-
-@dataclass
-class StabilityMap:
-    """Simulated growth (``grows``) and the exact bounds' prediction (``predicted``: unstable) on the
-    grid ``dts`` × ``alphas``; ``spectrum`` is M's (λ_min, λ_max) at w = ``map_kernel``."""
-
-    alphas: np.ndarray
-    dts: np.ndarray
-    grows: np.ndarray
-    predicted: np.ndarray
-    spectrum: tuple[float, float]
+    ratio, circular = windowed.continuum_ratios(p.image_kind, p.continuum_sizes, p.continuum_factors, p.seed)
+    return Continuum(list(p.continuum_sizes), list(p.continuum_factors), ratio, circular)
 
 
 def stability_map(image: np.ndarray, p: Params) -> StabilityMap:
     """One simulation of scheme (10) per (α, Δt) cell (growth per step > 1: unstable) and the exact
-    windowed bounds' verdict on it."""
-    model = LinearisedCNN(image, p.map_kernel, p.a, p.beta)
-    spectrum = model.spectrum()
-    (alo, ahi), (dlo, dhi) = p.map_alpha_range, p.map_dt_range
-    alphas = np.geomspace(alo, ahi, p.map_cells)
-    dts = np.geomspace(dlo, dhi, p.map_cells)
-    grows = np.array([[model.growth_rate(al, d, p.map_steps, seed=p.seed) > 1.0 for al in alphas] for d in dts])
-    predicted = np.array([[not windowed_alpha_bounds(image, p.map_kernel, d, p.a, p.beta,
-                                                     spectrum=spectrum).contains(al)
-                           for al in alphas] for d in dts])
-    return StabilityMap(alphas, dts, grows, predicted, spectrum)
+    windowed bounds' verdict on it (:func:`instab.pde.windowed.stability_map`)."""
+    return windowed.stability_map(image, p.map_kernel, p.a, p.beta, p.map_alpha_range, p.map_dt_range,
+                                  cells=p.map_cells, steps=p.map_steps, seed=p.seed)
 
 
 def cell_edges(v: np.ndarray) -> np.ndarray:
@@ -555,16 +406,6 @@ def table2_claims(t: Table2, p: OneLayerParams) -> list[Claim]:
                              ok=abs(r.exact.alpha_min - closed) <= 1e-9 * closed, verdict="fact", shown_in=shown))
     return out + precision_claims("Table 2", {r.w: r.exact.alpha_min for r in t.rows}, minima(t.reported),
                                   halfwidths("table2_linear.empirical_windowed", t.reported), shown_in=shown)
-
-
-def minima(reported: dict[int, dict[str, float]]) -> dict[int, float]:
-    """The paper's measured α_min^e by window."""
-    return {w: v["alpha_min"] for w, v in reported.items()}
-
-
-def halfwidths(key: str, reported: dict[int, dict[str, float]], bound: str = "alpha_min") -> dict[int, float]:
-    """The printed precision of the paper's measured ``bound`` by window (``key`` of reported.yml)."""
-    return {w: printed_halfwidth(f"{key}.{w}.{bound}") for w in reported}
 
 
 def window_claims(lows: np.ndarray, f: Fourier, p: Params) -> list[Claim]:

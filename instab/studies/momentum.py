@@ -1,7 +1,7 @@
 """App. D (Table 6): stability bounds of the linearised one-layer CNN under Nesterov momentum — what the
 momentum chapter runs and how it decides.
 
-- :class:`Params` — the parameters shared with the linear chapter (:class:`instab.studies.linear.OneLayerParams`)
+- :class:`Params` — the parameters shared with the linear chapter (:class:`instab.studies.onelayer.OneLayerParams`)
   and the momentum chapter's own.
 - :func:`table6` — Table 6: the paper's theory (60)–(61), its limit on each window, the exact windowed
   bound (eq-momentum-exact), the same found by simulation, the paper's measurements.
@@ -29,20 +29,22 @@ from instab.pde.onelayer import (
     OneLayerRun,
     empirical_alpha_bounds,
     nesterov_coefficients,
+    outcome,
     windowed_alpha_bounds,
 )
 from instab.report import Claim, claim
 from instab.studies.linear import (
-    OneLayerParams,
     bisection_claim,
-    bounds_columns,
-    bounds_header,
     calibration_claims,
     empty_interval_claim,
+    precision_claims,
+)
+from instab.studies.onelayer import (
+    OneLayerParams,
+    bounds_columns,
+    bounds_header,
     halfwidths,
     minima,
-    outcome,
-    precision_claims,
     reported_windowed,
 )
 
