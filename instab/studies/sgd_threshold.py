@@ -84,7 +84,7 @@ class ThresholdPlan:
     sweep_lrs: dict[str, list[float]]
     members: list[int]
     #: the smooth sweep's smallest-lr run, k = 1 alone, per (seed, fraction of the run): the
-    #: stable trajectory's states, for its curvature (:func:`stability_limit`)
+    #: stable trajectory's states, for its curvature (:func:`instab.studies.sgd_limit.stability_limit`)
     sharpness: dict[tuple[int, float], RunConfig] = dataclasses.field(default_factory=dict)
 
     def configs(self) -> list[RunConfig]:
