@@ -12,7 +12,7 @@ and above the measured threshold, per seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,7 +202,8 @@ class EdgeStats:
     residual: float
 
 
-def _log_decided(values: Sequence[float], decide: Any) -> Decided:
+def _log_decided(values: Sequence[float], decide: Callable[[Sequence[float]], bool | None]) -> Decided:
+    """The geometric mean of ``values`` with its interval (:func:`log_interval`), decided."""
     m, lo, hi = log_interval(values)
     return Decided(decided([lo, hi], decide), m, [lo, hi])
 
@@ -210,7 +211,10 @@ def _log_decided(values: Sequence[float], decide: Any) -> Decided:
 def edge_stats(t: Trajectories, p: Params) -> EdgeStats:
     """The edge statistics over the seeds (geometric means with their 95% intervals)."""
     above, below = t.regimes["above"].rows, t.regimes["below"].rows
-    in_band = lambda iv: band_decision(iv, p.edge_band)  # noqa: E731
+
+    def in_band(iv: Sequence[float]) -> bool | None:
+        return band_decision(iv, p.edge_band)
+
     amplified = {regime: _log_decided([float(np.median(r.amplification)) for r in t.regimes[regime].rows],
                                       lambda iv: floor_decision(iv, amplified_factor())) for regime in REGIMES}
     return EdgeStats(
