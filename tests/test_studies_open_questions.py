@@ -3,6 +3,7 @@ synthetic inputs (holds, fails, inconclusive), and the controllers' guarantees."
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -18,6 +19,18 @@ from instab.optim import PerturbedSGD
 from instab.runs import cross_entropy
 from instab.stability import hessian_product, lanczos_torch, top_eigenpair, top_hessian_eigenpair
 from instab.studies import open_questions as study
+from instab.studies.open_cap import EdgeArm, EdgeGD, edge_gd_claims
+from instab.studies.open_controllers import (
+    Comparison,
+    GridArm,
+    _disagreements,
+    controller_claims,
+    fall_decision,
+    four_questions,
+    variance_ratio_interval,
+)
+from instab.studies.open_null import NullArm, NullModel, Spread, disagreement_std, null_model_claims, std_interval
+from instab.studies.open_trajectories import Regime, SeedTrajectory, Trajectories, edge_claims, onset, onset_decision
 from instab.train import LoopEngine, Variant
 
 
@@ -224,45 +237,45 @@ def test_onset_is_a_level_above_the_one_ulp_floor():
     steps = np.arange(0, 201, 20.0)
     floor = 8.6e-8
     spreading = np.r_[0, np.minimum(1e-12 * 10 ** (steps[1:] / 20), 3 * floor)]  # reaches the floor only
-    assert math.isnan(study.onset(steps, spreading, floor, 100))
+    assert math.isnan(onset(steps, spreading, floor, 100))
     growing = np.r_[0, floor * np.exp(steps[1:] / 20)]
-    assert study.onset(steps, growing, floor, 100) == 100.0  # e^5 = 148 ≥ 100 (at 80: e^4 = 55)
+    assert onset(steps, growing, floor, 100) == 100.0  # e^5 = 148 ≥ 100 (at 80: e^4 = 55)
 
 
 def _row(amp_onset, edge_onset, late=1.0, batch=1.0, max_ratio=0.5, rate_ratio=1.0, amplification=(1e3,)):
-    return {"seed": 0, "amp_onset": amp_onset, "edge_onset": edge_onset, "late_ratio": late,
-            "late_batch_ratio": batch, "max_ratio": max_ratio, "rate_onset_ratio": rate_ratio,
-            "amplification": list(amplification), "residual": 1e-3}
+    return SeedTrajectory(seed=0, amp_onset=amp_onset, edge_onset=edge_onset, late_ratio=late,
+                          late_batch_ratio=batch, max_ratio=max_ratio, rate_onset_ratio=rate_ratio,
+                          amplification=list(amplification), residual=1e-3)
 
 
 def test_onset_rule_holds_fails_or_is_inconclusive():
     agree = [_row(100, 90), _row(120, 100), _row(80, 85)]
-    assert study.onset_decision(agree, 3.0)[0] is True
+    assert onset_decision(agree, 3.0).holds is True
     apart = [_row(100, 1000), _row(120, 1300), _row(80, 900)]
-    assert study.onset_decision(apart, 3.0)[0] is False
+    assert onset_decision(apart, 3.0).holds is False
     no_edge = [_row(100, math.nan), _row(120, math.nan), _row(80, 85)]
-    assert study.onset_decision(no_edge, 3.0)[0] is False
+    assert onset_decision(no_edge, 3.0).holds is False
     spread = [_row(100, 30), _row(120, 400), _row(80, 100)]
-    assert study.onset_decision(spread, 3.0)[0] is None
-    assert study.onset_decision([_row(100, 90), _row(math.nan, 90)], 3.0)[0] is None
+    assert onset_decision(spread, 3.0).holds is None
+    assert onset_decision([_row(100, 90), _row(math.nan, 90)], 3.0).holds is None
 
 
 def _traj(above_rows, below_rows):
-    return {"above": {"lr": 0.1, "rows": above_rows}, "below": {"lr": 0.01, "rows": below_rows}}
+    return Trajectories({"above": Regime(0.1, above_rows), "below": Regime(0.01, below_rows)})
 
 
 def test_edge_claims_are_decided_by_their_intervals():
     p = _params("ci").validate()
     below = [_row(math.nan, math.nan, max_ratio=m, amplification=(a,)) for m, a in ((0.1, 10), (0.12, 12), (0.11, 9))]
     near = [_row(100, 95, late=x, batch=x, rate_ratio=x) for x in (0.9, 1.1, 1.0)]
-    verdicts = {c.name: c.verdict for c in study.edge_claims(_traj(near, below), p)}
+    verdicts = {c.name: c.verdict for c in edge_claims(_traj(near, below), p)}
     assert set(verdicts.values()) == {"extension"}
     far = [_row(100, math.nan, late=x, batch=x, rate_ratio=x / 2, amplification=(5,)) for x in (0.2, 0.22, 0.25)]
     above_1 = [_row(math.nan, math.nan, max_ratio=m, amplification=(1e4,)) for m in (3.0, 3.5, 4.0)]
-    verdicts = {c.name: c.verdict for c in study.edge_claims(_traj(far, above_1), p)}
+    verdicts = {c.name: c.verdict for c in edge_claims(_traj(far, above_1), p)}
     assert set(verdicts.values()) == {"refuted"}
     straddle = [_row(100, 95, late=x, batch=x, rate_ratio=x) for x in (0.3, 1.5, 0.9)]
-    claims = study.edge_claims(_traj(straddle, below), p)
+    claims = edge_claims(_traj(straddle, below), p)
     verdicts = {c.name: c.verdict for c in claims}
     assert verdicts["above: the stability ratio hovers near 1 (λ on the fixed subset)"] == "inconclusive"
     assert all(c.ok for c in claims)
@@ -272,79 +285,79 @@ def test_edge_claims_are_decided_by_their_intervals():
 def test_variance_ratio_interval_and_fall_rule():
     rng = np.random.default_rng(0)
     a, b = rng.normal(0, 1, (12, 12)), rng.normal(0, 1, (12, 12))
-    r, lo, hi = study.variance_ratio_interval(0.1 * a, b, "k")
-    assert lo < r < hi < 1 and study.fall_decision([lo, hi], 0.8) is True
-    r, lo, hi = study.variance_ratio_interval(b[::-1], b, "k")  # the same spread
-    assert r == pytest.approx(1.0) and lo > 0.8 and study.fall_decision([lo, hi], 0.8) is False
-    r, lo, hi = study.variance_ratio_interval(a[:, :3], b[:, :3], "seeds")
-    assert study.fall_decision([lo, hi], 0.8) is None  # 2 degrees of freedom: too wide
-    assert math.isnan(study.variance_ratio_interval(a, np.zeros((12, 12)), "k")[0])
+    r, lo, hi = variance_ratio_interval(0.1 * a, b, "k")
+    assert lo < r < hi < 1 and fall_decision([lo, hi], 0.8) is True
+    r, lo, hi = variance_ratio_interval(b[::-1], b, "k")  # the same spread
+    assert r == pytest.approx(1.0) and lo > 0.8 and fall_decision([lo, hi], 0.8) is False
+    r, lo, hi = variance_ratio_interval(a[:, :3], b[:, :3], "seeds")
+    assert fall_decision([lo, hi], 0.8) is None  # 2 degrees of freedom: too wide
+    assert math.isnan(variance_ratio_interval(a, np.zeros((12, 12)), "k")[0])
 
 
-def _arms(names, decades, acc_shift, k_spread=1.0, seeds=6, plain="none"):
+def _arms(names, decades, acc_shift, k_spread=1.0, seeds=6, plain="none", arm=GridArm):
     rng = np.random.default_rng(1)
     seed_effect = rng.normal(0, 1, seeds)
     out = {}
     for name in names:
         base = name == plain
         acc = 80 + seed_effect + rng.normal(0, 1 if base else k_spread, (2, seeds)) + (0 if base else acc_shift[name])
-        out[name] = {"acc": acc, "decades": [6.0] * seeds if base else [decades[name]] * seeds}
+        out[name] = arm(acc=acc, decades=[6.0] * seeds if base else [decades[name]] * seeds)
     return out
 
 
 def test_growth_claims_hold_fail_or_are_inconclusive():
     p = _params("ci").validate()
-    good = {c.name: c.verdict for c in study.controller_claims(
+    good = {c.name: c.verdict for c in controller_claims(Comparison(
         _arms(("none", "growth", "replay"), {"growth": 1.0, "replay": 5.0}, {"growth": 0.0, "replay": 0.0},
-              k_spread=0.0), p)}
+              k_spread=0.0)), p)}
     assert good["growth: RelL1 growth at least 3 decades smaller than plain SGD's"] == "extension"
     assert good["growth: STD over k falls"] == "extension"
     never = _arms(("none", "growth", "replay"), {"growth": 1.0, "replay": 5.0}, {"growth": 0.0, "replay": 0.0},
                   k_spread=0.0)
-    never["growth"]["acc"] = never["growth"]["acc"][:1].repeat(2, axis=0)  # the k runs never differ
+    never["growth"].acc = never["growth"].acc[:1].repeat(2, axis=0)  # the k runs never differ
     p_ci = _params("ci").validate()
-    st = study.four_questions({**never["growth"], "n_test": 10, "disagree": 0}, never["none"], p_ci)
-    assert st["b"][1] == 0 and st["b"][2][1] > 0  # bounded by the rule of three, not the empty [0, 0]
-    plain_sd = math.sqrt(float(never["none"]["acc"].var(axis=0, ddof=1).mean()))
-    assert st["b"][2][1] == pytest.approx(study.disagreement_std(3 / (6 * 10), 10) / plain_sd, rel=1e-3)
+    st = four_questions(dataclasses.replace(never["growth"], n_test=10, disagree=0), never["none"], p_ci)
+    assert st.b.value == 0 and st.b.interval[1] > 0  # bounded by the rule of three, not the empty [0, 0]
+    plain_sd = math.sqrt(float(never["none"].acc.var(axis=0, ddof=1).mean()))
+    assert st.b.interval[1] == pytest.approx(disagreement_std(3 / (6 * 10), 10) / plain_sd, rel=1e-3)
     # equal accuracies with images classified differently: a wider bound, from the count
-    wider = study.four_questions({**never["growth"], "n_test": 10, "disagree": 4}, never["none"], p_ci)
-    assert wider["b"][2][1] > st["b"][2][1]
+    wider = four_questions(dataclasses.replace(never["growth"], n_test=10, disagree=4), never["none"], p_ci)
+    assert wider.b.interval[1] > st.b.interval[1]
     assert good["growth: its feedback, not its schedule, removes the growth"] == "extension"
-    bad = {c.name: c.verdict for c in study.controller_claims(
-        _arms(("none", "growth", "replay"), {"growth": 5.5, "replay": 5.5}, {"growth": -5.0, "replay": -5.0}), p)}
+    bad = {c.name: c.verdict for c in controller_claims(Comparison(
+        _arms(("none", "growth", "replay"), {"growth": 5.5, "replay": 5.5}, {"growth": -5.0, "replay": -5.0})), p)}
     assert bad["growth: RelL1 growth at least 3 decades smaller than plain SGD's"] == "refuted"
     assert bad["growth: test accuracy costs at most 1 point against plain SGD"] == "refuted"
     assert bad["growth: its feedback, not its schedule, removes the growth"] == "refuted"
 
 
 def _edge(binds, decades, hover=(1.0, 1.1, 0.9), reached=(10, 20, 15)):
-    e = _arms(("none", "cap", "constant"), decades, {"cap": 0.0, "constant": 0.0}, seeds=3)
-    e["cap"]["binds"] = list(binds)
-    return {**e, "hover": list(hover), "reached": list(reached)}
+    e = _arms(("none", "cap", "constant"), decades, {"cap": 0.0, "constant": 0.0}, seeds=3, arm=EdgeArm)
+    e["cap"].binds = list(binds)
+    return EdgeGD(e, list(hover), list(reached))
 
 
 def test_edge_claims_without_the_edge_decide_nothing():
     p = _params("ci").validate()
-    e = {arm: {"decades": [], "acc": np.zeros((2, 0)), "binds": []} for arm in ("none", "cap", "constant")}
-    e.update({"hover": [math.nan] * 3, "reached": [None] * 3})
-    got = {c.name: c.verdict for c in study.edge_gd_claims(e, p)}
+    e = EdgeGD({arm: EdgeArm(acc=np.zeros((2, 0)), decades=[]) for arm in ("none", "cap", "constant")},
+               [math.nan] * 3, [None] * 3)
+    got = {c.name: c.verdict for c in edge_gd_claims(e, p)}
     assert set(got.values()) == {"inconclusive"}  # no seed reached the edge: the precondition is unmet
 
 
 def test_edge_claims_need_a_cap_that_binds():
     p = _params("ci").validate()
-    applied = {c.name: c.verdict for c in study.edge_gd_claims(
+    applied = {c.name: c.verdict for c in edge_gd_claims(
         _edge((0.7, 0.8, 0.75), {"cap": 2.0, "constant": 5.0}), p)}
     assert applied["cap: the curvature cap is applied"] == "extension"
     assert applied["cap: RelL1 growth at least 3 decades smaller than the uncapped arm's"] == "extension"
     assert applied["cap: its λ-tracking schedule, not its mean step, removes the growth"] == "extension"
     assert applied["full-batch GD: the stability ratio reaches 1 and hovers"] == "extension"
-    schedule = {c.name: c.verdict for c in study.edge_gd_claims(
+    schedule = {c.name: c.verdict for c in edge_gd_claims(
         _edge((0.7, 0.8, 0.75), {"cap": 2.0, "constant": 2.2}, hover=(0.2, 0.25, 0.22)), p)}
     assert schedule["cap: its λ-tracking schedule, not its mean step, removes the growth"] == "refuted"
     assert schedule["full-batch GD: the stability ratio reaches 1 and hovers"] == "refuted"
-    rare = study.edge_gd_claims(_edge((0.0, 0.05, 0.0), {"cap": 2.0, "constant": 5.0}, hover=(1.0, math.nan, 1.0),
+    rare = edge_gd_claims(_edge((0.0, 0.05, 0.0), {"cap": 2.0, "constant": 5.0}, hover=(1.0, math.nan, 1.0),
                                       reached=(10, None, 5)), p)
     rare_v = {c.name: c.verdict for c in rare}
     assert rare_v["cap: the curvature cap is applied"] == "refuted"
@@ -379,8 +392,8 @@ def test_square_loss_is_zero_on_the_targets_and_chance_on_a_constant_output():
 
 def test_disagreements_count_images_whose_correctness_differs_between_k_runs():
     r = {"labels": [0, 1, 2, 3], "predictions": {"k=1": [0, 1, 2, 0], "k=3": [0, 2, 2, 1]}}
-    assert study._disagreements(r, [1, 3]) == 1  # image 1 right then wrong; image 3 wrong both times
-    assert study._disagreements(r, [1]) == 0
+    assert _disagreements(r, [1, 3]) == 1  # image 1 right then wrong; image 3 wrong both times
+    assert _disagreements(r, [1]) == 0
 
 
 def test_disagreement_std_is_the_spread_of_independent_errors():
@@ -391,8 +404,8 @@ def test_disagreement_std_is_the_spread_of_independent_errors():
     errors = rng.random((3000, p_i.size)) < p_i
     measured = 100 * (1 - errors.mean(axis=1)).std(ddof=1)
     rate = float(np.mean(errors[::2][:1000] != errors[1::2][:1000]))  # correctness, disjoint pairs of runs
-    assert abs(study.disagreement_std(rate, p_i.size) / measured - 1) < 0.05
-    assert study.disagreement_std(0.0, 10) == 0.0
+    assert abs(disagreement_std(rate, p_i.size) / measured - 1) < 0.05
+    assert disagreement_std(0.0, 10) == 0.0
 
 
 def test_std_interval_covers_the_true_std_95_percent_of_the_time():
@@ -403,22 +416,22 @@ def test_std_interval_covers_the_true_std_95_percent_of_the_time():
             acc = rng.normal(80.0, 0.3, size=shape)  # every entry independent: both pooled estimates are exact
             if axis == "seeds":
                 acc = acc[:1].repeat(4, axis=0) + rng.normal(0, 1e-9, shape)  # k runs of a seed equal: S − 1 dof
-            _, lo, hi = study.std_interval(acc, axis)
+            _, lo, hi = std_interval(acc, axis)
             hits += lo <= 0.3 <= hi
         assert 0.92 <= hits / 800 <= 0.98, (axis, hits / 800)
     with pytest.raises(ValueError, match="'k' or 'seeds'"):
-        study.std_interval(np.ones((2, 2)), "runs")
+        std_interval(np.ones((2, 2)), "runs")
 
 
 def test_null_model_claims_hold_fail_or_are_inconclusive():
     def nm(seeds, k):
-        return {"none": {"predicted": {"seeds": 1.0, "k": 1.0}, "seeds": seeds, "k": k}}
-    got = {c.name: (c.verdict, c.sane) for c in study.null_model_claims(nm((1.0, 0.8, 1.2), (0.2, 0.15, 0.3)))}
+        return NullModel({"none": NullArm({"seeds": 1.0, "k": 1.0}, Spread(*seeds), Spread(*k))})
+    got = {c.name: (c.verdict, c.sane) for c in null_model_claims(nm((1.0, 0.8, 1.2), (0.2, 0.15, 0.3)))}
     assert got == {"null model, none: STD over seeds / null prediction": ("extension", True),
                    "null model, none: STD over k / null prediction": ("refuted", True)}
-    open_ = study.null_model_claims(nm((1.0, 0.4, 3.0), (float("nan"), 0.1, 0.2)))
+    open_ = null_model_claims(nm((1.0, 0.4, 3.0), (float("nan"), 0.1, 0.2)))
     assert [(c.verdict, c.sane) for c in open_] == [("inconclusive", True), ("inconclusive", False)]
     # runs that never disagree (a controller that stops moving): nothing to compare, not a failure
-    still = study.null_model_claims({"none": {"predicted": {"seeds": 1.0, "k": 0.0}, "seeds": (1.0, 0.8, 1.2),
-                                              "k": (0.0, 0.0, 0.0)}})
+    still = null_model_claims(NullModel({"none": NullArm({"seeds": 1.0, "k": 0.0}, Spread(1.0, 0.8, 1.2),
+                                                         Spread(0.0, 0.0, 0.0))}))
     assert [(c.verdict, c.sane) for c in still][1] == ("inconclusive", True)

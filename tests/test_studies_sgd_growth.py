@@ -57,17 +57,17 @@ def test_sources_group_the_perturbations():
                                 "initial weight": ["k=1,init+1ulp", "k=1,init+1ulp@7"],
                                 "thread count": ["k=1,threads=2"]}
     pert = study.perturbations(h)
-    assert pert["initial weight"]["rel"].shape[0] == 2 and len(pert["thread count"]["same"]) == 1
+    assert pert.by_source["initial weight"].rel.shape[0] == 2 and len(pert.by_source["thread count"].same) == 1
 
 
 def test_restraint_separates_the_exponential_phase_from_the_drift():
     steps = np.arange(0, 1001)
     grow = np.minimum(1e-9 * 10 ** (steps / 30), 0.3) * (1 + steps / 2000)  # 8.5 decades, then a slow drift
     h = _history({"k=3": grow}, steps, train_loss={"k=1": [2.0, 0.5], "k=3": [2.0, 0.6]})
-    g = study.restraint(h)["members"]["k=3"]
+    g = study.restraint(h).members["k=3"]
     assert g["decades"] > 8 and g["late_over_early"] < 0.01 and 0.4 < g["plateau"] < 0.45
     h.train_loss["k=3"] = [2.0, float("nan")]
-    assert study.restraint(h)["loss_bounded"] is False
+    assert study.restraint(h).loss_bounded is False
 
 
 def _controls(rel3: list[float], rel2: list[float], same_run: bool = True) -> study.Controls:
@@ -87,11 +87,11 @@ def test_control_rules():
     assert [c.ok for c in bad] == [False, False, True, False]
 
 
-def _fig(decades: list[float], first: float = 1e-8, late: tuple[float, ...] = (0.01, 0.02, 0.03)) -> dict:
-    return {"net (mlp)": {"growth": {f"k={k}": {"decades": d, "first": first}
-                                     for k, d in zip((3, 5, 7), decades, strict=False)},
-                          "held": {"members": {f"k={k}": {"late_over_early": r} for k, r in zip((3, 5, 7), late,
-                                                                                             strict=True)}}}}
+def _fig(decades: list[float], first: float = 1e-8,
+         late: tuple[float, ...] = (0.01, 0.02, 0.03)) -> study.Fig2Left:
+    growth = {f"k={k}": {"decades": d, "first": first} for k, d in zip((3, 5, 7), decades, strict=False)}
+    held = study.Restraint({f"k={k}": {"late_over_early": r} for k, r in zip((3, 5, 7), late, strict=True)})
+    return study.Fig2Left({"net (mlp)": study.NetworkGrowth(growth, held)})
 
 
 def test_fig2_left_rule_holds_fails_or_is_inconclusive():
@@ -106,10 +106,10 @@ def test_fig2_left_rule_holds_fails_or_is_inconclusive():
     assert verdicts == ["reproduced", "refuted", "inconclusive"]
 
 
-def _held(plateaus: list[float], ratios: list[float], bounded: bool = True) -> dict:
-    return {"members": {f"k={k}": {"plateau": p, "late_over_early": r, "decades": 5.0}
-                        for k, p, r in zip((3, 5, 7), plateaus, ratios, strict=True)},
-            "loss_bounded": bounded, "final_loss": {"k=1": 0.3}}
+def _held(plateaus: list[float], ratios: list[float], bounded: bool = True) -> study.Restraint:
+    return study.Restraint({f"k={k}": {"plateau": p, "late_over_early": r, "decades": 5.0}
+                            for k, p, r in zip((3, 5, 7), plateaus, ratios, strict=True)},
+                           loss_bounded=bounded, final_loss={"k=1": 0.3})
 
 
 def test_restraint_rules():
@@ -128,11 +128,11 @@ def test_restraint_rules():
     assert "inconclusive" in study.containment_verdict(_held([0.1, 0.7, 0.8], [0.01] * 3), 0.5)
 
 
-def _pert(release: list[float], init: list[float], same: list[bool], threads: float = 0.0) -> dict:
+def _pert(release: list[float], init: list[float], same: list[bool], threads: float = 0.0) -> study.Perturbations:
     g = {"k (release form)": release, "initial weight": init}
-    out = {s: {"growth": {f"{s}{i}": {"decades": d} for i, d in enumerate(v)}} for s, v in g.items()}
-    out["thread count"] = {"growth": {"t": {"decades": threads}}, "same": same}
-    return out
+    out = {s: study.Perturbation({f"{s}{i}": {"decades": d} for i, d in enumerate(v)}) for s, v in g.items()}
+    out["thread count"] = study.Perturbation({"t": {"decades": threads}}, same)
+    return study.Perturbations(out)
 
 
 def test_perturbation_rules():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from instab import book, findings, growth
+from instab.studies import sgd_limit
 from instab.studies import sgd_threshold as study
 from instab.train import History, RunConfig
 
@@ -89,19 +90,22 @@ def test_sweep_status_and_threshold_decision():
     assert study.sweep_status([50, 300], 100) == "mixed"
     lrs = [0.01, 0.03, 0.1, 0.3]
     t = study.threshold_decision(lrs, ["attenuated", "mixed", "amplified", "amplified"])
-    assert t["decision"] is True and (t["largest_attenuated"], t["smallest_amplified"]) == (0.01, 0.1)
+    assert t.decision is True and (t.largest_attenuated, t.smallest_amplified) == (0.01, 0.1)
     kinked = ["attenuated", "amplified", "attenuated", "amplified"]
-    assert study.threshold_decision(lrs, kinked)["decision"] is False
+    assert study.threshold_decision(lrs, kinked).decision is False
     # every lr amplified (or attenuated): the sweep did not reach the threshold, which does not contradict one
-    assert study.threshold_decision(lrs, ["amplified"] * 4)["decision"] is None
-    assert study.threshold_decision(lrs, ["attenuated"] * 4)["decision"] is None
-    assert study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"])["decision"] is None
+    assert study.threshold_decision(lrs, ["amplified"] * 4).decision is None
+    assert study.threshold_decision(lrs, ["attenuated"] * 4).decision is None
+    assert study.threshold_decision(lrs, ["mixed", "attenuated", "amplified", "amplified"]).decision is None
 
 
-def _stats(status: list[str], name: str = "smooth") -> dict:
+def _sweeps(status: list[str], name: str = "smooth") -> dict[str, study.Sweep]:
     lrs = [0.01, 0.03, 0.1, 0.3]
-    return {name: {"lrs": lrs, "status": status, "amplification": np.ones((4, 3)),
-                   **study.threshold_decision(lrs, status)}}
+    return {name: study.Sweep(lrs, np.ones((4, 3)), status, study.threshold_decision(lrs, status))}
+
+
+def _stats(status: list[str], name: str = "smooth") -> study.Fig2Right:
+    return study.Fig2Right(_sweeps(status, name))
 
 
 def test_threshold_rule_holds_fails_or_is_inconclusive():
@@ -111,7 +115,7 @@ def test_threshold_rule_holds_fails_or_is_inconclusive():
     assert not study.threshold_claims(_stats(["amplified", "attenuated", "amplified", "amplified"]))[0].ok
     open_ = study.threshold_claims(_stats(["mixed", "attenuated", "amplified", "amplified"]))[0]
     assert (open_.ok, open_.verdict) == (True, "inconclusive")
-    assert study.threshold_verdict(_stats(["mixed"] * 4)["smooth"]) == "undecided at an end of the sweep"
+    assert _stats(["mixed"] * 4).smooth.verdict() == "undecided at an end of the sweep"
 
 
 def test_kinked_sweeps_are_decided_by_their_data():
@@ -119,49 +123,49 @@ def test_kinked_sweeps_are_decided_by_their_data():
     ok = ["attenuated", "attenuated", "amplified", "amplified"]
     for status, verdict in ((ok, "reproduced"), (["amplified", "attenuated", "amplified", "amplified"], "refuted"),
                             (["mixed", "attenuated", "amplified", "amplified"], "inconclusive")):
-        smooth, relu = study.threshold_claims({**_stats(ok), **_stats(status, "MLP, ReLU")})
+        smooth, relu = study.threshold_claims(study.Fig2Right({**_sweeps(ok), **_sweeps(status, "MLP, ReLU")}))
         assert smooth.name.startswith("Fig. 2 right (Swish)") and smooth.verdict == "reproduced"
         assert relu.name.startswith("Fig. 2 right (MLP, ReLU)")
         assert (relu.ok, relu.verdict) == (verdict != "refuted", verdict)
-    bad = _stats(ok, "MLP, ReLU")
-    bad["MLP, ReLU"]["amplification"][0, 0] = math.nan
-    assert not study.threshold_claims({**_stats(ok), **bad})[1].sane  # not a measurement
-    words = study.kinked_verdicts({**_stats(ok), **_stats(["mixed"] * 4, "MLP, ReLU")})
+    bad = _sweeps(ok, "MLP, ReLU")
+    bad["MLP, ReLU"].amplification[0, 0] = math.nan
+    assert not study.threshold_claims(study.Fig2Right({**_sweeps(ok), **bad}))[1].sane  # not a measurement
+    words = study.kinked_verdicts(study.Fig2Right({**_sweeps(ok), **_sweeps(["mixed"] * 4, "MLP, ReLU")}))
     assert words == "MLP, ReLU: undecided at an end of the sweep (inconclusive)."
 
 
-def _limit(lam_star: list[float], bracket: tuple = (0.05, 0.1), level: float = 0.95) -> dict:
-    """A :func:`study.stability_limit` result from per-seed λ* (μ = 0.9, α = 0)."""
+def _limit(lam_star: list[float], bracket: tuple = (0.05, 0.1), level: float = 0.95) -> sgd_limit.StabilityLimit:
+    """A :func:`sgd_limit.stability_limit` result from per-seed λ* (μ = 0.9, α = 0)."""
     from instab.ensemble import mean_interval
 
-    eta = [study.momentum_lr_limit(x, momentum=0.9, weight_decay=0.0) for x in lam_star]
+    eta = [sgd_limit.momentum_lr_limit(x, momentum=0.9, weight_decay=0.0) for x in lam_star]
     mid, lo, hi = mean_interval([math.log(x) if x > 0 else math.nan for x in lam_star], level=level)
-    lim = [study.momentum_lr_limit(math.exp(x), momentum=0.9, weight_decay=0.0) for x in (mid, hi, lo)]
-    return {"predicted": lim[0], "interval": (lim[1], lim[2]), "bracket": bracket, "level": level,
-            "lambda_star": dict(enumerate(lam_star)), "per_seed": dict(enumerate(eta)),
-            "trajectory": {i: [(0.5, x / 2), (1.0, x)] for i, x in enumerate(lam_star)}}
+    lim = [sgd_limit.momentum_lr_limit(math.exp(x), momentum=0.9, weight_decay=0.0) for x in (mid, hi, lo)]
+    return sgd_limit.StabilityLimit(predicted=lim[0], interval=(lim[1], lim[2]), bracket=bracket, level=level,
+                                    lambda_star=dict(enumerate(lam_star)), per_seed=dict(enumerate(eta)),
+                                    trajectory={i: [(0.5, x / 2), (1.0, x)] for i, x in enumerate(lam_star)})
 
 
 def test_stability_rule_is_decided_by_the_data():
     """The confidence interval inside the bracket → reproduced, wholly outside → refuted, straddling
     an end or a bracket wider than the registry's factor → inconclusive; never a failure of the
     chapter unless λ is not a positive number."""
-    assert findings.tolerance(study.LINEAR_LIMIT, "bracket_ratio_max") == 2
-    inside = study.stability_claims(_limit([50, 55, 60, 58]))[0]  # η* ≈ 0.065
+    assert findings.tolerance(sgd_limit.LINEAR_LIMIT, "bracket_ratio_max") == 2
+    inside = sgd_limit.stability_claims(_limit([50, 55, 60, 58]))[0]  # η* ≈ 0.065
     assert inside.ok and inside.verdict == "reproduced" and 0.05 < inside.interval[0] < inside.interval[1] < 0.1
     assert "confidence interval" in inside.criterion and "×2" in inside.criterion
     outside = _limit([3.0, 3.3, 3.6, 3.1])  # η* ≈ 1.2
-    c = study.stability_claims(outside)[0]
-    assert c.sane and c.verdict == "refuted" and "wholly outside" in study.stability_verdict(outside)
+    c = sgd_limit.stability_claims(outside)[0]
+    assert c.sane and c.verdict == "refuted" and "wholly outside" in sgd_limit.stability_verdict(outside)
     straddle = _limit([38, 40, 36, 41])  # η* ≈ 0.097, its interval reaches past 0.1
-    assert study.stability_claims(straddle)[0].verdict == "inconclusive"
-    assert "straddles" in study.stability_verdict(straddle)
+    assert sgd_limit.stability_claims(straddle)[0].verdict == "inconclusive"
+    assert "straddles" in sgd_limit.stability_verdict(straddle)
     coarse = _limit([50, 55, 60, 58], bracket=(0.03, 0.1))  # ×3.3: too coarse to test
-    assert study.stability_claims(coarse)[0].verdict == "inconclusive"
-    assert "too coarse" in study.stability_verdict(coarse)
-    assert study.stability_claims(_limit([50, 55, 60, 58], (math.nan, 0.1)))[0].verdict == "inconclusive"
-    assert not study.stability_claims(_limit([50, 55, -1.0, 58]))[0].ok  # not a measurement
-    assert study.momentum_lr_limit(1.0, momentum=0.0, weight_decay=0.0) == 2.0
+    assert sgd_limit.stability_claims(coarse)[0].verdict == "inconclusive"
+    assert "too coarse" in sgd_limit.stability_verdict(coarse)
+    assert sgd_limit.stability_claims(_limit([50, 55, 60, 58], (math.nan, 0.1)))[0].verdict == "inconclusive"
+    assert not sgd_limit.stability_claims(_limit([50, 55, -1.0, 58]))[0].ok  # not a measurement
+    assert sgd_limit.momentum_lr_limit(1.0, momentum=0.0, weight_decay=0.0) == 2.0
 
 
 def test_prediction_interval_covers_one_more_draw():
@@ -175,8 +179,8 @@ def test_prediction_interval_covers_one_more_draw():
     assert math.isnan(prediction_interval([1.0])[1])
 
 
-def _fig5(gaps: list[float], acc: list[float]) -> dict:
-    return {"gaps": {f"k={k}": g for k, g in zip((3, 5, 7), gaps, strict=True)}, "acc": np.array(acc), "chance": 10.0}
+def _fig5(gaps: list[float], acc: list[float]) -> study.Fig5:
+    return study.Fig5({f"k={k}": g for k, g in zip((3, 5, 7), gaps, strict=True)}, np.array(acc), 10.0)
 
 
 def test_fig5_rules():
@@ -197,5 +201,7 @@ def test_fig5_takes_the_smallest_lr(monkeypatch):
     class Plan:
         sweeps = {"smooth": ["big", "small"]}
 
-    f = study.fig5(Plan(), {"big": None, "small": h}, {"lrs": [0.1, 0.01]})  # type: ignore[arg-type, dict-item]
-    assert f["lr"] == 0.01 and f["gaps"]["k=3"] == pytest.approx(2.0) and f["chance"] == 10.0
+    sm = study.Sweep([0.1, 0.01], np.ones((2, 1)), ["attenuated"] * 2, study.threshold_decision([0.1, 0.01],
+                                                                                              ["attenuated"] * 2))
+    f = study.fig5(Plan(), {"big": None, "small": h}, sm)  # type: ignore[arg-type, dict-item]
+    assert f.lr == 0.01 and f.gaps["k=3"] == pytest.approx(2.0) and f.chance == 10.0

@@ -8,6 +8,11 @@
   :mod:`~instab.studies.nonlinear_results`: what its steps return and the rules that read only that.
 - :mod:`instab.studies.sgd` — §4: what the three perturbed-SGD chapters share (configurations, runs, curves);
   :mod:`~instab.studies.sgd_growth` (Fig. 2 left), :mod:`~instab.studies.sgd_variance` (Tables 1, 4, 5),
-  :mod:`~instab.studies.sgd_threshold` (Figs. 2 right, 5).
+  :mod:`~instab.studies.sgd_threshold` (Figs. 2 right, 5) with :mod:`~instab.studies.sgd_limit` (App. E's
+  linear stability limit against the measured threshold).
+- :mod:`instab.studies.open_questions` — §6: the open questions' parameters, plan and runs; one module per
+  question: :mod:`~instab.studies.open_trajectories` (the edge along the trajectory),
+  :mod:`~instab.studies.open_controllers` (the growth controller on the grid), :mod:`~instab.studies.open_cap`
+  (the curvature cap at the edge of full-batch GD), :mod:`~instab.studies.open_null` (Jordan's null model).
 - :mod:`instab.studies.multilayer` — App. E: the largest stable learning rate against 2/α (Fig. 6).
 """

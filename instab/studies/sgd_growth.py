@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -36,7 +36,8 @@ from instab.studies.sgd import (
 )
 from instab.train import History, RunConfig, Variant, dumps, train
 
-__all__ = ["Params", "GrowthPlan", "plan", "controls", "controls_report", "control_claims", "fig2_left",
+__all__ = ["Params", "GrowthPlan", "plan", "Controls", "controls", "controls_report", "control_claims",
+           "NetworkGrowth", "Fig2Left", "Restraint", "Perturbation", "Perturbations", "fig2_left",
            "fig2_left_report", "fig2_left_claims", "restraint", "unrelated_rel_l1", "restraint_report",
            "restraint_claims", "containment", "containment_claim", "containment_verdict", "sources",
            "perturbations", "perturbations_report", "perturbation_claims", "dry_run"]
@@ -171,25 +172,75 @@ def control_claims(c: Controls, shown_in: str = "fig-sgd-growth") -> list[Claim]
 
 
 # ------------------------------------------------------------------------------------ Fig. 2 left
-def fig2_left(p: GrowthPlan, runs: Mapping[RunConfig, History]) -> dict[str, dict[str, Any]]:
-    """Paper Fig. 2 (left): per network (``"<name> (<model>)"``), per member, the RelL1 curve
-    against k = 1 (``curves``: (iterations, RelL1)), its growth (``growth``,
-    :func:`instab.studies.sgd.growth`) and its restraint under the decayed schedule (``held``,
-    :func:`restraint`)."""
-    out: dict[str, dict[str, Any]] = {}
+@dataclass
+class Restraint:
+    """A run's restraint: per ensemble member (``members``) :func:`instab.growth.restraint` of its
+    RelL1 against k = 1 (plateau, early and late growth rates and their ratio); whether every
+    variant's training loss stayed finite and ended below its first epoch's (``loss_bounded``);
+    each variant's last training loss (``final_loss``)."""
+
+    members: dict[str, dict[str, Any]]
+    loss_bounded: bool = True
+    final_loss: dict[str, float] = field(default_factory=dict)
+
+    def value(self) -> dict[str, Any]:
+        """The results' value (``restraint``, beside the level of two initialisations)."""
+        return {"members": self.members, "loss_bounded": self.loss_bounded, "final_loss": self.final_loss}
+
+    def report(self, h: History, unrelated: float) -> str:
+        return restraint_report(self, h, unrelated)
+
+    def claims(self, plateau_limit: float, shown_in: str = "fig-sgd-restraint") -> list[Claim]:
+        return restraint_claims(self, plateau_limit, shown_in)
+
+    def verdict(self, plateau_limit: float) -> str:
+        return containment_verdict(self, plateau_limit)
+
+
+@dataclass
+class NetworkGrowth:
+    """One network of Fig. 2 (left): per member, the RelL1 curve against k = 1 (``curves``:
+    (iterations, RelL1)), its growth (``growth``, :func:`instab.growth.summary`) and the run's
+    restraint under the decayed schedule (``held``)."""
+
+    growth: dict[str, dict[str, Any]]
+    held: Restraint
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class Fig2Left:
+    """Paper Fig. 2 (left), per network (``"<name> (<model>)"``)."""
+
+    networks: dict[str, NetworkGrowth]
+
+    def report(self) -> str:
+        return fig2_left_report(self)
+
+    def claims(self, shown_in: str = "fig-sgd-growth") -> list[Claim]:
+        return fig2_left_claims(self, shown_in)
+
+    def least_decades(self) -> float:
+        """The least growth of any member of any network, in decades."""
+        return min(g["decades"] for f in self.networks.values() for g in f.growth.values())
+
+
+def fig2_left(p: GrowthPlan, runs: Mapping[RunConfig, History]) -> Fig2Left:
+    """Paper Fig. 2 (left): per network, its :class:`NetworkGrowth`."""
+    out: dict[str, NetworkGrowth] = {}
     for name, c in p.growth.items():
         h = runs[c]
         curves = {m: curve(h, m) for m in members(h)}
-        out[f"{name} ({c.model})"] = {"curves": curves, "growth": {m: growth.summary(*sr) for m, sr in curves.items()},
-                                      "held": restraint(h)}
-    return out
+        out[f"{name} ({c.model})"] = NetworkGrowth(growth={m: growth.summary(*sr) for m, sr in curves.items()},
+                                                   held=restraint(h), curves=curves)
+    return Fig2Left(out)
 
 
-def fig2_left_report(fig: Mapping[str, Mapping[str, Any]]) -> str:
+def fig2_left_report(fig: Fig2Left) -> str:
     """One line per network: the growth over the ensemble, in decades, and the first values."""
     lines = []
-    for name, f in fig.items():
-        per = f["growth"]
+    for name, f in fig.networks.items():
+        per = f.growth
         d = [g["decades"] for g in per.values()]
         first = max(g["first"] for g in per.values())
         lines.append(f"{name:24s} growth over the ensemble: {min(d):.1f}–{max(d):.1f} decades "
@@ -208,7 +259,7 @@ def plateau_limit() -> float:
     return tolerance(CONTAINMENT, "plateau_limit")
 
 
-def fig2_left_claims(fig: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-sgd-growth") -> list[Claim]:
+def fig2_left_claims(fig: Fig2Left, shown_in: str = "fig-sgd-growth") -> list[Claim]:
     """Per network: every member grows ≥ ``decades`` from a first value < ``first_max``
     (unanimous); and the caption's "then are contained at higher epochs" under the decayed
     schedule, by the rule of the constant-lr runs (:func:`restraint_claims`): every member's late
@@ -217,16 +268,16 @@ def fig2_left_claims(fig: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-
     decades, first_max = tolerance(GROWTH, "decades"), tolerance(GROWTH, "first_max")
     rate_ratio = tolerance(CONTAINED, "rate_ratio")
     out = []
-    for name, f in fig.items():
-        per = f["growth"]
+    for name, f in fig.networks.items():
+        per = f.growth
         d = [g["decades"] for g in per.values()]
         out.append(decide(f"Fig. 2 left {name}: growth (decades)", float(np.median(d)), [min(d), max(d)],
                           criterion=f"every member: ≥ {decades:g} decades from a first value < {first_max:g}",
                           decision=unanimous([g["decades"] >= decades and g["first"] < first_max
                                               for g in per.values()]),
                           verdict="reproduced", shown_in=shown_in))
-    for name, f in fig.items():
-        ratios = [g["late_over_early"] for g in f["held"]["members"].values()]
+    for name, f in fig.networks.items():
+        ratios = [g["late_over_early"] for g in f.held.members.values()]
         out.append(decide(f"contained at higher epochs (decayed schedule): {name}", float(np.median(ratios)),
                           [min(ratios), max(ratios)],
                           criterion=f"every member: late growth rate < {rate_ratio:g} × the early rate (as at a "
@@ -237,15 +288,12 @@ def fig2_left_claims(fig: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-
 
 
 # ------------------------------------------------------------------------------------ constant lr
-def restraint(h: History, *, tail: float = 0.1) -> dict[str, Any]:
-    """A run's restraint, per ensemble member (:func:`instab.growth.restraint` of its RelL1
-    against k = 1: plateau, early and late growth rates and their ratio), and whether every
-    variant's training loss stayed finite and ended below its first epoch's (``loss_bounded``)."""
-    out: dict[str, Any] = {"members": {name: growth.restraint(*curve(h, name), tail=tail) for name in members(h)}}
+def restraint(h: History, *, tail: float = 0.1) -> Restraint:
+    """A run's :class:`Restraint` (the last ``tail`` of the run is its late phase)."""
+    per = {name: growth.restraint(*curve(h, name), tail=tail) for name in members(h)}
     losses = [np.asarray(v, float) for v in h.train_loss.values()]
-    out["loss_bounded"] = bool(all(np.all(np.isfinite(x)) and x[-1] < x[0] for x in losses))
-    out["final_loss"] = {k: float(v[-1]) for k, v in h.train_loss.items()}
-    return out
+    bounded = bool(all(np.all(np.isfinite(x)) and x[-1] < x[0] for x in losses))
+    return Restraint(per, bounded, {k: float(v[-1]) for k, v in h.train_loss.items()})
 
 
 def unrelated_rel_l1(config: RunConfig, seeds: tuple[int, int] = (0, 1)) -> float:
@@ -257,26 +305,26 @@ def unrelated_rel_l1(config: RunConfig, seeds: tuple[int, int] = (0, 1)) -> floa
     return float(rel_l1(nets[0], nets[1]))
 
 
-def restraint_report(held: Mapping[str, Any], h: History, unrelated: float) -> str:
+def restraint_report(held: Restraint, h: History, unrelated: float) -> str:
     """Per member: first value, early and late growth rates, RelL1 at mid-run and at the end; the
     level of two initialisations; every variant's training loss, first → last epoch."""
     lines = [f"{m:6s} first {g['first']:.1e}; growth {g['early_rate']:.2e} decades/iteration early, "
              f"{g['late_rate']:.2e} late (ratio {g['late_over_early']:.3f}); RelL1 {g['middle']:.3f} at mid-run, "
-             f"{g['plateau']:.3f} at the end" for m, g in held["members"].items()]
+             f"{g['plateau']:.3f} at the end" for m, g in held.members.items()]
     lines.append(f"two initialisations of the network: RelL1 {unrelated:.3f}")
     loss = {v: f"{h.train_loss[v][0]:.3f} → {h.train_loss[v][-1]:.3f}" for v in h.variants}
     lines.append(f"training loss, first → last epoch: {loss}")
     return "\n".join(lines)
 
 
-def restraint_claims(held: Mapping[str, Any], plateau_limit: float,
+def restraint_claims(held: Restraint, plateau_limit: float,
                      shown_in: str = "fig-sgd-restraint") -> list[Claim]:
     """At a constant lr (beyond the paper, whose Fig. 2 left uses a decayed schedule), over the
     ensemble: the exponential growth stops (≥ ``decades``, then a late rate < ``rate_ratio`` × the
     early one: the registry's);
     the training loss stays bounded; and whether RelL1 stays contained below ``plateau_limit``
     (:func:`containment_claim`: the data decide)."""
-    per = held["members"]
+    per = held.members
     ratios = [g["late_over_early"] for g in per.values()]
     decades, rate_ratio = tolerance(RESTRAINED, "decades"), tolerance(RESTRAINED, "rate_ratio")
     return [
@@ -286,20 +334,20 @@ def restraint_claims(held: Mapping[str, Any], plateau_limit: float,
                decision=unanimous([g["late_over_early"] < rate_ratio and g["decades"] >= decades
                                    for g in per.values()]),
                verdict="extension", shown_in=shown_in),
-        claim("constant lr: training loss bounded", max(held["final_loss"].values()), None,
-              criterion="finite, and below its first epoch's, for every variant", ok=held["loss_bounded"],
+        claim("constant lr: training loss bounded", max(held.final_loss.values()), None,
+              criterion="finite, and below its first epoch's, for every variant", ok=held.loss_bounded,
               verdict="extension", shown_in=shown_in),
         containment_claim(held, plateau_limit, shown_in=shown_in),
     ]
 
 
-def containment(held: Mapping[str, Any], plateau_limit: float) -> bool | None:
+def containment(held: Restraint, plateau_limit: float) -> bool | None:
     """Is RelL1 contained at a constant lr?  True when every member ends below ``plateau_limit``,
     False when every member ends at or above it, None when the ensemble straddles it."""
-    return unanimous([g["plateau"] < plateau_limit for g in held["members"].values()])
+    return unanimous([g["plateau"] < plateau_limit for g in held.members.values()])
 
 
-def containment_claim(held: Mapping[str, Any], plateau_limit: float,
+def containment_claim(held: Restraint, plateau_limit: float,
                       shown_in: str = "fig-sgd-restraint") -> Claim:
     """Beyond the paper (its containment is shown under a decayed schedule), our statement: the
     caption's containment holds even at a constant lr, RelL1 ending below ``plateau_limit``.  The
@@ -307,7 +355,7 @@ def containment_claim(held: Mapping[str, Any], plateau_limit: float,
     member contained → ``refuted`` (at a constant lr the difference is not contained); the
     ensemble straddling the limit → ``inconclusive``.  The claim fails only on a non-finite
     plateau."""
-    plateaus = [g["plateau"] for g in held["members"].values()]
+    plateaus = [g["plateau"] for g in held.members.values()]
     d = containment(held, plateau_limit)
     return claim("constant lr: RelL1 contained below plateau_limit", float(np.median(plateaus)), None,
                  interval=[min(plateaus), max(plateaus)],
@@ -317,9 +365,9 @@ def containment_claim(held: Mapping[str, Any], plateau_limit: float,
                  shown_in=shown_in)
 
 
-def containment_verdict(held: Mapping[str, Any], plateau_limit: float) -> str:
+def containment_verdict(held: Restraint, plateau_limit: float) -> str:
     """The sentence the chapter quotes on the containment at a constant lr."""
-    plateaus = [g["plateau"] for g in held["members"].values()]
+    plateaus = [g["plateau"] for g in held.members.values()]
     where = f"RelL1 ends between {min(plateaus):.3f} and {max(plateaus):.3f} over the ensemble"
     return {True: f"{where}, below plateau_limit = {plateau_limit:g} for every member: the difference is "
                   "contained even without the decay.",
@@ -341,45 +389,68 @@ def sources(h: History) -> dict[str, list[str]]:
     return out
 
 
-def perturbations(h: History) -> dict[str, dict[str, Any]]:
-    """Per source (:func:`sources`): its members' RelL1 curves against k = 1 (``steps``, ``rel``:
-    [member, iteration]) and growth (``growth``, by variant name), and for each member whether it
-    stayed bitwise equal to k = 1 throughout (``same``)."""
-    out: dict[str, dict[str, Any]] = {}
+@dataclass
+class Perturbation:
+    """One source's members: their growth (``growth``, by variant name), whether each stayed
+    bitwise equal to k = 1 throughout (``same``), and their RelL1 curves against k = 1 (``steps``,
+    ``rel``: [member, iteration])."""
+
+    growth: dict[str, dict[str, Any]]
+    same: list[bool] = field(default_factory=list)
+    steps: np.ndarray = field(default_factory=lambda: np.empty(0))
+    rel: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+
+@dataclass
+class Perturbations:
+    """The perturbations side by side, per source (:func:`sources`)."""
+
+    by_source: dict[str, Perturbation]
+
+    def report(self) -> str:
+        return perturbations_report(self)
+
+    def claims(self, shown_in: str = "fig-sgd-perturbations") -> list[Claim]:
+        return perturbation_claims(self, shown_in)
+
+
+def perturbations(h: History) -> Perturbations:
+    """Per source (:func:`sources`), its members' :class:`Perturbation`."""
+    out: dict[str, Perturbation] = {}
     for source, names in sources(h).items():
         s, _ = curve(h, names[0])
         r = np.array([curve(h, n)[1] for n in names])  # [member, iteration]
-        out[source] = {"steps": s, "rel": r,
-                       "growth": {n: growth.summary(s, rn) for n, rn in zip(names, r, strict=False)},
-                       "same": [bool(np.all(curve(h, n)[1] == 0)) for n in names]}
-    return out
+        out[source] = Perturbation(steps=s, rel=r,
+                                   growth={n: growth.summary(s, rn) for n, rn in zip(names, r, strict=False)},
+                                   same=[bool(np.all(curve(h, n)[1] == 0)) for n in names])
+    return Perturbations(out)
 
 
-def perturbations_report(pert: Mapping[str, Mapping[str, Any]]) -> str:
+def perturbations_report(pert: Perturbations) -> str:
     """One line per source and member: RelL1's first and last value and its growth in decades."""
     lines = []
-    for source, f in pert.items():
-        for n, g in f["growth"].items():
+    for source, f in pert.by_source.items():
+        for n, g in f.growth.items():
             lines.append(f"{source:18s} {n:22s} "
                          + (f"RelL1 first {g['first']:.1e}, end {g['final']:.1e}: {g['decades']:.1f} decades"
                             if np.isfinite(g["first"]) else "bitwise equal to k=1 throughout"))
-    if all(pert["thread count"]["same"]):
+    if all(pert.by_source["thread count"].same):
         lines.append("thread count: the same bits as one thread in this environment")
     return "\n".join(lines)
 
 
-def perturbation_claims(pert: Mapping[str, Mapping[str, Any]],
-                        shown_in: str = "fig-sgd-perturbations") -> list[Claim]:
+def perturbation_claims(pert: Perturbations, shown_in: str = "fig-sgd-perturbations") -> list[Claim]:
     """Beyond the paper: the release form and a one-ulp initial weight grow ≥ 3 decades for every
     member; another thread count gives the same bits (MKL's reproducible mode) or grows as much."""
     out = []
     for source in ("k (release form)", "initial weight"):
-        dec = [g["decades"] for g in pert[source]["growth"].values()]
+        dec = [g["decades"] for g in pert.by_source[source].growth.values()]
         out.append(decide(f"{source}: amplified like the paper's form", float(np.median(dec)), [min(dec), max(dec)],
                           criterion="every member: ≥ 3 decades of growth",
                           decision=unanimous([d >= 3 for d in dec]), verdict="extension", shown_in=shown_in))
-    same = pert["thread count"]["same"]
-    dec = [0.0 if eq else g["decades"] for eq, g in zip(same, pert["thread count"]["growth"].values(), strict=False)]
+    threads = pert.by_source["thread count"]
+    same = threads.same
+    dec = [0.0 if eq else g["decades"] for eq, g in zip(same, threads.growth.values(), strict=False)]
     out.append(decide("thread count: no change, or amplified like the paper's form", float(np.median(dec)),
                       [min(dec), max(dec)],
                       criterion="every member: bitwise equal to k=1, or ≥ 3 decades of growth",

@@ -4,10 +4,13 @@
 - :func:`fixed_lr_sweep` — fixed learning rates with lr × iterations constant.
 - :func:`fig2_right` — per sweep and lr, each member's :func:`amplification`, the ensemble's
   :func:`sweep_status`, and :func:`threshold_decision`; :func:`threshold_claims` decides Fig. 2 right.
-- :func:`stability_limit` — the top Hessian eigenvalue at the end of every run of the smooth sweep
-  (:func:`sharpness`) and the linear stability limit (:func:`momentum_lr_limit`, App. E's (64) with
-  momentum) of the stable trajectory; :func:`stability_claims` compares it with the measured bracket.
-- :func:`fig5` / :func:`fig5_claims` — test accuracy of k = 1 and the members at the smallest lr.
+  :class:`Fig2Right` (per sweep a :class:`Sweep`, its :class:`ThresholdDecision`) reports, decides
+  and records it.
+- :func:`fig5` / :func:`fig5_claims` — :class:`Fig5`: test accuracy of k = 1 and the members at
+  the smallest lr.
+
+Whether the threshold is the linear stability limit of the stable trajectory (App. E's (64)):
+:mod:`instab.studies.sgd_limit`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self, cast
 
 import numpy as np
@@ -24,28 +27,24 @@ from instab import checks
 from instab.findings import tolerance
 from instab.growth import amplification, ulp_floor
 from instab.report import Claim, claim, decide, judge
-from instab.stability import RitzPair, momentum_limit, top_hessian_eigenpair
 from instab.studies.sgd import (
     SgdParams,
     check_members,
     config,
-    config_of,
     cost_row,
     curve,
     dry_run_of,
     ensemble_variants,
     members,
     network,
-    trained_state,
     unanimous,
 )
-from instab.train import History, RunConfig, Variant, cross_entropy, load_data
+from instab.train import History, RunConfig, Variant, load_data
 
-__all__ = ["Params", "ThresholdPlan", "plan", "fixed_lr_sweep", "sweep_status",
-           "threshold_decision", "fig2_right", "fig2_right_report", "threshold_verdict", "threshold_claims",
-           "kinked_verdicts", "sweeps_value", "sharpness", "momentum_lr_limit", "stability_limit",
-           "stability_report", "stability_claims", "stability_decision", "stability_verdict", "trajectory", "fig5",
-           "fig5_report", "fig5_claims", "dry_run"]
+__all__ = ["Params", "ThresholdPlan", "plan", "fixed_lr_sweep", "sweep_status", "ThresholdDecision",
+           "threshold_decision", "Sweep", "Fig2Right", "fig2_right", "fig2_right_report", "threshold_verdict",
+           "threshold_claims", "kinked_verdicts", "sweeps_value", "trajectory", "Fig5", "fig5", "fig5_report",
+           "fig5_claims", "dry_run"]
 
 
 @dataclasses.dataclass
@@ -85,7 +84,7 @@ class ThresholdPlan:
     sweep_lrs: dict[str, list[float]]
     members: list[int]
     #: the smooth sweep's smallest-lr run, k = 1 alone, per (seed, fraction of the run): the
-    #: stable trajectory's states, for its curvature (:func:`stability_limit`)
+    #: stable trajectory's states, for its curvature (:func:`instab.studies.sgd_limit.stability_limit`)
     sharpness: dict[tuple[int, float], RunConfig] = dataclasses.field(default_factory=dict)
 
     def configs(self) -> list[RunConfig]:
@@ -151,7 +150,24 @@ def sweep_status(amplifications: Sequence[float], factor: float) -> str:
     return {True: "amplified", False: "attenuated", None: "mixed"}[d]
 
 
-def threshold_decision(lrs: Sequence[float], status: Sequence[str]) -> dict[str, Any]:
+@dataclass
+class ThresholdDecision:
+    """Does one learning rate separate attenuated from amplified runs (:func:`threshold_decision`)?
+    ``decision`` (True, False or None: undecided), the bracket (``largest_attenuated``,
+    ``smallest_amplified``) and its geometric middle ``threshold`` (NaN unless decided)."""
+
+    decision: bool | None
+    largest_attenuated: float
+    smallest_amplified: float
+    threshold: float
+
+    def value(self) -> dict[str, float]:
+        """The results' value ``threshold``."""
+        return {"threshold": self.threshold, "largest_attenuated": self.largest_attenuated,
+                "smallest_amplified": self.smallest_amplified}
+
+
+def threshold_decision(lrs: Sequence[float], status: Sequence[str]) -> ThresholdDecision:
     """Does one learning rate separate attenuated from amplified runs (Fig. 2 right)?
 
     ``decision`` True: the smallest lr is attenuated and the largest amplified (each by the whole
@@ -172,8 +188,7 @@ def threshold_decision(lrs: Sequence[float], status: Sequence[str]) -> dict[str,
         decision = None
     below = max((lr for lr in att if not amp or lr < min(amp)), default=math.nan)
     above = min((lr for lr in amp if not att or lr > max(att)), default=math.nan)
-    return {"decision": decision, "largest_attenuated": below, "smallest_amplified": above,
-            "threshold": math.sqrt(below * above) if decision else math.nan}
+    return ThresholdDecision(decision, below, above, math.sqrt(below * above) if decision else math.nan)
 
 
 #: The registry's finding whose tolerance ``amplified_factor`` says when a fixed-lr run is amplified.
@@ -186,11 +201,48 @@ def amplified_factor() -> float:
     return tolerance(THRESHOLD, "amplified_factor")
 
 
-def fig2_right(p: ThresholdPlan, runs: Mapping[RunConfig, History]) -> dict[str, dict[str, Any]]:
-    """Paper Fig. 2 (right), per sweep: ``lrs``, ``amplification`` [lr, member] (from no lower than
-    the network's one-ulp floor, :func:`amplification`), ``status`` per lr
-    (:func:`sweep_status` with :func:`amplified_factor`), the :func:`threshold_decision`, and
-    ``curves``: (lr, iterations, RelL1(k = 1, k = 3), max_steps) per lr."""
+@dataclass
+class Sweep:
+    """One fixed-lr sweep of Fig. 2 (right): ``lrs``, ``amplification`` [lr, member] (from no lower
+    than the network's one-ulp floor, :func:`amplification`), ``status`` per lr (:func:`sweep_status`
+    with :func:`amplified_factor`), the :func:`threshold_decision` (``decided``), and ``curves``:
+    (lr, iterations, RelL1(k = 1, k = 3), max_steps) per lr."""
+
+    lrs: list[float]
+    amplification: np.ndarray
+    status: list[str]
+    decided: ThresholdDecision
+    curves: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def verdict(self) -> str:
+        return threshold_verdict(self.decided)
+
+
+@dataclass
+class Fig2Right:
+    """Paper Fig. 2 (right): every sweep, by name (``smooth`` first: the chapter's assertion)."""
+
+    sweeps: dict[str, Sweep]
+
+    @property
+    def smooth(self) -> Sweep:
+        return self.sweeps["smooth"]
+
+    def report(self) -> str:
+        return fig2_right_report(self)
+
+    def claims(self, shown_in: str = "fig-sgd-threshold") -> list[Claim]:
+        return threshold_claims(self, shown_in)
+
+    def kinked_verdicts(self) -> str:
+        return kinked_verdicts(self)
+
+    def value(self) -> dict[str, Any]:
+        return sweeps_value(self)
+
+
+def fig2_right(p: ThresholdPlan, runs: Mapping[RunConfig, History]) -> Fig2Right:
+    """Paper Fig. 2 (right): a :class:`Sweep` per sweep of the plan."""
     factor = amplified_factor()
     out = {}
     for name, cells in p.sweeps.items():
@@ -199,28 +251,27 @@ def fig2_right(p: ThresholdPlan, runs: Mapping[RunConfig, History]) -> dict[str,
         amp = np.array([[amplification(*curve(runs[c], m), floor=floor) for m in members(runs[c])] for c in cells])
         status = [sweep_status(a, factor) for a in amp]
         curves = [(lr, *curve(runs[c], "k=3"), c.max_steps) for lr, c in zip(lrs, cells, strict=False)]
-        out[name] = dict(lrs=lrs, amplification=amp, status=status, curves=curves,
-                         **threshold_decision(lrs, status))
-    return out
+        out[name] = Sweep(lrs, amp, status, threshold_decision(lrs, status), curves)
+    return Fig2Right(out)
 
 
-def threshold_verdict(st: Mapping[str, Any]) -> str:
+def threshold_verdict(st: ThresholdDecision) -> str:
     """One sweep's outcome in words."""
-    return {True: f"threshold between {st['largest_attenuated']:g} and {st['smallest_amplified']:g}",
-            False: "no single threshold", None: "undecided at an end of the sweep"}[st["decision"]]
+    return {True: f"threshold between {st.largest_attenuated:g} and {st.smallest_amplified:g}",
+            False: "no single threshold", None: "undecided at an end of the sweep"}[st.decision]
 
 
-def fig2_right_report(stats: Mapping[str, Mapping[str, Any]]) -> str:
+def fig2_right_report(stats: Fig2Right) -> str:
     lines = []
-    for name, st in stats.items():
+    for name, st in stats.sweeps.items():
         lines.append(f"{name}:")
         lines += [f"   lr {lr:<6g} growth ×{np.min(a):.3g} … ×{np.max(a):.3g}  → {status}"
-                  for lr, a, status in zip(st["lrs"], st["amplification"], st["status"], strict=False)]
-        lines.append(f"   {threshold_verdict(st)}")
+                  for lr, a, status in zip(st.lrs, st.amplification, st.status, strict=False)]
+        lines.append(f"   {st.verdict()}")
     return "\n".join(lines)
 
 
-def threshold_claims(stats: Mapping[str, Mapping[str, Any]], shown_in: str = "fig-sgd-threshold") -> list[Claim]:
+def threshold_claims(stats: Fig2Right, shown_in: str = "fig-sgd-threshold") -> list[Claim]:
     """One claim per sweep, each by the same rule (:func:`threshold_decision`): one threshold
     separates attenuated from amplified learning rates, each lr decided by its whole ensemble.
 
@@ -233,209 +284,80 @@ def threshold_claims(stats: Mapping[str, Mapping[str, Any]], shown_in: str = "fi
     criterion = ("smallest lr attenuated, largest amplified, no amplified lr below an attenuated one "
                  "(each by the whole ensemble)")
     out = []
-    for name, st in stats.items():
-        bracket = [st["largest_attenuated"], st["smallest_amplified"]]
+    for name, st in stats.sweeps.items():
+        d = st.decided
+        bracket = [d.largest_attenuated, d.smallest_amplified]
         if name == "smooth":
             out.append(decide("Fig. 2 right (Swish): one threshold separates attenuated from amplified",
-                              st["threshold"], bracket, criterion=criterion, decision=st["decision"],
+                              d.threshold, bracket, criterion=criterion, decision=d.decision,
                               verdict="reproduced", shown_in=shown_in))
             continue
-        amp = np.asarray(st["amplification"], float)
+        amp = np.asarray(st.amplification, float)
         out.append(judge(f"Fig. 2 right ({name}): one threshold separates attenuated from amplified",
-                         st["threshold"], bracket, criterion=f"the data decide: {criterion}",
-                         holds=st["decision"], sane=bool(np.all(np.isfinite(amp))), shown_in=shown_in))
+                         d.threshold, bracket, criterion=f"the data decide: {criterion}",
+                         holds=d.decision, sane=bool(np.all(np.isfinite(amp))), shown_in=shown_in))
     return out
 
 
-def kinked_verdicts(stats: Mapping[str, Mapping[str, Any]]) -> str:
+def kinked_verdicts(stats: Fig2Right) -> str:
     """The sentence the chapter quotes on the sweeps other than the smooth one."""
     words = {True: "reproduced", False: "refuted", None: "inconclusive"}
-    parts = [f"{name}: {threshold_verdict(st)} ({words[st['decision']]})" for name, st in stats.items()
+    parts = [f"{name}: {st.verdict()} ({words[st.decided.decision]})" for name, st in stats.sweeps.items()
              if name != "smooth"]
     return ("; ".join(parts) + ".") if parts else "no other sweep at this scale."
 
 
-def sweeps_value(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def sweeps_value(stats: Fig2Right) -> dict[str, Any]:
     """Every sweep's learning rates, amplifications and statuses (the results' value ``sweeps``)."""
-    return {name: {"lrs": st["lrs"], "amplification": st["amplification"], "status": st["status"]}
-            for name, st in stats.items()}
-
-
-# ------------------------------------------------------------------------- sharpness (App. E, (64))
-def sharpness(h: History, *, iters: int = 20) -> RitzPair:
-    """λ_max, the top eigenvalue of the Hessian of the mean training loss (over the run's whole
-    training subset, without weight decay) at the run's final reference weights, with its residual
-    (Lanczos on Hessian-vector products, :func:`instab.stability.top_hessian_eigenpair`)."""
-    model, _ = trained_state(h)
-    data = load_data(config_of(h))
-    model.train()
-    return top_hessian_eigenpair(model, cross_entropy, data.x_train, data.y_train, iters=iters)
-
-
-def momentum_lr_limit(curvature: float, *, momentum: float, weight_decay: float) -> float:
-    """The largest stable learning rate of heavy-ball SGD (PyTorch's: v ← μv + g + αθ, θ ← θ − ηv)
-    on a quadratic of curvature λ: η < 2(1 + μ)/(λ + α).  With μ = 0 this is App. E's (64),
-    Δt < 2/(α + λ₀); the factor 1 + μ is the momentum's (the eigenvalues of the 2 × 2 iteration
-    matrix stay in the unit disc iff 0 < η(λ + α) < 2(1 + μ)).  :func:`instab.stability.momentum_limit`."""
-    return momentum_limit(curvature, momentum=momentum, weight_decay=weight_decay)
-
-
-def stability_limit(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any], *,
-                    level: float = 0.95) -> dict[str, Any]:
-    """The threshold the stable trajectory predicts, with its uncertainty, beside the measured
-    bracket (``bracket``) of ``sm`` (:func:`fig2_right`).
-
-    λ, the top Hessian eigenvalue (:func:`sharpness`, residual-checked), is measured along the
-    smallest-lr run at every point of ``p.sharpness`` (``trajectory``: {seed: [(fraction, λ)]}),
-    for every seed; per seed the sharpest point, λ* = max over the trajectory (``lambda_star``) —
-    a larger step that follows that trajectory turns unstable where it is sharpest — gives
-    η* = 2(1 + μ)/(λ* + α) (``per_seed``).  The prediction's interval (``interval``) is the
-    ``level`` confidence interval of the threshold the trajectory predicts: Student's t over the
-    seeds' log λ* (:func:`instab.ensemble.mean_interval`: the geometric mean's), mapped through
-    η*(λ).  Also λ at the end of every run of the smooth sweep (``lambda_end``, the picture of
-    where each lr ends)."""
-    from instab.ensemble import mean_interval
-
-    mu, wd = p.sweeps["smooth"][0].momentum, p.sweeps["smooth"][0].weight_decay
-    end = [sharpness(runs[c]) for c in p.sweeps["smooth"]]
-    along = {key: sharpness(runs[c]) for key, c in p.sharpness.items()}
-    traj: dict[int, list[tuple[float, float]]] = {}
-    for (seed, f), r in sorted(along.items()):
-        traj.setdefault(seed, []).append((f, r.value))
-    lam_star = {seed: max(v for _, v in pts) for seed, pts in traj.items()}
-    per_seed = {seed: momentum_lr_limit(lam, momentum=mu, weight_decay=wd) for seed, lam in lam_star.items()}
-    logs = [math.log(x) if x > 0 else math.nan for x in lam_star.values()]
-    mid, lo, hi = mean_interval(logs, level=level)
-    # η* falls as λ grows: the interval's ends swap
-    interval = (momentum_lr_limit(math.exp(hi), momentum=mu, weight_decay=wd),
-                momentum_lr_limit(math.exp(lo), momentum=mu, weight_decay=wd))
-    ritz = [*end, *along.values()]
-    out = {"lambda_end": [r.value for r in end], "trajectory": traj, "lambda_star": lam_star, "per_seed": per_seed,
-           "predicted": momentum_lr_limit(math.exp(mid), momentum=mu, weight_decay=wd), "interval": interval,
-           "level": level, "momentum": mu, "weight_decay": wd, "iters": end[0].iters,
-           "bracket": (sm["largest_attenuated"], sm["smallest_amplified"]), "lrs": sm["lrs"], "status": sm["status"],
-           "worst_residual": max(r.relative_residual for r in ritz), "relative_residual": [r.relative_residual
-                                                                                        for r in ritz]}
-    assert out["worst_residual"] < 0.05, (
-        f"the top Hessian eigenvalue has not converged (relative residual {out['worst_residual']:.2g})")
-    return out
-
-
-def stability_report(s: Mapping[str, Any]) -> str:
-    lines = [f"Lanczos ({s['iters']} steps): relative residual ‖Hy − λy‖/λ ≤ {s['worst_residual']:.1e} "
-             "at every point"]
-    for lr, status, lam in zip(s["lrs"], s["status"], s["lambda_end"], strict=False):
-        lim = momentum_lr_limit(lam, momentum=s["momentum"], weight_decay=s["weight_decay"])
-        lines.append(f"lr {lr:<6g} {status:10s} λ at the end of the run {lam:8.3f};  "
-                     f"η(λ+α)/(2(1+μ)) = {lr / lim:.3f}")
-    lines.append(f"the stable trajectory (lr {min(s['lrs']):g}, k = 1), λ at fractions of the run:")
-    for seed, pts in s["trajectory"].items():
-        lines.append(f"   seed {seed}: " + ", ".join(f"{f:g}: {v:.3f}" for f, v in pts)
-                     + f";  η* = 2(1+μ)/(max λ + α) = {s['per_seed'][seed]:.4g}")
-    lo_p, hi_p = s["interval"]
-    lo_b, hi_b = s["bracket"]
-    lines.append(f"predicted threshold {s['predicted']:.4g}, {s['level']:.0%} confidence interval "
-                 f"({lo_p:.4g}, {hi_p:.4g});  measured: between {lo_b:g} and {hi_b:g}")
-    return "\n".join(lines)
-
-
-#: The registry's finding for App. A's explanation (its tolerance: the widest bracket it is tested on).
-LINEAR_LIMIT = "sgd-threshold-linear-limit"
-
-
-def stability_decision(s: Mapping[str, Any], bracket_ratio_max: float) -> bool | None:
-    """The prediction against the measured bracket: True when the confidence interval of the
-    predicted threshold lies inside the bracket, False when it lies wholly outside, None when it
-    straddles an end, when the bracket is undefined (no threshold in the sweep) or wider than a
-    factor ``bracket_ratio_max`` (too coarse to test a prediction), or the interval is not finite."""
-    (lo_p, hi_p), (lo_b, hi_b) = s["interval"], s["bracket"]
-    if not all(np.isfinite([lo_b, hi_b, lo_p, hi_p])) or hi_b / lo_b > bracket_ratio_max:
-        return None
-    if hi_p < lo_b or lo_p > hi_b:
-        return False
-    return True if lo_b <= lo_p and hi_p <= hi_b else None
-
-
-def stability_claims(s: Mapping[str, Any], shown_in: str = "sec-sgd-sharpness") -> list[Claim]:
-    """The paper's explanation (App. A: the amplification "likely results from not satisfying the
-    CFL condition"), made quantitative by App. E's (64) with momentum: the threshold is the linear
-    stability limit of the stable trajectory.  The data decide (:func:`stability_decision`, the
-    registry's ``bracket_ratio_max``): reproduced if the predicted threshold's confidence interval
-    lies inside the measured bracket, refuted if wholly outside, inconclusive if it straddles an end
-    or the bracket is too coarse; the claim fails only on a λ that is not a positive finite number."""
-    lo_b, hi_b = s["bracket"]
-    ratio = tolerance(LINEAR_LIMIT, "bracket_ratio_max")
-    lams = [*s["lambda_star"].values()]
-    sane = bool(np.all(np.isfinite(lams)) and min(lams) > 0)
-    return [judge("threshold = linear stability limit 2(1+μ)/(λ+α) of the stable trajectory", s["predicted"],
-                  list(s["interval"]),
-                  criterion=(f"the data decide: the {s['level']:.0%} confidence interval of the predicted threshold "
-                             f"(max λ along the trajectory, geometric mean over seeds) against the measured bracket "
-                             f"({lo_b:g}, {hi_b:g}): inside → reproduced, wholly outside → refuted, straddling, or a "
-                             f"bracket wider than ×{ratio:g} or undefined → inconclusive"),
-                  holds=stability_decision(s, ratio) if sane else False, sane=sane,
-                  shown_in=shown_in)]
-
-
-def stability_verdict(s: Mapping[str, Any]) -> str:
-    """The sentence the chapter quotes on the prediction against the bracket."""
-    (lo_b, hi_b), (lo_p, hi_p) = s["bracket"], s["interval"]
-    ratio = tolerance(LINEAR_LIMIT, "bracket_ratio_max")
-    d = stability_decision(s, ratio)
-    head = (f"The linear limit of the stable trajectory, over {len(s['per_seed'])} seeds and "
-            f"{len(next(iter(s['trajectory'].values())))} points along each run, predicts a threshold of "
-            f"{s['predicted']:.3g} ({s['level']:.0%} confidence interval {lo_p:.3g} to {hi_p:.3g}); the sweep "
-            f"measures it between {lo_b:g} and {hi_b:g}")
-    if d is True:
-        return f"{head}: the interval lies inside, and the paper's explanation is reproduced at this scale."
-    if d is False:
-        far = max(lo_p / hi_b, lo_b / hi_p)
-        return (f"{head}: the prediction lies wholly outside, by a factor {far:.2g} at least, and the paper's "
-                "explanation is refuted at this scale.")
-    if all(np.isfinite([lo_b, hi_b])) and hi_b / lo_b > ratio:
-        return f"{head}: the bracket is wider than a factor {ratio:g}, too coarse to say: inconclusive."
-    return f"{head}: the interval straddles an end of the bracket (or there is none): inconclusive."
-
-
-def stability_value(s: Mapping[str, Any]) -> dict[str, Any]:
-    """The results' value ``threshold_vs_sharpness``."""
-    return {"measured": list(s["bracket"]), "predicted": s["predicted"], "confidence_interval": list(s["interval"]),
-            "level": s["level"],
-            "formula": "2(1+mu)/(lambda*+alpha), lambda* the largest along the smallest-lr run, per seed",
-            "trajectory": {str(k): v for k, v in s["trajectory"].items()},
-            "per_seed": {str(k): v for k, v in s["per_seed"].items()},
-            "lambda_end": dict(zip(map(str, s["lrs"]), s["lambda_end"], strict=False)),
-            "relative_residual": s["relative_residual"],
-            "momentum": s["momentum"], "weight_decay": s["weight_decay"]}
+    return {name: {"lrs": st.lrs, "amplification": st.amplification, "status": st.status}
+            for name, st in stats.sweeps.items()}
 
 
 # ------------------------------------------------------------------------------------------- Fig. 5
-def fig5(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Mapping[str, Any]) -> dict[str, Any]:
-    """Paper Fig. 5: the smallest lr of the smooth sweep (``lr``), its run (``history``: test
-    accuracy every few iterations per variant), k = 1's accuracy in % (``acc``) and each member's
-    largest gap to it in points (``gaps``), and the accuracy of chance in % (``chance``)."""
-    lrs = sm["lrs"]
+@dataclass
+class Fig5:
+    """Paper Fig. 5: k = 1's accuracy in % (``acc``) and each member's largest gap to it in points
+    (``gaps``), the accuracy of chance in % (``chance``), at the smallest lr of the smooth sweep
+    (``lr``), and its run (``history``: test accuracy every few iterations per variant)."""
+
+    gaps: dict[str, float]
+    acc: np.ndarray
+    chance: float
+    lr: float = math.nan
+    history: History | None = None
+
+    def report(self, predicted: float) -> str:
+        return fig5_report(self, predicted)
+
+    def claims(self, shown_in: str = "fig-sgd-fig5") -> list[Claim]:
+        return fig5_claims(self, shown_in)
+
+
+def fig5(p: ThresholdPlan, runs: Mapping[RunConfig, History], sm: Sweep) -> Fig5:
+    """Paper Fig. 5 at the smallest lr of the smooth sweep ``sm``."""
+    lrs = sm.lrs
     stable = min(lrs)
     config = p.sweeps["smooth"][lrs.index(stable)]
     h = runs[config]
     a1 = 100 * np.array(h.iter_acc["k=1"])
     gaps = {m: float(np.max(np.abs(a1 - 100 * np.array(h.iter_acc[m])))) for m in members(h)}
-    return {"lr": stable, "history": h, "acc": a1, "gaps": gaps, "chance": 100 / load_data(config).num_classes}
+    return Fig5(gaps, a1, 100 / load_data(config).num_classes, stable, h)
 
 
-def fig5_report(f: Mapping[str, Any], predicted: float) -> str:
-    a1, h, gaps = f["acc"], f["history"], f["gaps"]
-    return (f"lr {f['lr']:g} (predicted limit {predicted:.3g}): accuracy {a1[0]:.2f}% → {a1[-1]:.2f}% over "
+def fig5_report(f: Fig5, predicted: float) -> str:
+    a1, h, gaps = f.acc, f.history, f.gaps
+    assert h is not None, "Fig. 5's report needs its run"
+    return (f"lr {f.lr:g} (predicted limit {predicted:.3g}): accuracy {a1[0]:.2f}% → {a1[-1]:.2f}% over "
             f"{h.iter_acc_step[-1]} iterations, tested every {h.iter_acc_step[0]}; largest gap to k=1: "
             + ", ".join(f"{m} {g:.2f}" for m, g in gaps.items()) + " points")
 
 
-def fig5_claims(f: Mapping[str, Any], shown_in: str = "fig-sgd-fig5") -> list[Claim]:
+def fig5_claims(f: Fig5, shown_in: str = "fig-sgd-fig5") -> list[Claim]:
     """At the smallest lr the k = 1 and perturbed accuracy curves overlap (every member within
     ``gap_points``) and rise (≥ ``gain_points``, ending at ≥ ``chance_factor`` × chance): the registry's."""
-    a1, gaps = f["acc"], f["gaps"]
+    a1, gaps = f.acc, f.gaps
     gap, gain, times = (tolerance("sgd-fig5-not-stuck", k) for k in ("gap_points", "gain_points", "chance_factor"))
-    chance = f["chance"]
+    chance = f.chance
     return [decide("Fig. 5: k=1 and perturbed curves overlap at the smallest lr", max(gaps.values()),
                    [min(gaps.values()), max(gaps.values())], criterion=f"every member: gap ≤ {gap:g} points",
                    decision=unanimous([g <= gap for g in gaps.values()]), verdict="reproduced", shown_in=shown_in),
