@@ -5,7 +5,7 @@ one-dimensional map (★) to which it reduces on the checkerboard (:mod:`instab.
 The chapter's steps, each returning data (:mod:`instab.studies.nonlinear_results`), and the claim
 rules that decide them (those that read the parameters, :func:`threshold_claims` and
 :func:`fig4_claims`, are here; those that read only the data are beside it, in
-:mod:`instab.studies.nonlinear_results`, and the chapter reaches every one here):
+:mod:`instab.studies.nonlinear_results`, which the chapter imports as ``rules``):
 
 - :func:`problem` (the network, K⁰ and its map), :func:`thresholds` / :func:`threshold_claims`;
 - :func:`bifurcation` (the diagram, the Lyapunov exponent and the showcase steps);
@@ -51,23 +51,13 @@ from instab.studies.nonlinear_results import (
     Table3,
     Thresholds,
     Transitioning,
-    fig4_values,
-    measured_claims,
-    precision_claims,
-    reduction_claims,
-    start_ratio,
-    sweep_claims,
-    table3_claims,
-    transitioning_claims,
 )
 from instab.studies.params import StudyParams
 
 #: What the chapter calls as ``study.X`` (the rules that read only the data are imported from
 #: :mod:`instab.studies.nonlinear_results`).
 __all__ = ["Params", "Problem", "problem", "thresholds", "threshold_claims", "bifurcation", "fig4", "fig4_claims",
-           "fig4_values", "precision_claims", "start_ratio", "table3", "table3_claims", "transitioning",
-           "transitioning_claims", "reduction", "reduction_claims", "measured_thresholds", "measured_claims", "sweep",
-           "sweep_claims"]
+           "table3", "transitioning", "reduction", "measured_thresholds", "sweep"]
 
 
 # ---------------------------------------------------------------------------------------------
