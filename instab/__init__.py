@@ -16,8 +16,9 @@ Modules, one concept each (dependencies point down this list only):
 - :mod:`instab.models`      — CIFAR ResNet(6n+2), VGG16-BN, MLP, small CNN; Swish(β).
 - :mod:`instab.datasets`    — puts the data sets on disk (set-up); :mod:`instab.data` — loads them as
   tensors, seeded batch order.
-- :mod:`instab.runs`        — what a lockstep run is and records: RunSpec, Variant, History, the
-  loss, the schedule; :mod:`instab.batched` — the stacked engine (the variants as one computation);
+- :mod:`instab.runspec`     — what a lockstep run is: RunSpec, Variant; :mod:`instab.history` — what
+  it records: History, the end-of-epoch bookkeeping; :mod:`instab.step` — the loss, the schedule,
+  the initial perturbation; :mod:`instab.batched` — the stacked engine (the variants as one computation);
   :mod:`instab.train` — the one training loop: several perturbations in lockstep on shared batches
   → history, per model or stacked.
 - :mod:`instab.grid`        — configurations × executor → cached, atomic, resumable results;

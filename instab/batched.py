@@ -47,7 +47,8 @@ from torch import nn
 
 from instab.metrics import rel_l1_stacked
 from instab.optim import stacked_perturbed_sgd
-from instab.runs import RunSpec, log_likelihood, perturb_init, unsupported
+from instab.runspec import RunSpec, unsupported
+from instab.step import log_likelihood, perturb_init
 
 __all__ = ["StackedEngine", "StackedMLP", "StackedNet", "StackedSGD", "loss_per_variant", "unsupported"]
 

@@ -36,8 +36,9 @@ from instab import checks, determinism, store
 from instab.data import Loader
 from instab.metrics import rel_l1
 from instab.optim import PerturbedSGD
-from instab.runs import DTYPES, cross_entropy, load_data, lr_at
+from instab.runspec import DTYPES, load_data
 from instab.stability import batch_sharpness, hessian_spectrum, momentum_limit
+from instab.step import cross_entropy, lr_at
 from instab.train import LoopEngine, RunConfig
 
 __all__ = ["CONTROLLERS", "CurvatureCap", "GrowthController", "Shadow", "SharedSchedule", "TrackedRun",

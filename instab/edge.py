@@ -44,8 +44,9 @@ from instab.growth import ulp_floor
 from instab.metrics import rel_l1
 from instab.models import build_model
 from instab.optim import PerturbedSGD
-from instab.runs import DTYPES, RunSpec, cross_entropy, load_data, predict
+from instab.runspec import DTYPES, RunSpec, load_data
 from instab.stability import hessian_spectrum, momentum_limit
+from instab.step import cross_entropy, predict
 
 __all__ = ["ARMS", "LOSSES", "EdgeRun", "chance_loss", "edge_run", "square_loss"]
 

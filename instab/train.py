@@ -12,7 +12,7 @@ the first (the reference) can be measured as training goes, per iteration and pe
 The run is deterministic: :func:`instab.determinism.configure` sets every switch, the batch order
 and augmentation come from their own seeds per epoch, the initialisation from ``init_seed``.  With
 a ``checkpoint`` path the state is saved atomically after an epoch every ``checkpoint_seconds`` of
-training (:func:`instab.runs.checkpoint_seconds`) and a rerun resumes from it,
+training (:func:`instab.history.checkpoint_seconds`) and a rerun resumes from it,
 bitwise equal to an uninterrupted run.
 
 BatchNorm running statistics are buffers, not parameters: RelL1 leaves them out (recorded in the
@@ -23,7 +23,8 @@ with the per-step work of the variants: :class:`LoopEngine` (one model and one
 :class:`~instab.optim.PerturbedSGD` per variant, one after another on each batch) or
 :class:`instab.batched.StackedEngine` (``engine="stacked"``: the variants as one computation).  What
 a run is and records (:class:`Variant`, :class:`History`, the losses, the schedule, the bookkeeping)
-lives below both engines, in :mod:`instab.runs`, and is importable from here too.
+lives below both engines, in :mod:`instab.runspec`, :mod:`instab.history` and :mod:`instab.step`, and is
+importable from here too.
 """
 
 from __future__ import annotations
@@ -40,33 +41,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from instab import determinism, runs, store
+from instab import determinism, history, store
 from instab.batched import StackedEngine
 from instab.data import Loader
+from instab.history import NOTES, History, cpu_state, dumps, end_epoch, is_tested, new_history
 from instab.metrics import rel_l1
 from instab.optim import PerturbedSGD
-from instab.runs import (
-    DTYPES,
-    ENGINE_VERSION,
-    ENGINES,
-    NOTES,
-    History,
-    RunSpec,
-    Variant,
-    cpu_state,
-    cross_entropy,
-    dumps,
-    end_epoch,
-    gradient,
-    is_tested,
-    ks,
-    load_data,
-    log_likelihood,
-    lr_at,
-    new_history,
-    perturb_init,
-    predict,
-)
+from instab.runspec import DTYPES, ENGINE_VERSION, ENGINES, RunSpec, Variant, ks, load_data
+from instab.step import cross_entropy, gradient, log_likelihood, lr_at, perturb_init, predict
 
 __all__ = ["DTYPES", "ENGINES", "ENGINE_VERSION", "NOTES", "Engine", "History", "LoopEngine", "RunConfig", "Variant",
            "cross_entropy", "dumps", "end_epoch", "gradient", "is_tested", "ks", "load_data", "log_likelihood",
@@ -74,7 +56,7 @@ __all__ = ["DTYPES", "ENGINES", "ENGINE_VERSION", "NOTES", "Engine", "History", 
 
 
 class RunConfig(RunSpec):
-    """A :class:`~instab.runs.RunSpec` (every field, ``validate``, ``key``) that the grid can run:
+    """A :class:`~instab.runspec.RunSpec` (every field, ``validate``, ``key``) that the grid can run:
     ``compute`` trains it (the cell interface of :func:`instab.grid.run_cell`)."""
 
     def compute(self, checkpoint: str | Path | None = None, **kwargs: Any) -> History:
@@ -188,7 +170,7 @@ def train(config: RunSpec, *, checkpoint: str | Path | None = None, progress: bo
         Called as ``on_epoch(epoch, history)`` after each epoch (and its checkpoint).
     """
     config.validate()
-    every = runs.checkpoint_seconds(checkpoint_seconds)
+    every = history.checkpoint_seconds(checkpoint_seconds)
     data = load_data(config)
     previous_threads = torch.get_num_threads()
     settings = determinism.configure(config.threads)

@@ -3,7 +3,7 @@ import os
 # Tests pin one thread: weights are bitwise reproducible only at a fixed thread count.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Tests kill runs after a given epoch and resume them: a checkpoint after every epoch (the default
-# writes one only every instab.runs.CHECKPOINT_SECONDS), in this process and in its workers.
+# writes one only every instab.history.CHECKPOINT_SECONDS), in this process and in its workers.
 os.environ.setdefault("INSTAB_CHECKPOINT_SECONDS", "0")
 
 import pytest  # noqa: E402

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("driver", ("book", "book.*")),
     ("studies", ("studies", "studies.*")),
     ("grid", ("grid",)),
-    ("training", ("train", "batched", "runs", "stability", "threshold", "controllers", "edge")),
+    ("training", ("train", "batched", "runspec", "history", "step", "stability", "threshold", "controllers", "edge")),
     ("pieces", ("optim", "models", "data", "datasets", "metrics", "growth", "bounds", "pde", "pde.*", "cost")),
     ("base", ("executors", "cluster", "store", "paths", "determinism", "checks", "report", "numerics", "lockfile",
               "bookext", "ensemble", "findings", "")),  # "": the package's own __init__

@@ -16,8 +16,8 @@ from instab.controllers import CurvatureCap, GrowthController, Shadow, SharedSch
 from instab.edge import EdgeRun, chance_loss, edge_run, square_loss
 from instab.metrics import rel_l1
 from instab.optim import PerturbedSGD
-from instab.runs import cross_entropy
 from instab.stability import hessian_product, lanczos_torch, top_eigenpair, top_hessian_eigenpair
+from instab.step import cross_entropy
 from instab.studies import open_questions as study
 from instab.studies.open_cap import EdgeArm, EdgeGD, edge_gd_claims
 from instab.studies.open_controllers import (

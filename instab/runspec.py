@@ -1,15 +1,9 @@
-"""What a lockstep training run is and what it records (paper §4.2), below both engines.
-
-- :class:`Variant` (one perturbation: k and form of :class:`instab.optim.PerturbedSGD`, a one-ulp
-  change of an initial weight, a thread count) and :class:`RunSpec` (everything that determines a
-  run: network, data, SGD's settings, the schedule, the variants, the engine), validated before any
-  training; :class:`instab.train.RunConfig` is a ``RunSpec`` that the grid can run (``compute``).
-- :class:`History`, what a run records, and :func:`dumps`, its canonical bytes.
-- What both engines (:mod:`instab.train`'s per-model loop engine, :mod:`instab.batched`'s stacked
-  engine) and the one training loop share: the loss (:func:`cross_entropy`,
-  :func:`log_likelihood`), the initial perturbation (:func:`perturb_init`), the step-decay
-  schedule (:func:`lr_at`), the end-of-epoch bookkeeping (:func:`new_history`, :func:`is_tested`,
-  :func:`end_epoch`).
+"""What a lockstep training run is (paper §4.2), below both engines: :class:`Variant` (one
+perturbation: k and form of :class:`instab.optim.PerturbedSGD`, a one-ulp change of an initial
+weight, a thread count) and :class:`RunSpec` (everything that determines a run: network, data,
+SGD's settings, the schedule, the variants, the engine), validated before any training, with the
+network (:meth:`RunSpec.network`) and the data (:func:`load_data`) it names.
+:class:`instab.train.RunConfig` is a ``RunSpec`` that the grid can run (``compute``).
 
 Nothing here imports an engine or the training loop: the imports point down, from
 :mod:`instab.train` to :mod:`instab.batched` to this module.
@@ -19,16 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from instab import determinism, store
@@ -49,9 +38,6 @@ ENGINES = ("loop", "stacked")
 #: The module whose source, with that of every instab module it imports (the loop, both engines,
 #: the optimizer, the models, the data), keys a run's cache entry (:func:`instab.store.code_hash`).
 TRAINING_CODE = "instab.train"
-
-NOTES = ("RelL1 is over parameters only: BatchNorm running statistics are buffers and are left out. "
-         "All variants start from one initial state and take their steps on the same batches in lockstep.")
 
 _Spec = TypeVar("_Spec", bound="RunSpec")
 
@@ -281,6 +267,7 @@ def _check_variants(variants: Sequence[Variant]) -> None:
     if len({v.name for v in variants}) != len(variants):
         raise ValueError(f"variants={[v.name for v in variants]} is not allowed; they must differ")
 
+
 def unsupported(config: RunSpec) -> str | None:
     """Why ``config`` cannot run on the stacked engine (:mod:`instab.batched`; ``None``: it can)."""
     threads = {v.threads for v in config.variants if v.threads is not None} - {config.threads}
@@ -289,70 +276,6 @@ def unsupported(config: RunSpec) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------------------- history
-@dataclass
-class History:
-    """What a run records.  Per-epoch lists have one entry per completed epoch, except ``test_acc``:
-    one per tested epoch (``test_epoch``; every epoch unless ``eval_every`` > 1); ``rel_l1`` and
-    ``iter_rel_l1`` are against the reference (the first variant) and 0 for it."""
-
-    config: dict[str, Any]
-    variants: list[str]
-    settings: dict[str, Any]
-    notes: str = NOTES
-    epoch: list[int] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    train_loss: dict[str, list[float]] = field(default_factory=dict)
-    test_acc: dict[str, list[float]] = field(default_factory=dict)
-    test_epoch: list[int] = field(default_factory=list)
-    rel_l1: dict[str, list[float]] = field(default_factory=dict)
-    iter_step: list[int] = field(default_factory=list)
-    iter_rel_l1: dict[str, list[float]] = field(default_factory=dict)
-    iter_acc_step: list[int] = field(default_factory=list)
-    iter_acc: dict[str, list[float]] = field(default_factory=dict)
-    predictions: dict[str, np.ndarray] = field(default_factory=dict)
-    final_state: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def reference(self) -> str:
-        return self.variants[0]
-
-    def final_acc(self) -> dict[str, float]:
-        """Test accuracy after the last epoch, per variant."""
-        return {v: acc[-1] for v, acc in self.test_acc.items()}
-
-    def mean_last_acc(self, n: int = 10) -> dict[str, float]:
-        """Mean test accuracy over the last ``n`` epochs (the authors' measure), per variant."""
-        return {v: float(np.mean(acc[-n:])) for v, acc in self.test_acc.items()}
-
-    def final_rel_l1(self) -> dict[str, float]:
-        return {v: r[-1] for v, r in self.rel_l1.items()}
-
-
-def dumps(history: History) -> bytes:
-    """A canonical byte string of everything the run computed (not its wall time or the thread
-    settings it ran under): equal bytes means bitwise-equal results."""
-    fields = dataclasses.asdict(dataclasses.replace(history, seconds=0.0, settings={}))
-    return repr(_canonical(fields)).encode()
-
-
-def _canonical(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return ("ndarray", str(x.dtype), x.shape, x.tobytes())
-    if torch.is_tensor(x):
-        return _canonical(x.detach().cpu().numpy())
-    if isinstance(x, float):
-        return float.hex(x)
-    if isinstance(x, dict):
-        return tuple((str(k), _canonical(v)) for k, v in x.items())
-    if isinstance(x, list | tuple):
-        return tuple(_canonical(v) for v in x)
-    return x
-
-
-# ---------------------------------------------------------------------- shared by both engines
 def load_data(config: RunSpec):
     kwargs: dict[str, Any] = {}
     if config.dataset == "synthetic":
@@ -360,123 +283,3 @@ def load_data(config: RunSpec):
     else:
         kwargs["pad_to"] = config.pad_to
     return load(config.dataset, train_size=config.train_size, test_size=config.test_size, **kwargs)
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy as −Σ one_hot(y)·log_softmax(logits): every kernel of it, forward and backward,
-    is deterministic on CUDA (``F.cross_entropy``'s NLLLoss is flagged non-deterministic there), and
-    it is one code path on every device."""
-    picked = log_likelihood(logits, y)
-    return -(picked.mean() if reduction == "mean" else picked.sum())
-
-
-def log_likelihood(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[y] per sample, as Σ one_hot(y)·log_softmax(logits) over the last axis
-    (the classes); leading axes are kept (the stacked engine's [variant, sample])."""
-    return (F.log_softmax(logits, dim=-1) * F.one_hot(y, logits.shape[-1]).to(logits.dtype)).sum(dim=-1)
-
-
-def lr_at(config: RunSpec, epoch: int) -> float:
-    """The step-decay schedule (paper §4.2): lr · lr_decay^⌊epoch / lr_decay_every⌋ (epoch from 0)."""
-    if config.lr_decay_every == 0:
-        return config.lr
-    return config.lr * config.lr_decay ** (epoch // config.lr_decay_every)
-
-
-def perturb_init(model: nn.Module, ulps: int, index: int | None = None) -> int:
-    """Move one entry of the last weight matrix (the classifier's) by ``ulps`` units in the last
-    place (``nextafter``) and return its flat index in that matrix.
-
-    ``index`` is taken modulo the matrix's size (so an ensemble can name entries without knowing the
-    network); ``None``: its middle entry.  The input of such a weight is a hidden feature, which
-    varies from image to image, so its gradient is never just weight decay.
-    """
-    weights = [p for p in model.parameters() if p.dim() >= 2]
-    if not weights:
-        raise ValueError("perturb_init: the model has no weight matrix")
-    flat = weights[-1].data.view(-1)
-    i = flat.numel() // 2 if index is None else int(index) % flat.numel()
-    target = torch.tensor(math.inf if ulps > 0 else -math.inf, dtype=flat.dtype, device=flat.device)
-    with torch.no_grad():
-        for _ in range(abs(ulps)):
-            flat[i] = torch.nextafter(flat[i], target)
-    return i
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels in eval mode."""
-    model.eval()
-    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
-
-
-def gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-             batch_size: int = 1000) -> list[torch.Tensor]:
-    """∇ of the mean cross-entropy over (x, y), accumulated over chunks (the model's mode is kept)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    total = [torch.zeros_like(p) for p in params]
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        loss = cross_entropy(model(xb), yb, reduction="sum") / len(x)
-        for t, g in zip(total, torch.autograd.grad(loss, params), strict=True):
-            t.add_(g)
-    return total
-
-
-#: Seconds of training between two checkpoints of a run, unless ``$INSTAB_CHECKPOINT_SECONDS`` says
-#: otherwise (0: after every epoch).  A checkpoint is an fsync'ed file of every variant's weights and
-#: momentum: after each of a small grid cell's sub-second epochs it cost ~10% of the cell's time.  A
-#: killed run resumes from its last checkpoint bitwise, so this bounds the work a kill loses.
-CHECKPOINT_SECONDS = 30.0
-
-
-def checkpoint_seconds(value: float | str | None = None) -> float:
-    """The seconds between checkpoints: ``value``, else ``$INSTAB_CHECKPOINT_SECONDS``, else
-    :data:`CHECKPOINT_SECONDS`; a ``ValueError`` names a value that is not a number ≥ 0."""
-    if value is None:
-        value = os.environ.get("INSTAB_CHECKPOINT_SECONDS") or CHECKPOINT_SECONDS
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"checkpoint seconds {value!r} (INSTAB_CHECKPOINT_SECONDS) is not allowed; "
-                         "a number >= 0 (0: a checkpoint after every epoch)")
-    return seconds
-
-
-def end_epoch(config: RunSpec, hist: History, epoch: int, step: int, checkpoint: Path | None, bar: Any,
-              on_epoch: Callable[[int, History], None] | None, state: Callable[[], dict[str, Any]]) -> None:
-    """After ``epoch`` (counted from 1), in the training loop: the checkpoint with the engine's
-    ``state()`` (written atomically) when ``checkpoint`` is given (the caller passes it when one is
-    due), the progress bar, the caller's ``on_epoch``."""
-    if checkpoint is not None:
-        store.save_object(checkpoint, {"key": config.key(), "epoch": epoch, "step": step, "history": hist, **state()})
-    if bar is not None:
-        bar.update(1)
-    if on_epoch is not None:
-        on_epoch(epoch, hist)
-
-
-def is_tested(config: RunSpec, epoch: int, epochs: int, step: int, total_steps: int) -> bool:
-    """Whether the test pass runs after ``epoch`` (counted from 1): every ``eval_every``-th and the last."""
-    return epoch % config.eval_every == 0 or epoch == epochs or step >= total_steps
-
-
-def new_history(config: RunSpec, names: Sequence[str], settings: dict[str, Any]) -> History:
-    """An empty :class:`History` for ``config``'s variants."""
-    names = list(names)
-    return History(config=config.to_dict(), variants=names, settings=settings,
-                   train_loss={n: [] for n in names}, test_acc={n: [] for n in names},
-                   rel_l1={n: [] for n in names}, iter_rel_l1={n: [] for n in names},
-                   iter_acc={n: [] for n in names})
-
-
-def cpu_state(state: Any) -> Any:
-    if torch.is_tensor(state):
-        return state.detach().cpu().clone()
-    if isinstance(state, dict):
-        return {k: cpu_state(v) for k, v in state.items()}
-    if isinstance(state, list | tuple):
-        return type(state)(cpu_state(v) for v in state)
-    return state
