@@ -104,7 +104,7 @@ def test_a_moved_expected_verdict_fails_the_build(tmp_path, monkeypatch, capsys)
 
 
 def test_intro_cites_the_book_with_its_version_and_every_page_states_the_licences():
-    from instab import release
+    from instab.book import release
 
     v = release.version()
     intro = (HTML / "index.html").read_text()
