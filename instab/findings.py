@@ -254,12 +254,13 @@ def verdict_of(f: Finding, rows: Sequence[Mapping[str, Any]]) -> tuple[str | Non
 
     ``failed`` if a row is not sane (:func:`instab.report.sane`); else the one verdict its deciding
     rows (``decided_by``, else every row; a ``fact`` or ``calibration`` row beside rows of evidence
-    is shown, not counted) share; ``corrected`` if some hold and others are refuted or
-    corrected (one rule for a statement true on part of its stated range or settings and false on
-    the rest: the book states where it holds); ``inconclusive`` if some decide one way (reproduced
-and corrected rows together count as corrected) and the others cannot decide; a
-    finding whose deciding rows decide different ways is a problem of the registry (split it, or
-    say which rows decide).  ``(None, "")`` when it has no rows (not executed at this scale)."""
+    is shown, not counted) share; ``corrected`` if some hold and others are refuted or corrected
+    (one rule for a statement true on part of its stated range or settings and false on the rest:
+    the book states where it holds), whatever rows that cannot decide would say; ``inconclusive``
+    if the rows that decide, decide one way (reproduced, refuted, extension) and others cannot
+    decide; a finding whose deciding rows decide different ways otherwise is a problem of the
+    registry (split it, or say which rows decide).  ``(None, "")`` when it has no rows (not
+    executed at this scale)."""
     if not rows:
         return None, ""
     if any(not sane(r) for r in rows):
@@ -274,12 +275,10 @@ and corrected rows together count as corrected) and the others cannot decide; a
             set(verdicts) <= {"reproduced", "corrected", "refuted", "inconclusive"}:
         return "corrected", ""  # it holds on part of its stated range or settings, fails on the rest
     decided = [v for v in verdicts if v != "inconclusive"]
-    if decided == ["corrected", "reproduced"]:  # it holds in some settings and needs a correction in others
-        decided = ["corrected"]
+    if "corrected" in decided and set(decided) <= {"corrected", "reproduced"}:
+        return "corrected", ""  # it needs a correction somewhere, whatever the undecided rows say
     if len(decided) == 1 and "inconclusive" in verdicts:  # some rows decide (one way), others cannot
         return "inconclusive", ""
-    if verdicts == ["corrected", "reproduced"]:
-        return "corrected", ""
     if len(verdicts) > 1:
         return None, (f"{f.id}: its deciding rows disagree ({', '.join(verdicts)}): split the finding or "
                       f"name the rows that decide it (decided_by)")

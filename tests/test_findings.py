@@ -301,7 +301,10 @@ def test_rows_that_decide_one_way_beside_rows_that_cannot_leave_a_finding_undeci
         return [{"name": f"x{i}", "verdict": v, "ok": v != "refuted", "sane": True} for i, v in enumerate(vs)]
 
     assert findings.verdict_of(f, rows("reproduced", "inconclusive")) == ("inconclusive", "")
-    assert findings.verdict_of(f, rows("reproduced", "corrected", "inconclusive")) == ("inconclusive", "")
+    assert findings.verdict_of(f, rows("refuted", "inconclusive")) == ("inconclusive", "")
     assert findings.verdict_of(f, rows("reproduced", "corrected")) == ("corrected", "")
+    # a correction is needed somewhere, whatever the rows that cannot decide would say
+    assert findings.verdict_of(f, rows("reproduced", "corrected", "inconclusive")) == ("corrected", "")
+    assert findings.verdict_of(f, rows("corrected", "inconclusive")) == ("corrected", "")
     assert findings.verdict_of(f, rows("reproduced", "refuted", "inconclusive")) == ("corrected", "")
     assert findings.verdict_of(f, rows("extension", "refuted"))[0] is None  # a problem: say which rows decide

@@ -90,8 +90,10 @@ def judge_rows(table: Table, claims_of: Claims, scale: str, cols: list[str]) -> 
         verdicts = {row[e][0] if e in row else None for e in cols}
         finding = by_id.get(owner.get(c, {}).get(n, ""))
         # each row's verdict being allowed is not enough: rows that split (one reproduced, one
-        # refuted) make a finding ``corrected``, which the registry may not allow
-        may_vary = finding is not None and len(findings.allowed(finding, scale)) > 1 \
+        # refuted) make a finding ``corrected``, which the registry may not allow; a row missing
+        # in one environment is a change, never tolerated (rows outside a finding's decided_by
+        # may move: only the finding's verdict, from the rows that decide it, must stay allowed)
+        may_vary = finding is not None and None not in verdicts and len(findings.allowed(finding, scale)) > 1 \
             and _finding_holds(finding, c, scale, cols, claims_of)
         if len(verdicts) > 1 and may_vary:
             tolerated.append(f"{label} ({', '.join(sorted(str(v) for v in verdicts))}: the registry allows "
