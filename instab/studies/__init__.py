@@ -5,7 +5,7 @@
 - :mod:`instab.studies.momentum` — App. D: the same bounds under Nesterov momentum (Table 6).
 - :mod:`instab.studies.nonlinear` — §5.4: the nonlinear one-layer CNN, its σ-map (★), Table 3, Fig. 4.
 - :mod:`instab.studies.sgd` — §4: what the three perturbed-SGD chapters share (configurations, runs, curves);
-  :mod:`~instab.studies.sgd_growth` (Fig. 2 left), :mod:`~instab.studies.sgd_variance` (Tables 1, 4, 5),
-  :mod:`~instab.studies.sgd_threshold` (Figs. 2 right, 5).
+  :mod:`~instab.studies.sgd_growth` (Fig. 2 left), :mod:`~instab.studies.sgd_variance` (Tables 1, 4, 5;
+  its other tables in :mod:`~instab.studies.sgd_tables`), :mod:`~instab.studies.sgd_threshold` (Figs. 2 right, 5).
 - :mod:`instab.studies.multilayer` — App. E: the largest stable learning rate against 2/α (Fig. 6).
 """
