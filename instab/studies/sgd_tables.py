@@ -51,10 +51,6 @@ class Disagreement:
     high: float
     over_seeds: dict[str, float]
 
-    @property
-    def interval(self) -> list[float]:
-        return [self.low, self.high]
-
     def as_dict(self) -> dict[str, Any]:
         """The fields by name, in order (a results value)."""
         return {"per_seed": self.per_seed, "mean": self.mean, "low": self.low, "high": self.high,
