@@ -9,7 +9,7 @@ constants the plan's cost model needs, and a measured Table 5 row of the paper's
 3. a Table 5 row of the paper's kind: ResNet-20 on Fashion-MNIST (the files under ``$INSTAB_DATA``,
    passed in with the run — nothing is downloaded), k ∈ {1, 3, 5, 7, 9, 11} × batch-order seeds on
    the stacked engine, reduced epochs, with STD over k, STD over seeds, their ratio and its exact
-   95% interval (:func:`instab.studies.sgd_variance.spread`).
+   95% interval (:func:`instab.ensemble.spread`).
 
 Writes ``gpu_run.json`` (under ``$OUT`` when set) and prints a PASS/FAIL line; the book shows the
 row only from such a file.  About 6 minutes on one H200 at the defaults; ``--small`` runs a tiny
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from instab import determinism  # noqa: E402
-from instab.studies.sgd_variance import accuracy_table, k_seed_grid, spread  # noqa: E402
+from instab.ensemble import spread  # noqa: E402
+from instab.studies.sgd_variance import accuracy_table, k_seed_grid  # noqa: E402
 from instab.train import RunConfig, dumps, ks, load_data, train  # noqa: E402
 
 KS = (1, 3, 5, 7, 9, 11)
@@ -116,9 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
                                     f"{cells[0].epochs} epochs, augmentation, lr 0.1 decayed ÷10 every "
                                     f"{base.lr_decay_every} epochs",
                          "ks": list(k_values), "seeds": list(seeds), "accuracy": table.tolist(),
-                         "mean": sp["mean"], "std_over_k": sp["fp_std"], "std_over_seeds": sp["sgd_std"],
-                         "ratio": sp["ratio"], "ratio_interval": sp["ratio_interval"],
-                         "k_effect_p": sp["k_effect_p"], "seconds": time.perf_counter() - t0}
+                         "mean": sp.mean, "std_over_k": sp.fp_std, "std_over_seeds": sp.sgd_std,
+                         "ratio": sp.ratio, "ratio_interval": sp.ratio_interval,
+                         "k_effect_p": sp.k_effect_p, "seconds": time.perf_counter() - t0}
     row = out["table5_row"]
     print(f"[3] Table 5 row ({row['network']}): mean {row['mean']:.4f}, STD over k {row['std_over_k']:.4f}, "
           f"STD over seeds {row['std_over_seeds']:.4f}, ratio {row['ratio']:.2f} "

@@ -4,19 +4,27 @@ verdict (holds, fails, or undecided) — the rules every chapter's chaotic claim
 A claim about where a chaotic run ends up is never read off one run: it is a statistic over an
 ensemble of perturbations with an interval, and the interval decides (:func:`band_decision`,
 :func:`floor_decision`); a claim over members that each decide is :func:`unanimous`.  The ratio
-of a k × seed grid's two STDs (paper Tables 1, 4, 5) has its interval from :func:`std_ratio`.
+of a k × seed grid's two STDs (paper Tables 1, 4, 5) has its interval from :func:`std_ratio`; a
+grid's whole summary is :func:`spread` (a :class:`Spread`), with the test of a k effect common to
+every seed (:func:`k_effect_p`), its share of the spread over k (:func:`k_effect_share`) and the
+decision between the two (:func:`k_effect_decision`).  :func:`pairwise_disagreement` is the share
+of test images several runs label differently, with its interval.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 __all__ = ["band_decision", "floor_decision", "unanimous", "mean_interval", "prediction_interval",
-           "proportion_interval", "bootstrap_interval", "std_ratio", "diverged", "seeds_without"]
+           "proportion_interval", "bootstrap_interval", "std_ratio", "diverged", "seeds_without", "Spread", "spread",
+           "k_effect_p", "k_effect_share", "k_effect_decision", "pairwise_disagreement"]
 
 
 def band_decision(interval: Sequence[float], band: Sequence[float]) -> bool | None:
@@ -216,3 +224,138 @@ def seeds_without(mask: np.ndarray) -> np.ndarray:
     if m.ndim != 2:
         raise ValueError(f"seeds_without: the mask must be a k × seed grid, got shape {m.shape}")
     return np.flatnonzero(~m.any(axis=0))
+
+
+# ------------------------------------------------------------------------------- k × seed grids
+def k_effect_p(table: np.ndarray) -> float:
+    """p-value of a k effect common to every seed (two-way ANOVA without replication, F test of
+    the k rows against the residual, ``scipy.stats.f``).  Without one (the k values exchangeable:
+    no perturbation shifts accuracy the same way for every batch order) the law of total variance
+    gives σ(seeds)² = σ(k)² + Var_s(E[acc | s]) ≥ σ(k)², so ρ ≤ 1 in expectation; with one, ρ may
+    exceed 1.  :func:`std_ratio` assumes neither."""
+    k, s, ms_k, ms_e = _k_mean_squares(table)
+    if ms_e == 0:
+        return math.nan
+    return float(stats.f.sf(ms_k / ms_e, k - 1, (k - 1) * (s - 1)))
+
+
+def _k_mean_squares(table: np.ndarray) -> tuple[int, int, float, float]:
+    """(K, S, MS_k, MS_e): a [k, seed] grid's two-way ANOVA mean squares of the k rows and of the
+    residual (no replication)."""
+    t = np.asarray(table, dtype=float)
+    k, s = t.shape
+    g, rows, cols = t.mean(), t.mean(axis=1, keepdims=True), t.mean(axis=0, keepdims=True)
+    ms_k = s * float(((rows - g) ** 2).sum()) / (k - 1)
+    ms_e = float(((t - rows - cols + g) ** 2).sum()) / ((k - 1) * (s - 1))
+    return k, s, ms_k, ms_e
+
+
+def k_effect_share(table: np.ndarray, *, level: float = 0.95, draws: int = 20_000,
+                   seed: int = 0) -> tuple[float, float]:
+    """How much of the spread over k within a seed is a k effect shared by every seed: the share
+    π = σ_a² / (σ_a² + σ_e²) of the crossed model of :func:`std_ratio`, as its generalized pivotal
+    quantity (R_k = MS_k·df_k/χ², R_e likewise; σ_a² = max(0, (R_k − R_e)/S), a variance),
+    returned as (median, one-sided ``level`` upper bound).  (nan, nan) for a grid with no residual
+    spread.  Coverage of the upper bound checked by simulation (``tests/test_k_effect_share.py``)."""
+    k, s, ms_k, ms_e = _k_mean_squares(table)
+    if ms_e == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    r_k = ms_k * (k - 1) / rng.chisquare(k - 1, draws)
+    r_e = ms_e * (k - 1) * (s - 1) / rng.chisquare((k - 1) * (s - 1), draws)
+    a = np.maximum(0.0, (r_k - r_e) / s)
+    share = a / (a + r_e)
+    return float(np.quantile(share, 0.5)), float(np.quantile(share, level))
+
+
+def k_effect_decision(ps: Sequence[float], uppers: Sequence[float], alpha: float,
+                      share_max: float) -> list[bool | None]:
+    """Per grid, is there no material k effect common to every seed?  False (a k effect) when its F
+    test's p < alpha / m (Bonferroni over the m grids); True when the upper bound of its share of
+    the spread over k (:func:`k_effect_share`) lies below ``share_max`` (an equivalence test: absence
+    shown, not merely not detected); otherwise None (the grid cannot tell)."""
+    m = len(ps)
+    out: list[bool | None] = []
+    for q, up in zip(ps, uppers, strict=True):
+        out.append(None if not np.isfinite(q) else False if q < alpha / m
+                   else True if np.isfinite(up) and up < share_max else None)
+    return out
+
+
+@dataclass
+class Spread:
+    """STDs of an accuracy table [k, seed] and their ratio (:func:`spread`).
+
+    - ``std_over_seeds``: per k, the STD over batch-order seeds (the SGD noise; Table 1's STD column);
+    - ``std_over_k``: per seed, the STD over the floating-point perturbations k (Table 1's STD row);
+    - ``fp_std``, ``sgd_std``: their means as the paper prints them (population STD, ddof = 0), and
+      ``paper_ratio`` = fp_std / sgd_std, the paper's own statistic (shown beside its tables);
+    - ``ratio`` and ``ratio_interval``: the population ratio ρ = σ(k) / σ(seeds), point and 95%
+      interval from one estimator (:func:`std_ratio`: a crossed random-effects model with or
+      without a k effect, so ρ > 1 is possible; coverage tested by simulation), and
+      ``variance_ratio`` = ρ² with its interval (the paper speaks of variances);
+    - ``k_effect_p``: the test of a k effect common to every seed (:func:`k_effect_p`), and
+      ``k_effect_share``: its share of the spread over k, median and upper bound (:func:`k_effect_share`);
+    - ``alternatives``: where a grid had a diverged run, the ratio's intervals computed two other
+      ways, by name (empty otherwise; set by the study that left the run out).
+    """
+
+    mean: float
+    std_over_seeds: np.ndarray
+    std_over_k: np.ndarray
+    fp_std: float
+    sgd_std: float
+    paper_ratio: float
+    ratio: float
+    ratio_interval: tuple[float, float]
+    variance_ratio: float
+    variance_ratio_interval: tuple[float, float]
+    k_effect_p: float
+    k_effect_share: tuple[float, float]
+    alternatives: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def intervals(self) -> list[tuple[float, float]]:
+        """The ratio's 95% interval, then its ``alternatives``."""
+        return [self.ratio_interval, *self.alternatives.values()]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name, in order (``alternatives`` only where there are some): a results value."""
+        out = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "alternatives"}
+        return {**out, "alternatives": self.alternatives} if self.alternatives else out
+
+
+def spread(table: np.ndarray) -> Spread:
+    """The :class:`Spread` of an accuracy table [k, seed] (at least 2 × 2)."""
+    t = np.asarray(table, dtype=float)
+    if t.ndim != 2 or min(t.shape) < 2:
+        raise ValueError(f"spread needs a [k, seed] table with at least 2×2 entries, got shape {t.shape}")
+    over_seeds, over_k = t.std(axis=1), t.std(axis=0)
+    fp, sgd = float(over_k.mean()), float(over_seeds.mean())
+    point, lo, hi = std_ratio(t)
+    return Spread(float(t.mean()), over_seeds, over_k, fp, sgd, fp / sgd if sgd > 0 else math.inf, point, (lo, hi),
+                  point**2, (lo**2, hi**2), k_effect_p(t), k_effect_share(t))
+
+
+def pairwise_disagreement(predictions: Sequence[np.ndarray], *, interval: bool = True,
+                          level: float = 0.95) -> dict[str, float]:
+    """Mean share of test images classified differently over all pairs of runs, with a 95% interval
+    over the test images (given these runs) when ``interval``:
+
+    - two runs: the share is a proportion of independent trials (each test image differs or not),
+      so the Wilson interval (:func:`proportion_interval`);
+    - more runs: per image, the share of the pairs that label it differently is no binomial count
+      (the pairs share runs), and there are ≥ 10 images: the BCa bootstrap over the images
+      (:func:`bootstrap_interval`)."""
+    p = np.stack([np.asarray(x) for x in predictions])
+    if p.shape[0] < 2:
+        raise ValueError("pairwise_disagreement needs at least two runs")
+    pairs = list(itertools.combinations(range(p.shape[0]), 2))
+    diff = np.stack([p[i] != p[j] for i, j in pairs]).mean(axis=0)  # per image: share of pairs differing
+    out = {"mean": float(diff.mean()), "low": math.nan, "high": math.nan, "pairs": len(pairs)}
+    if interval:
+        if len(pairs) == 1:
+            lo, hi = proportion_interval(int(diff.sum()), diff.size, level=level)
+        else:
+            lo, hi = bootstrap_interval(diff, level=level)
+        out.update(low=lo, high=hi)
+    return out

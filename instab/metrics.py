@@ -2,8 +2,8 @@
 
 - :func:`rel_l1` — RelL1(θ, θ′) = (2/N) Σᵢ |θᵢ − θ′ᵢ| / (|θᵢ| + |θ′ᵢ|), the paper's measure of how far
   two runs' weights have drifted apart (bounded by 2; relative because floating-point error is).
-- :func:`disagreement` — the share of test images two runs classify differently, with a Wilson
-  interval (:func:`disagreement_interval`).
+- :func:`disagreement` — the share of test images two runs classify differently (its interval over
+  the images: :func:`instab.ensemble.pairwise_disagreement`, Wilson's for two runs).
 - :func:`relative_error` — ‖a − b‖ / ‖b‖, for gradient perturbations (paper Table 1 right).
 """
 
@@ -17,8 +17,6 @@ from typing import Literal, overload
 import numpy as np
 import torch
 from torch import nn
-
-from instab.ensemble import proportion_interval
 
 # State-dict entries that are BatchNorm running statistics, not parameters: RelL1 leaves them out.
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -139,13 +137,6 @@ def disagreement(a: torch.Tensor, b: torch.Tensor) -> float:
     if la.shape != lb.shape:
         raise ValueError(f"disagreement: {la.shape} vs {lb.shape} predictions")
     return float(np.mean(la != lb))
-
-
-def disagreement_interval(a: torch.Tensor, b: torch.Tensor, *, level: float = 0.95) -> tuple[float, float]:
-    """Wilson interval of :func:`disagreement`: the share is a proportion of independent trials
-    (each example differs or not), :func:`instab.ensemble.proportion_interval`."""
-    diff = _labels(a) != _labels(b)
-    return proportion_interval(int(diff.sum()), int(diff.size), level=level)
 
 
 def mean_pairwise_disagreement(predictions: Sequence[torch.Tensor]) -> float:

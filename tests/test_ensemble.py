@@ -1,4 +1,5 @@
-"""The intervals of instab.ensemble: fit for their n, coverage checked by simulation."""
+"""The intervals of instab.ensemble: fit for their n, coverage checked by simulation; a k × seed grid's
+spread and k effect, the pairwise disagreement of runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from instab.ensemble import bootstrap_interval, floor_decision, mean_interval, proportion_interval
+from instab.ensemble import (
+    bootstrap_interval,
+    floor_decision,
+    k_effect_decision,
+    k_effect_share,
+    mean_interval,
+    pairwise_disagreement,
+    proportion_interval,
+    spread,
+)
 
 
 @pytest.mark.parametrize("n", [2, 3, 6])
@@ -47,3 +57,39 @@ def test_bootstrap_interval_needs_ten_values_and_covers_a_skewed_mean():
         lo, hi = bootstrap_interval(x, n_resamples=500, seed=int(rng.integers(1 << 30)))
         hits.append(lo <= 1.0 <= hi)
     assert np.mean(hits) >= 0.88  # 100 draws: a loose check that BCa is centred on the mean
+
+
+def test_spread_separates_the_two_noises():
+    rows = np.array([0.0, 1.0, 2.0])[:, None]        # varies over k only
+    sp = spread(rows + np.zeros((3, 4)))
+    assert sp.sgd_std == 0 and sp.fp_std > 0 and sp.paper_ratio == math.inf and sp.ratio == math.inf
+    with pytest.raises(ValueError, match="2×2"):
+        spread(np.zeros((1, 5)))
+
+
+def test_pairwise_disagreement():
+    a, b, c = np.tile([0, 1, 2, 3], 5), np.tile([0, 1, 2, 0], 5), np.tile([0, 1, 2, 3], 5)
+    d = pairwise_disagreement([a, b, c])  # three runs, 20 images: BCa over the images
+    assert d["pairs"] == 3 and d["mean"] == pytest.approx((0.25 + 0 + 0.25) / 3)
+    assert d["low"] <= d["mean"] <= d["high"]
+    two = pairwise_disagreement([a, b])  # one pair: 5 of 20 images differ, Wilson
+    assert (two["low"], two["high"]) == pytest.approx(proportion_interval(5, 20))
+    assert math.isnan(pairwise_disagreement([a, b], interval=False)["low"])
+    with pytest.raises(ValueError):
+        pairwise_disagreement([a])
+
+
+def test_k_effect_decision_needs_its_absence_shown():
+    # p < 0.05/m: a k effect; a small upper bound of its share: absence shown; else the grid cannot tell
+    assert k_effect_decision([0.02, 0.5], [0.9, 0.1], 0.05, 0.5) == [False, True]  # 0.02 < 0.025
+    assert k_effect_decision([0.02, 0.5, 0.9], [0.9, 0.1, 0.8], 0.05, 0.5) == [None, True, None]
+    assert k_effect_decision([float("nan")], [float("nan")], 0.05, 0.5) == [None]
+
+
+def test_k_effect_share_is_small_without_one_and_large_with_one():
+    rng = np.random.default_rng(3)
+    none = rng.normal(0, 1, (16, 16))
+    point, upper = k_effect_share(none)
+    assert 0 <= point <= upper < 0.3  # 16 × 16, no k effect: the upper bound is small
+    shared = none + rng.normal(0, 2, (16, 1))
+    assert k_effect_share(shared)[0] > 0.6

@@ -7,7 +7,6 @@ import torch
 
 from instab.metrics import (
     disagreement,
-    disagreement_interval,
     mean_pairwise_disagreement,
     rel_l1,
     rel_l1_stacked,
@@ -97,13 +96,11 @@ def test_rel_l1_stacked_rejects_bad_stacks():
         rel_l1_stacked([torch.ones(2, 3), torch.ones(3, 3)])
 
 
-def test_disagreement_and_interval():
+def test_disagreement():
     a = torch.tensor([0, 1, 2, 3] * 25)
     b = a.clone()
     b[:10] = (b[:10] + 1) % 4
     assert disagreement(a, b) == pytest.approx(0.1)
-    lo, hi = disagreement_interval(a, b)
-    assert lo < 0.1 < hi and 0 <= lo and hi <= 0.25
     logits = torch.nn.functional.one_hot(a, 4).float()
     assert disagreement(logits, a) == 0.0
     assert mean_pairwise_disagreement([a, a, b]) == pytest.approx((0 + 0.1 + 0.1) / 3)

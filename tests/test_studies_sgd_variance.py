@@ -1,4 +1,5 @@
-"""The study behind book/sgd_variance.md: statistics, its plan, and its claim rules on synthetic data."""
+"""The studies behind book/sgd_variance.md (sgd_variance, sgd_tables): its plan, and its claim rules on synthetic
+data."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 
 from instab import book
-from instab.ensemble import proportion_interval
+from instab.ensemble import Spread, spread
 from instab.report import paper
+from instab.studies import sgd_tables
 from instab.studies import sgd_variance as study
 from instab.train import RunConfig
 
@@ -23,47 +25,27 @@ def _params(scale: str, **change) -> study.Params:
 
 def test_spread_reproduces_the_papers_table1_stds():
     """Population STDs (ddof = 0), as the paper's; it truncates rather than rounds (0.1657 → 0.16)."""
-    sp = study.spread(study.paper_table("table1_left_resnet56_cifar10_relu"))
-    pairs = ((sp["std_over_seeds"], "std_over_seeds_per_k"), (sp["std_over_k"], "std_over_k_per_seed"))
+    sp = spread(study.paper_table("table1_left_resnet56_cifar10_relu"))
+    pairs = ((sp.std_over_seeds, "std_over_seeds_per_k"), (sp.std_over_k, "std_over_k_per_seed"))
     for ours, key in pairs:
         theirs = np.array(paper(f"table1_left_resnet56_cifar10_relu.{key}"))
         assert np.all((ours - theirs > -0.006) & (ours - theirs < 0.01))
-    assert round(sp["fp_std"], 2) == paper("table1_right.floating_point.test_acc_std")
-    assert round(sp["sgd_std"], 2) == paper("table1_right.batch_selection.test_acc_std")
-    lo, hi = sp["ratio_interval"]
-    assert lo < sp["ratio"] < hi
-
-
-def test_spread_separates_the_two_noises():
-    rows = np.array([0.0, 1.0, 2.0])[:, None]        # varies over k only
-    sp = study.spread(rows + np.zeros((3, 4)))
-    assert sp["sgd_std"] == 0 and sp["fp_std"] > 0 and sp["paper_ratio"] == math.inf and sp["ratio"] == math.inf
-    with pytest.raises(ValueError, match="2×2"):
-        study.spread(np.zeros((1, 5)))
+    assert round(sp.fp_std, 2) == paper("table1_right.floating_point.test_acc_std")
+    assert round(sp.sgd_std, 2) == paper("table1_right.batch_selection.test_acc_std")
+    lo, hi = sp.ratio_interval
+    assert lo < sp.ratio < hi
 
 
 def test_floating_point_error_is_one_rounding():
     g = torch.Generator().manual_seed(0)
     v = [torch.randn(1000, generator=g), torch.randn(10, 10, generator=g)]
     for k in (1, 2, 4):
-        same = study.floating_point_error(v, 0.1, k=k)
+        same = sgd_tables.floating_point_error(v, 0.1, k=k)
         assert same["norm"] == 0.0 and same["share_beyond_last_bit"] == 0.0
-    e = study.floating_point_error(v, 0.1, k=3)
+    e = sgd_tables.floating_point_error(v, 0.1, k=3)
     assert 0 <= e["share_beyond_last_bit"] < e["share_changed"]  # most changed entries move by one ulp
     assert 0 < e["norm"] <= 2**-23 and 0 < e["max"] <= 2**-22 and 0 < e["share_changed"] < 1
-    assert 0 < study.floating_point_error(v, 0.1, k=3, form="release")["norm"] <= 2**-23
-
-
-def test_pairwise_disagreement():
-    a, b, c = np.tile([0, 1, 2, 3], 5), np.tile([0, 1, 2, 0], 5), np.tile([0, 1, 2, 3], 5)
-    d = study.pairwise_disagreement([a, b, c])  # three runs, 20 images: BCa over the images
-    assert d["pairs"] == 3 and d["mean"] == pytest.approx((0.25 + 0 + 0.25) / 3)
-    assert d["low"] <= d["mean"] <= d["high"]
-    two = study.pairwise_disagreement([a, b])  # one pair: 5 of 20 images differ, Wilson
-    assert (two["low"], two["high"]) == pytest.approx(proportion_interval(5, 20))
-    assert math.isnan(study.pairwise_disagreement([a, b], interval=False)["low"])
-    with pytest.raises(ValueError):
-        study.pairwise_disagreement([a])
+    assert 0 < sgd_tables.floating_point_error(v, 0.1, k=3, form="release")["norm"] <= 2**-23
 
 
 def test_ci_plan_runs_mlp_grids_stacked_and_the_float64_grid():
@@ -105,14 +87,17 @@ def test_bad_parameters_fail_with_their_name(change, message):
 
 def test_table5_row_carries_the_interval():
     t = np.array([[80.0, 81.0, 82.0], [80.5, 81.5, 81.0], [79.5, 80.0, 82.5]])
-    sp = study.spread(t)
-    row = study.table5_row("x", RunConfig(model="mlp", hidden=(32, 32), activation="swish"), sp)
-    assert row["network"] == "MLP 32-32, Swish" and row["ratio"] == sp["ratio"]
+    sp = spread(t)
+    row = sgd_tables.table5_row("x", RunConfig(model="mlp", hidden=(32, 32), activation="swish"), sp)
+    assert row["network"] == "MLP 32-32, Swish" and row["ratio"] == sp.ratio
     assert row["ratio_ci95"][0] <= row["ratio"] <= row["ratio_ci95"][1]
 
 
-def _sp(lo: float, hi: float) -> dict:
-    return {"ratio": (lo + hi) / 2, "ratio_interval": (lo, hi), "fp_std": 0.1, "sgd_std": 0.1}
+def _sp(lo: float, hi: float, **alternatives: tuple[float, float]) -> Spread:
+    """A spread with the ratio's interval (lo, hi) and nothing else of note."""
+    nan, mid = math.nan, (lo + hi) / 2
+    return Spread(80.0, np.full(3, 0.1), np.full(3, 0.1), 0.1, 0.1, 1.0, mid, (lo, hi), mid**2, (lo**2, hi**2), nan,
+                  (nan, nan), dict(alternatives))
 
 
 def test_ratio_rule_says_about_the_same_greater_or_similar_in_both_directions():
@@ -123,7 +108,7 @@ def test_ratio_rule_says_about_the_same_greater_or_similar_in_both_directions():
                                 ref, rows)
     same, exceeds, open_ = claims
     assert (same.ok, same.verdict, same.shown_in) == (True, "reproduced", "fig-sgd-std")
-    assert same.paper == round(ref["relu"]["paper_ratio"], 3)
+    assert same.paper == round(ref["relu"].paper_ratio, 3)
     assert exceeds.verdict == "reproduced"  # Table 4: comparable and even exceeds
     assert open_.name.startswith("Table 5 row deep") and open_.verdict == "inconclusive"
     below = study.ratio_claims({"deep": _sp(0.3, 0.7)}, band, ref, rows)[0]
@@ -140,7 +125,7 @@ def test_ratio_rule_says_about_the_same_greater_or_similar_in_both_directions():
     # a grid that is not one of the paper's rows is ours
     assert study.ratio_claims({"relu-row": _sp(0.9, 1.1)}, band, ref, rows)[0].verdict == "extension"
     # a verdict that depends on how a diverged run is left out is not decided
-    split = {**_sp(0.85, 0.95), "alternatives": {"every run kept": (0.5, 0.9)}}
+    split = _sp(0.85, 0.95, **{"every run kept": (0.5, 0.9)})
     assert study.ratio_claims({"deep": split}, band, ref, rows)[0].verdict == "inconclusive"
     assert study.nominal_verdicts({"deep": _sp(0.85, 0.95)}, band, 0.9) == "deep: undecided"
 
@@ -150,7 +135,7 @@ def test_similar_band_is_the_papers_own_range_at_its_printed_precision():
     assert floor == pytest.approx((0.09 - 0.005) / (0.10 + 0.005))  # Table 5, VGG16-BN on Fashion-MNIST
     assert ceiling == pytest.approx((0.15 + 0.005) / (0.09 - 0.005))  # Table 5, ResNet-56 on CIFAR-10
     assert nominal == pytest.approx(0.9)
-    own = [study.paper_spreads()[n]["paper_ratio"] for n in ("relu", "swish")]
+    own = [study.paper_spreads()[n].paper_ratio for n in ("relu", "swish")]
     own += [v["fp_std"] / v["sgd_std"] for v in paper("table5_swish").values()]
     assert all(floor < r < ceiling for r in own) and "0.09 / 0.10" in reason and "0.15 / 0.09" in reason
 
@@ -158,13 +143,13 @@ def test_similar_band_is_the_papers_own_range_at_its_printed_precision():
 def test_the_ratio_can_exceed_one_and_the_k_effect_is_tested():
     rng = np.random.default_rng(0)
     seed_effect = rng.normal(0, 3, (1, 8)) + rng.normal(0, 1, (8, 8))
-    sp = study.spread(80 + seed_effect)
-    lo, hi = sp["ratio_interval"]
-    assert 0 < lo <= sp["ratio"] <= hi < 1 and sp["k_effect_p"] > 0.01
+    sp = spread(80 + seed_effect)
+    lo, hi = sp.ratio_interval
+    assert 0 < lo <= sp.ratio <= hi < 1 and sp.k_effect_p > 0.01
     k_effect = rng.normal(0, 3, (8, 1)) + rng.normal(0, 1, (8, 8))
-    sk = study.spread(80 + k_effect)
-    assert sk["k_effect_p"] < 1e-3 and sk["ratio_interval"][0] > 1
-    assert sk["variance_ratio"] == pytest.approx(sk["ratio"] ** 2)
+    sk = spread(80 + k_effect)
+    assert sk.k_effect_p < 1e-3 and sk.ratio_interval[0] > 1
+    assert sk.variance_ratio == pytest.approx(sk.ratio ** 2)
 
 
 def test_a_diverged_run_is_counted_and_its_seed_left_out():
@@ -172,9 +157,9 @@ def test_a_diverged_run_is_counted_and_its_seed_left_out():
     t = 85 + rng.normal(0, 0.3, (4, 5))
     t[2, 1] = 10.01  # chance on ten classes
     g = study.grid(t)
-    assert g["diverged"].sum() == 1 and list(g["kept"]) == [0, 2, 3, 4]
-    assert g["spread"]["fp_std"] < 1  # the diverged run is not in the spread
-    alt = g["spread"]["alternatives"]  # the ratio two other ways: its k row left out, or every run kept
+    assert g.diverged.sum() == 1 and list(g.kept) == [0, 2, 3, 4]
+    assert g.spread.fp_std < 1  # the diverged run is not in the spread
+    alt = g.spread.alternatives  # the ratio two other ways: its k row left out, or every run kept
     assert list(alt) == ["k rows without a diverged run", "every run kept"]
     assert all(0 < lo <= hi for lo, hi in alt.values())
     c = study.diverged_claim({"a": g})
@@ -185,79 +170,64 @@ def test_a_diverged_run_is_counted_and_its_seed_left_out():
 
 
 def test_share_rule_holds_fails_or_is_inconclusive():
-    dis = {"relu": {"mean": 0.05, "low": 0.03, "high": 0.07}, "swish": {"mean": 0.002, "low": 0.001, "high": 0.004},
-           "deep": {"mean": 0.01, "low": 0.005, "high": 0.02}}
-    holds, fails, open_ = study.share_claims(dis)
+    dis = {name: sgd_tables.Disagreement([], *share, {}) for name, share in
+           (("relu", (0.05, 0.03, 0.07)), ("swish", (0.002, 0.001, 0.004)), ("deep", (0.01, 0.005, 0.02)))}
+    holds, fails, open_ = sgd_tables.share_claims(dis)
     assert holds.ok and holds.verdict == "reproduced" and not fails.ok and open_.verdict == "inconclusive"
     assert open_.name == "Table 5 row deep: share of test images the k runs label differently"
 
 
 def test_the_paper_is_inconsistent():
-    c = study.paper_inconsistency()
+    c = sgd_tables.paper_inconsistency()
     assert c.ok and c.verdict == "fact" and c.ours[0] != c.ours[1]
 
 
-def _f64(first: list[float], decades: list[float], interval: tuple, share: tuple) -> dict:
-    return {"growth": [{"first": f, "decades": d} for f, d in zip(first, decades, strict=True)],
-            "spread": _sp(*interval), "disagreement": dict(zip(("mean", "low", "high"), share, strict=True))}
+def _f64(first: list[float], decades: list[float], interval: tuple, share: tuple) -> sgd_tables.Float64:
+    g = study.Grid(np.zeros((2, 2)), np.zeros((2, 2), bool), np.arange(2), _sp(*interval))
+    return sgd_tables.Float64(g, sgd_tables.Disagreement([], *share, {}),
+                              [{"first": f, "decades": d} for f, d in zip(first, decades, strict=True)], [], 100)
 
 
 def test_float64_rules():
     floor = [0.6, 1.6]
-    good = study.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.7, 1.5), (0.05, 0.03, 0.07)), floor)
+    good = sgd_tables.float64_claims(_f64([1e-16, 2e-16], [9, 10], (0.7, 1.5), (0.05, 0.03, 0.07)), floor)
     assert [c.verdict for c in good] == ["extension", "reproduced", "reproduced", "reproduced"]
     assert all(c.ok for c in good) and good[2].name.startswith("float64: STD over k")
-    bad = study.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), floor)
+    bad = sgd_tables.float64_claims(_f64([1e-7, 1e-7], [2, 3], (3.0, 4.0), (0.001, 0.0, 0.002)), floor)
     assert [c.ok for c in bad] == [False, False, False, False] and all(c.sane for c in bad)
     assert [c.verdict for c in bad] == ["refuted"] * 4
-    mixed = study.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), floor)
+    mixed = sgd_tables.float64_claims(_f64([1e-16, 1e-7], [9, 3], (0.3, 1.5), (0.01, 0.005, 0.02)), floor)
     assert all(c.verdict == "inconclusive" and c.ok for c in mixed)
-    assert "inconclusive" in study.float64_verdict(_f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)), floor)
+    assert "inconclusive" in _f64([1], [1], (0.3, 1.5), (0.01, 0.0, 0.02)).verdict(floor)
 
 
 def test_table1_right_rules():
     # no entry beyond its last bit; 10 / 5e-8 and 10 / 2^-23: 8.3 and 7.9 orders
-    good = {"fp": {"norm": 5e-8, "max": 1e-7, "share_beyond_last_bit": 0.0}, "batch": {"mean": 10.0}}
-    assert [(c.ok, c.verdict) for c in study.table1_right_claims(good)] == [(True, "fact"), (True, "reproduced"),
+    good = sgd_tables.Table1Right({"norm": 5e-8, "max": 1e-7, "share_beyond_last_bit": 0.0}, {"mean": 10.0}, 50)
+    assert [(c.ok, c.verdict) for c in sgd_tables.table1_right_claims(good)] == [(True, "fact"), (True, "reproduced"),
                                                                             (True, "reproduced")]
     # 3% of the entries beyond their last bit (corrected); 1 / 5e-8: 7.3, 1 / 2^-23: 6.9 orders
-    twice = {"fp": {"norm": 5e-8, "max": 2e-7, "share_beyond_last_bit": 0.03}, "batch": {"mean": 1.0}}
-    assert [c.verdict for c in study.table1_right_claims(twice)] == ["fact", "corrected", "refuted"]
-    most = {"fp": {"norm": 5e-8, "max": 2e-7, "share_beyond_last_bit": 0.6}, "batch": {"mean": 1.0}}
-    assert study.table1_right_claims(most)[1].verdict == "refuted"  # most entries beyond their last bit
-    split = {"fp": {"norm": 3e-8, "max": 1e-7, "share_beyond_last_bit": 0.0}, "batch": {"mean": 1.0}}
-    assert study.table1_right_claims(split)[2].verdict == "inconclusive"  # 7.52 norm-wise, 6.9 as the paper's
-    bad = {"fp": {"norm": 1e-6, "max": 1e-6, "share_beyond_last_bit": 1.0}, "batch": {"mean": 1e-3}}
-    assert not study.table1_right_claims(bad)[0].sane  # beyond three roundings: the arithmetic broke
-    none = {"fp": {"norm": 0.0, "max": 0.0, "share_beyond_last_bit": 0.0}, "batch": {"mean": 1.0}}  # none at all
-    assert not study.table1_right_claims(none)[0].sane
-
-
-def test_k_effect_decision_needs_its_absence_shown():
-    # p < 0.05/m: a k effect; a small upper bound of its share: absence shown; else the grid cannot tell
-    assert study.k_effect_decision([0.02, 0.5], [0.9, 0.1], 0.05, 0.5) == [False, True]  # 0.02 < 0.025
-    assert study.k_effect_decision([0.02, 0.5, 0.9], [0.9, 0.1, 0.8], 0.05, 0.5) == [None, True, None]
-    assert study.k_effect_decision([float("nan")], [float("nan")], 0.05, 0.5) == [None]
-
-
-def test_k_effect_share_is_small_without_one_and_large_with_one():
-    rng = np.random.default_rng(3)
-    none = rng.normal(0, 1, (16, 16))
-    point, upper = study.k_effect_share(none)
-    assert 0 <= point <= upper < 0.3  # 16 × 16, no k effect: the upper bound is small
-    shared = none + rng.normal(0, 2, (16, 1))
-    assert study.k_effect_share(shared)[0] > 0.6
+    twice = sgd_tables.Table1Right({"norm": 5e-8, "max": 2e-7, "share_beyond_last_bit": 0.03}, {"mean": 1.0}, 50)
+    assert [c.verdict for c in sgd_tables.table1_right_claims(twice)] == ["fact", "corrected", "refuted"]
+    most = sgd_tables.Table1Right({"norm": 5e-8, "max": 2e-7, "share_beyond_last_bit": 0.6}, {"mean": 1.0}, 50)
+    assert sgd_tables.table1_right_claims(most)[1].verdict == "refuted"  # most entries beyond their last bit
+    split = sgd_tables.Table1Right({"norm": 3e-8, "max": 1e-7, "share_beyond_last_bit": 0.0}, {"mean": 1.0}, 50)
+    assert sgd_tables.table1_right_claims(split)[2].verdict == "inconclusive"  # 7.52 norm-wise, 6.9 as the paper's
+    bad = sgd_tables.Table1Right({"norm": 1e-6, "max": 1e-6, "share_beyond_last_bit": 1.0}, {"mean": 1e-3}, 50)
+    assert not sgd_tables.table1_right_claims(bad)[0].sane  # beyond three roundings: the arithmetic broke
+    none = sgd_tables.Table1Right({"norm": 0.0, "max": 0.0, "share_beyond_last_bit": 0.0}, {"mean": 1.0}, 50)
+    assert not sgd_tables.table1_right_claims(none)[0].sane
 
 
 def test_k_effect_claims_find_a_k_effect_and_its_absence():
     rng = np.random.default_rng(0)
     base = rng.normal(0, 1, (16, 16))
     shifted = base + 5 * np.arange(16)[:, None]  # every seed moved the same way by k
-    spreads = {"relu": study.spread(base), "swish": study.spread(shifted)}
+    spreads = {"relu": spread(base), "swish": spread(shifted)}
     out = {c.name.split(": ", 1)[1]: c for c in study.k_effect_claims(spreads, study.paper_spreads())}
     assert out["Table 4 (Swish)"].verdict == "refuted" and out["Table 4 (Swish)"].ours > 0.9
     assert out["Table 1 left (ReLU)"].verdict == "extension"
-    assert out["Table 1 left (ReLU)"].paper == pytest.approx(study.paper_spreads()["relu"]["k_effect_share"][0],
+    assert out["Table 1 left (ReLU)"].paper == pytest.approx(study.paper_spreads()["relu"].k_effect_share[0],
                                                              abs=1e-3)
 
 
@@ -265,12 +235,12 @@ def test_the_k_effect_is_decided_over_every_grid():
     rng = np.random.default_rng(0)
     base = rng.normal(0, 1, (16, 16))
     shifted = base + 5 * np.arange(16)[:, None]
-    flat = {"relu": study.spread(base), "swish": study.spread(rng.normal(0, 1, (16, 16)))}
+    flat = {"relu": spread(base), "swish": spread(rng.normal(0, 1, (16, 16)))}
     every = {c.name: c for c in study.k_effect_claims(flat, study.paper_spreads())}["no k effect: every grid"]
     assert every.verdict == "extension"  # every grid shows the absence
-    one = {"relu": study.spread(base), "swish": study.spread(shifted)}
+    one = {"relu": spread(base), "swish": spread(shifted)}
     every = {c.name: c for c in study.k_effect_claims(one, study.paper_spreads())}["no k effect: every grid"]
     assert every.verdict == "refuted"  # one grid shows a k effect: the finding fails, whatever the others
-    small = {"relu": study.spread(base[:3, :3]), "swish": study.spread(base[3:6, :3])}
+    small = {"relu": spread(base[:3, :3]), "swish": spread(base[3:6, :3])}
     rows = study.k_effect_claims(small, study.paper_spreads())  # 3 × 3 grids: neither shown
     assert [r.verdict for r in rows] == ["inconclusive"] * 3

@@ -7,9 +7,10 @@
 - :mod:`instab.studies.nonlinear` — §5.4: the nonlinear one-layer CNN, its σ-map (★), Table 3, Fig. 4;
   :mod:`~instab.studies.nonlinear_results`: what its steps return and the rules that read only that.
 - :mod:`instab.studies.sgd` — §4: what the three perturbed-SGD chapters share (configurations, runs, curves);
-  :mod:`~instab.studies.sgd_growth` (Fig. 2 left), :mod:`~instab.studies.sgd_variance` (Tables 1, 4, 5),
-  :mod:`~instab.studies.sgd_threshold` (Figs. 2 right, 5) with :mod:`~instab.studies.sgd_limit` (App. E's
-  linear stability limit against the measured threshold).
+  :mod:`~instab.studies.sgd_growth` (Fig. 2 left), :mod:`~instab.studies.sgd_variance` (Tables 1, 4, 5;
+  its other tables in :mod:`~instab.studies.sgd_tables`), :mod:`~instab.studies.sgd_threshold` (Figs. 2
+  right, 5) with :mod:`~instab.studies.sgd_limit` (App. E's linear stability limit against the measured
+  threshold).
 - :mod:`instab.studies.open_questions` — §6: the open questions' parameters, plan and runs; one module per
   question: :mod:`~instab.studies.open_trajectories` (the edge along the trajectory),
   :mod:`~instab.studies.open_controllers` (the growth controller on the grid), :mod:`~instab.studies.open_cap`

@@ -173,7 +173,7 @@ def check(name: str, workers: int = 2, folder: Path = FOLDER) -> bool:
     return same
 
 
-def spreads(found: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def spreads(found: Mapping[str, Mapping[str, Any]]) -> dict[str, sgd_variance.Grid]:
     """Per archive, :func:`instab.studies.sgd_variance.grid` of its matrix (diverged runs counted,
     the STD ratio with its interval)."""
     return {name: sgd_variance.grid(np.asarray(a["accuracy"], float)) for name, a in found.items()}
@@ -187,21 +187,21 @@ def paper_rows(found: Mapping[str, Mapping[str, Any]]) -> list[str]:
             and a["config"]["dataset"] == "fashion_mnist" and a["config"]["model"].endswith("_bn")]
 
 
-def conv_claims(grids: Mapping[str, Mapping[str, Any]], band: Sequence[float], paper: Sequence[str] = (),
+def conv_claims(grids: Mapping[str, sgd_variance.Grid], band: Sequence[float], paper: Sequence[str] = (),
                 shown_in: str = "sec-sgd-conv") -> list[Claim]:
     """Table 5's "greater or similar" for each archived conv-net grid, by the rule of the Table 5
     rows (:func:`instab.studies.sgd_variance.ratio_claims`), named ``conv: <grid>: …``: a row of the
     paper's Table 5 for the grids in ``paper`` (:func:`paper_rows`), ours for the others."""
-    claims = sgd_variance.ratio_claims({f"conv: {n}": g["spread"] for n, g in grids.items()}, band, {},
+    claims = sgd_variance.ratio_claims({f"conv: {n}": g.spread for n, g in grids.items()}, band, {},
                                        [f"conv: {n}" for n in paper], shown_in=shown_in)
     for c in claims:
         c.name = c.name.replace("Table 5 row conv: ", "conv: ")
     return claims
 
 
-def rows_value(found: Mapping[str, Mapping[str, Any]], grids: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def rows_value(found: Mapping[str, Mapping[str, Any]], grids: Mapping[str, sgd_variance.Grid]) -> dict[str, Any]:
     """The archived rows for the results: ratio, interval, where and when measured."""
-    return {name: {"ratio": g["spread"]["ratio"], "ratio_ci95": list(g["spread"]["ratio_interval"]),
+    return {name: {"ratio": g.spread.ratio, "ratio_ci95": list(g.spread.ratio_interval),
                    "cpu": found[name]["cpu"], "measured": found[name]["measured"], "sha256": found[name]["sha256"]}
             for name, g in grids.items()}
 

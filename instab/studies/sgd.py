@@ -7,7 +7,7 @@ The chapters and their modules:
 - :mod:`instab.studies.sgd_growth` — the last bit grows: controls, Fig. 2 (left), a constant
   learning rate, other one-ulp perturbations;
 - :mod:`instab.studies.sgd_variance` — floating point against batch order: Tables 1 (left), 4, 5,
-  the relabelled share, Table 1 (right), float64;
+  and (:mod:`instab.studies.sgd_tables`) the relabelled share, Table 5's rows, Table 1 (right), float64;
 - :mod:`instab.studies.sgd_threshold` — a learning-rate threshold: Fig. 2 (right), sharpness, Fig. 5.
 
 Claims about chaotic outcomes (where a run ends up) are decided by ensembles: every perturbed
