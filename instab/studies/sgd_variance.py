@@ -401,8 +401,8 @@ def k_effect_claims(spreads: Mapping[str, Spread], paper_spreads: Mapping[str, S
     shares = [spreads[n].k_effect_share for n in names]
     m = len(names)
     out = []
-    for name, q, (point, up), d in zip(names, ps, shares, k_effect_decision(ps, [u for _, u in shares], alpha,
-                                                                           share_max), strict=True):
+    decisions = k_effect_decision(ps, [u for _, u in shares], alpha, share_max)  # per grid, once
+    for name, q, (point, up), d in zip(names, ps, shares, decisions, strict=True):
         ref = round(float(paper_spreads[name].k_effect_share[0]), 3) if name in paper_spreads else None
         label = LABELS.get(name, f"Table 5 row {name}")
         out.append(judge(f"no k effect: {label}", point, [0.0, up], ref,
@@ -412,7 +412,6 @@ def k_effect_claims(spreads: Mapping[str, Spread], paper_spreads: Mapping[str, S
                                    "inconclusive",
                          holds=d, sane=True, if_holds="extension", shown_in=shown_in))
     ups = np.array([u for _, u in shares], dtype=float)
-    decisions = k_effect_decision(ps, list(ups), alpha, share_max)
     every = False if False in decisions else True if all(d is True for d in decisions) else None
     largest = float(np.nanmax(ups)) if np.isfinite(ups).any() else math.nan  # the bound that decides
     out.append(judge("no k effect: every grid", largest, None, None,
