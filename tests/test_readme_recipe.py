@@ -63,3 +63,8 @@ def test_the_readme_recipe_builds_a_chapter(tmp_path: Path) -> None:
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "executed toy (ci)" in proc.stdout + proc.stderr
     assert (tmp_path / "build/executed/ci/toy/results.json").exists()
+
+
+def test_the_readme_stays_short() -> None:
+    """Five minutes for a contributor: the long explanations live in book/building.md."""
+    assert len(README.read_text().splitlines()) < 150
