@@ -41,7 +41,6 @@ from instab.pde.sigma_map import (
 from instab.report import Claim, claim, decide, paper
 from instab.studies.nonlinear_results import (
     CALIBRATED,
-    CALIBRATION,
     SUM_POOLING,
     Bifurcation,
     Fig4,
@@ -51,6 +50,7 @@ from instab.studies.nonlinear_results import (
     Table3,
     Thresholds,
     Transitioning,
+    calibrated_threshold,
 )
 from instab.studies.params import StudyParams
 
@@ -194,11 +194,8 @@ def threshold_claims(th: Thresholds, p: Params) -> list[Claim]:
                  ok=abs(th.dt_blow - 2 / p.alpha) < 1e-12, verdict="fact", shown_in="fig-nonlinear-bifurcation")]
     if p.pooling == "mean":
         ref = paper("fig4_nonlinear.converge_below_dt")
-        out.append(claim("convergence threshold 2/λ(σ*) (map, mean pooling)", th.dt_conv, ref,
-                         criterion=f"within {100 * tolerance(CALIBRATED):g}% of the paper's 0.03 (one digit): "
-                                   f"{CALIBRATION}",
-                         ok=abs(th.dt_conv - ref) < tolerance(CALIBRATED) * ref, verdict="calibration",
-                         shown_in="fig-nonlinear-bifurcation"))
+        out.append(calibrated_threshold("convergence threshold 2/λ(σ*) (map, mean pooling)", th.dt_conv,
+                                        "within", "of the paper's 0.03"))
         dt_sum, factor, near = th.conv("sum"), tolerance(SUM_POOLING, "factor"), tolerance(CALIBRATED)
         mean_gives_it, sum_gives_it = (abs(dt - ref) < near * ref for dt in (th.dt_conv, dt_sum))
         off = dt_sum < ref / factor or dt_sum > factor * ref

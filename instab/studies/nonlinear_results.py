@@ -285,6 +285,16 @@ class Measured:
         return out
 
 
+def calibrated_threshold(name: str, dt: float, how: str, of: str) -> Claim:
+    """The convergence threshold ``dt`` within the registry's :data:`CALIBRATED` share of the
+    paper's 0.03 (one digit): a ``calibration`` (:data:`CALIBRATION` says why), its criterion
+    "``how`` N% ``of`` (one digit)"."""
+    ref = paper("fig4_nonlinear.converge_below_dt")
+    return claim(name, dt, ref, criterion=f"{how} {100 * tolerance(CALIBRATED):g}% {of} (one digit): {CALIBRATION}",
+                 ok=abs(dt - ref) < tolerance(CALIBRATED) * ref, verdict="calibration",
+                 shown_in="fig-nonlinear-bifurcation")
+
+
 def measured_claims(ms: Measured, th: Thresholds) -> list[Claim]:
     """The measured blow-up threshold is 2/α within 1% (the paper's 0.1); with mean pooling the
     measured convergence threshold is the paper's 0.03 within 10% (a ``calibration``: see
@@ -297,12 +307,8 @@ def measured_claims(ms: Measured, th: Thresholds) -> list[Claim]:
                  ok=abs(ms.blow - th.dt_blow) < tol_blow * th.dt_blow, verdict="reproduced",
                  shown_in="fig-nonlinear-bifurcation")]
     if ms.pooling == "mean":
-        ref = paper("fig4_nonlinear.converge_below_dt")
-        out.append(claim("convergence threshold (mean pooling): measured ≈ the paper's 0.03", ms.conv, ref,
-                         criterion=f"bisection on the run within {100 * tolerance(CALIBRATED):g}% of 0.03 (one digit): "
-                                   f"{CALIBRATION}",
-                         ok=abs(ms.conv - ref) < tolerance(CALIBRATED) * ref, verdict="calibration",
-                         shown_in="fig-nonlinear-bifurcation"))
+        out.append(calibrated_threshold("convergence threshold (mean pooling): measured ≈ the paper's 0.03",
+                                        ms.conv, "bisection on the run within", "of 0.03"))
     out.append(claim(f"convergence threshold ({ms.pooling} pooling): measured = map", ms.conv, th.dt_conv,
                      criterion=f"within {100 * (ms.bias + 0.01):.1f}% of 2/λ(σ*) (1% + the slow-convergence bias)",
                      ok=abs(ms.conv - th.dt_conv) < (ms.bias + 0.01) * th.dt_conv, verdict="extension",
