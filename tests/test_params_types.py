@@ -47,3 +47,22 @@ def test_every_chapters_ci_and_default_parameters_pass(chapter: str) -> None:
     study = importlib.import_module(f"instab.studies.{chapter}")
     for scale in ("ci", "default"):
         study.Params.from_namespace(sources.chapter_parameters(chapter, scale)).validate()
+
+
+@pytest.mark.parametrize("chapter", sources.chapters())
+def test_a_study_default_is_the_chapters_parameters_cell(chapter: str) -> None:
+    """The chapter's parameters cell is where a default lives: a study's ``Params`` that repeats one
+    (so that a test or a script can build it without the chapter) must repeat it exactly."""
+    params = importlib.import_module(f"instab.studies.{chapter}").Params
+    cell = sources.chapter_parameters(chapter, "default")
+    differ = {}
+    for f in dataclasses.fields(params):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        if f.name not in cell or (list(default) if isinstance(default, tuple) else default) != cell[f.name]:
+            differ[f.name] = (default, cell.get(f.name, "(not in the cell)"))
+    assert not differ, f"{chapter}: Params defaults differ from book/{chapter}.md's parameters cell: {differ}"
