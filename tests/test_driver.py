@@ -1,6 +1,7 @@
 """The book driver goes on past a failing chapter and names what failed (no chapter is executed here)."""
 
 import json
+import os
 import sys
 
 import pytest
@@ -54,8 +55,10 @@ def test_settings_are_resolved_once_and_exported_for_the_kernels(tmp_path, monke
     avx2 = book.Settings.resolve("avx2", timeout="60")
     assert avx2.cache == tmp_path / "robust" / "avx2" / "cache" and avx2.root() == tmp_path / "robust" / "avx2"
     assert avx2.root("native") == tmp_path
-    for var in (*FP_VARS, "IPYTHONDIR", book.TIMEOUT_VAR):
-        monkeypatch.delenv(var, raising=False)  # undone after the test
+    gone = (*FP_VARS, "IPYTHONDIR", book.TIMEOUT_VAR)
+    # export writes into a copy: the process's own environment (which later tests and the workers
+    # and kernels they start inherit) is untouched
+    monkeypatch.setattr(book.settings.os, "environ", {k: v for k, v in os.environ.items() if k not in gone})
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before torch is imported; restored after
     avx2.export(kernels=True)
     assert {v: book.settings.os.environ.get(v, "") for v in FP_VARS} == environment_vars("avx2")
