@@ -58,3 +58,14 @@ def test_injected_names_reads_papermills_cell_only():
     ns = {"In": ["", "x = 1  # a parameters cell", "# Parameters\nn_step = 10\nr_values = [0.3]\n", "y = 2"]}
     assert injected_names(ns) == ["n_step", "r_values"]
     assert injected_names({}) == [] and injected_names({"In": ["x = 1"]}) == []
+
+
+def test_a_page_that_is_no_chapter_has_no_cell_to_execute():
+    """A prose page (intro, report, the building page) shows commands in ``{code-block}``
+    directives: a plain fenced block reads as a code cell to jupytext and papermill, which would
+    then want a ``parameters`` cell in a page nothing executes."""
+    for f in book.toc_files():
+        page = book.ROOT / f"{f}.md"
+        if page.exists() and not book.is_notebook(page):
+            cells = [c for c in jupytext.read(page).cells if c.cell_type == "code"]
+            assert not cells, f"{f}.md: a fenced block reads as a code cell: {cells[0].source[:60]!r}"
