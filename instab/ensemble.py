@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,29 @@ def mean_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[floa
         return m, m, m
     lo, hi = stats.t.interval(level, x.size - 1, loc=m, scale=se)
     return m, float(lo), float(hi)
+
+
+def log_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Geometric mean of positive ``values`` and the Student-t interval of the mean of their log10,
+    mapped back (NaN where fewer than 2 finite positive values)."""
+    x = np.asarray(values, float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size < 2:
+        return math.nan, math.nan, math.nan
+    m, lo, hi = mean_interval(np.log10(x))
+    return 10**m, 10**lo, 10**hi
+
+
+def decided(interval: Sequence[float], decide: Callable[[Sequence[float]], bool | None]) -> bool | None:
+    """``decide(interval)``, or None (undecided) where the interval is not finite."""
+    return None if not np.all(np.isfinite(interval)) else decide(interval)
+
+
+def paired_difference(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of the paired differences x − y (finite pairs) with its t interval; NaN if none."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    d = d[np.isfinite(d)]
+    return mean_interval(d) if d.size else (math.nan, math.nan, math.nan)
 
 
 def prediction_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from instab.edge import ARMS as ARMS_EDGE
 from instab.edge import EdgeRun
-from instab.ensemble import band_decision
+from instab.ensemble import band_decision, decided, log_interval
 from instab.findings import tolerance
 from instab.growth import decades
 from instab.report import Claim
@@ -36,7 +36,7 @@ from instab.studies.open_controllers import (
     four_questions,
     question_claims,
 )
-from instab.studies.open_questions import Decided, OpenPlan, Params, decided, judge, log_interval
+from instab.studies.open_questions import Decided, OpenPlan, Params, judge
 
 __all__ = ["CAP_APPLIED", "LOST_FACTOR", "EdgeArm", "EdgeGD", "edge_gd", "CapStats", "edge_gd_stats",
            "edge_gd_claims", "edge_gd_report", "edge_gd_value", "answers"]

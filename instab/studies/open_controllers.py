@@ -21,11 +21,11 @@ import numpy as np
 from scipy import stats
 
 from instab.controllers import TrackedRun
-from instab.ensemble import floor_decision
+from instab.ensemble import decided, floor_decision, paired_difference
 from instab.growth import decades, ulp_floor
 from instab.report import Claim
 from instab.studies.open_null import disagreement_std
-from instab.studies.open_questions import ARMS, Decided, OpenPlan, Params, decided, difference, judge
+from instab.studies.open_questions import ARMS, Decided, OpenPlan, Params, judge
 from instab.studies.sgd import network
 from instab.train import Variant
 
@@ -198,10 +198,10 @@ def four_questions(arm: Arm, plain: Arm, p: Params) -> Questions:
     (a) plain's decades − the arm's (t interval over seeds) above ``decades_min``; (b), (c) the STD
     over k, over seeds, arm / plain (F interval, :func:`fall_decision`); (d) the arm's accuracy −
     plain's (mean over k, t interval over seeds) above −``acc_cost_max``."""
-    m, lo, hi = difference(plain.decades, arm.decades)
+    m, lo, hi = paired_difference(plain.decades, arm.decades)
     a = Decided(decided([lo, hi], lambda iv: floor_decision(iv, p.decades_min)), m, [lo, hi])
     b, c = (_std_fall(arm, plain, axis, p.std_fall_band) for axis in ("k", "seeds"))
-    m, lo, hi = difference(arm.acc.mean(axis=0), plain.acc.mean(axis=0))
+    m, lo, hi = paired_difference(arm.acc.mean(axis=0), plain.acc.mean(axis=0))
     d = Decided(decided([lo, hi], lambda iv: floor_decision(iv, -p.acc_cost_max)), m, [lo, hi])
     return Questions(a, b, c, d)
 
@@ -211,7 +211,7 @@ def feedback_decision(matched: Sequence[float], controlled: Sequence[float], min
     the open-loop arm with the same steps (``matched``) minus the controller's: the t interval
     above ``minimum`` → True (the feedback removes growth the same steps leave); below it → False
     (the steps alone do it); else None."""
-    m, lo, hi = difference(matched, controlled)
+    m, lo, hi = paired_difference(matched, controlled)
     return Decided(decided([lo, hi], lambda iv: floor_decision(iv, minimum)), m, [lo, hi])
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -30,20 +30,20 @@ from instab import checks, report
 from instab.controllers import TrackedRun
 from instab.edge import ARMS as ARMS_EDGE
 from instab.edge import EdgeRun
-from instab.ensemble import mean_interval
 from instab.grid import run_grid
 from instab.report import Claim
 from instab.studies.sgd import SgdParams, check_members, config, cost_row, dry_run_of, run_plan
 from instab.train import RunConfig, Variant
 
 __all__ = ["Params", "OpenPlan", "plan", "REGIMES", "CONTROLLED", "ARMS", "run", "replay_cells", "median_schedule",
-           "dry_run", "judge", "Decided", "decided", "log_interval", "difference"]
+           "dry_run", "judge", "Decided"]
 
 
 def judge(name: str, ours: Any, interval: Any, **kw: Any) -> Claim:
     """:func:`instab.report.judge` for this chapter, whose findings are all ours (§6 asks; the paper
     answers nothing): a criterion that holds is an ``extension``, never "reproduced"."""
     return report.judge(name, ours, interval, if_holds="extension", **kw)
+
 
 #: the two fixed-lr regimes of the trajectories
 REGIMES = ("below", "above")
@@ -73,29 +73,6 @@ class Decided:
     def word(self) -> str:
         """holds, fails or undecided."""
         return {True: "holds", False: "fails", None: "undecided"}[self.holds]
-
-
-def log_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Geometric mean of positive ``values`` and the Student-t interval of the mean of their log10,
-    mapped back (NaN where fewer than 2 finite positive values)."""
-    x = np.asarray(values, float)
-    x = x[np.isfinite(x) & (x > 0)]
-    if x.size < 2:
-        return math.nan, math.nan, math.nan
-    m, lo, hi = mean_interval(np.log10(x))
-    return 10**m, 10**lo, 10**hi
-
-
-def decided(interval: Sequence[float], decide: Callable[[Sequence[float]], bool | None]) -> bool | None:
-    """``decide(interval)``, or None (undecided) where the interval is not finite."""
-    return None if not np.all(np.isfinite(interval)) else decide(interval)
-
-
-def difference(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
-    """Mean of the paired differences x − y (finite pairs) with its t interval; NaN if none."""
-    d = np.asarray(x, float) - np.asarray(y, float)
-    d = d[np.isfinite(d)]
-    return mean_interval(d) if d.size else (math.nan, math.nan, math.nan)
 
 
 @dataclasses.dataclass

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from instab.controllers import TrackedRun
-from instab.ensemble import band_decision, floor_decision
+from instab.ensemble import band_decision, decided, floor_decision, log_interval
 from instab.findings import tolerance
 from instab.growth import amplification, ulp_floor
 from instab.report import Claim
 from instab.stability import stability_ratio
-from instab.studies.open_questions import REGIMES, Decided, OpenPlan, Params, decided, judge, log_interval
+from instab.studies.open_questions import REGIMES, Decided, OpenPlan, Params, judge
 from instab.studies.sgd import network
 from instab.studies.sgd_threshold import amplified_factor
 
