@@ -98,7 +98,7 @@ def environment_checks(device: str, datasets: set[str], executor: str | None) ->
     import torch
 
     from instab.data import default_root, missing_files
-    from instab.executors import check_spec
+    from instab.executors import check_spec, environment_spec
 
     lines = []
     if str(device).startswith("cuda"):
@@ -106,7 +106,7 @@ def environment_checks(device: str, datasets: set[str], executor: str | None) ->
                                        else "NOT available on this machine: run it where a GPU is"))
     else:
         lines.append(f"device {device}")
-    spec = executor or os.environ.get("INSTAB_EXECUTOR") or "local"
+    spec = executor or environment_spec() or "local"
     check_spec(spec)
     lines.append(f"engine {spec!r}: a valid spec (instab.executors.make_executor)")
     for name in sorted(datasets):

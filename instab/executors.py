@@ -48,6 +48,18 @@ SPECS: tuple[str, ...] = ("local", "dask-local", "tcp://HOST:PORT", "slurm", "sl
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
+#: The environment variable that names the grids' engine for a whole build (``make book`` passes
+#: the driver's setting to the chapters' kernels through it).
+EXECUTOR_VAR = "INSTAB_EXECUTOR"
+
+
+def environment_spec() -> str | None:
+    """The engine ``$INSTAB_EXECUTOR`` names, validated (``None`` when unset or empty): the one
+    place a kernel reads it; a bad value raises ``ValueError`` naming the variable."""
+    value = os.environ.get(EXECUTOR_VAR)
+    return check_spec(value, EXECUTOR_VAR) if value else None
+
+
 def check_spec(spec: Any, name: str = "executor") -> str:
     """Validate an executor spec without starting anything; return the spec.
 
@@ -108,7 +120,7 @@ def make_executor(
     if not isinstance(spec, str) and callable(getattr(spec, "submit", None)):
         return _adopt(spec, retries=retries)
     if spec is None:
-        spec = check_spec(os.environ.get("INSTAB_EXECUTOR") or "local", "INSTAB_EXECUTOR")
+        spec = environment_spec() or "local"
     spec = check_spec(spec)
     _check_engine_args(spec, max_workers, retries, options)
     if spec == "local":

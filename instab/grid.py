@@ -96,11 +96,11 @@ def run_grid(configs: Iterable[Cell], *, cache: str | Path | None = None, execut
     of ``workers`` processes that reruns a cell whose process died — or this process when
     ``workers == 1`` or only one cell is left.
     """
-    from instab.executors import check_spec
+    from instab.executors import check_spec, environment_spec
 
     configs = list(configs)
-    if executor is None and os.environ.get("INSTAB_EXECUTOR"):
-        executor = check_spec(os.environ["INSTAB_EXECUTOR"], "INSTAB_EXECUTOR")
+    if executor is None:
+        executor = environment_spec()
     if isinstance(executor, str):
         check_spec(executor)
     _validate_cells(configs)

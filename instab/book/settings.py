@@ -14,6 +14,7 @@ from pathlib import Path
 from instab import paths
 from instab.book import sources
 from instab.determinism import MALLOPT
+from instab.executors import environment_spec
 
 #: One BLAS thread in the chapters' kernels (torch pins its own threads through instab.determinism).
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -24,8 +25,6 @@ MALLOC = {f"MALLOC_{name[2:]}_": str(value) for name, value in MALLOPT.items()}
 #: How long one chapter may run (``--timeout``), for the chapters' processes
 #: (:func:`instab.book.execution.execution_timeout`).
 TIMEOUT_VAR = "INSTAB_EXECUTION_TIMEOUT"
-#: The engine of the chapters' grids (:func:`instab.executors.make_executor`); unset: a local pool.
-EXECUTOR_VAR = "INSTAB_EXECUTOR"
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,8 @@ class Settings:
     #: The grid cache of the chapters' kernels: a non-native environment's own
     #: (``<build>/robust/<env>/cache``), else ``$INSTAB_CACHE`` or ``<build>/cache``.
     cache: Path
-    #: ``$INSTAB_EXECUTOR`` as set (None: unset): the engine of the chapters' grids.
+    #: ``$INSTAB_EXECUTOR``, validated here before any work (None: unset), the engine of the
+    #: chapters' grids; the kernels inherit the variable (:func:`instab.executors.environment_spec`).
     executor: str | None
     #: The floating-point environment the chapters run in (:data:`instab.determinism.ENVIRONMENTS`).
     env: str = "native"
@@ -49,7 +49,7 @@ class Settings:
         """The settings from the environment (:mod:`instab.paths` reads the folders' variables)."""
         build = paths.build_root()
         cache = sources.build_root(env, build) / "cache" if env != "native" else paths.cache_root()
-        return cls(build=build, cache=cache, executor=os.environ.get(EXECUTOR_VAR), env=env, timeout=timeout)
+        return cls(build=build, cache=cache, executor=environment_spec(), env=env, timeout=timeout)
 
     def root(self, env: str | None = None) -> Path:
         """The build folder of ``env`` (default: this run's): :attr:`build` for native, else its
