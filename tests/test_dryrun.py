@@ -48,6 +48,50 @@ def test_an_unknown_name_in_a_parameter_file_is_rejected_before_any_work(tmp_pat
         book.check_parameter_file("heat", "ci", root=tmp_path)
 
 
+def _a_scale(tmp_path, shared: str, linear: str, momentum: str) -> None:
+    """A project copy with the linear and momentum chapters and a ci scale's parameter files."""
+    import shutil
+
+    (tmp_path / "book/params/ci").mkdir(parents=True)
+    for chapter in ("linear", "momentum"):
+        shutil.copy(book.ROOT / "book" / f"{chapter}.md", tmp_path / "book" / f"{chapter}.md")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/linear\nchapters:\n- file: book/momentum\n")
+    for name, text in (("shared", shared), ("linear", linear), ("momentum", momentum)):
+        (tmp_path / f"book/params/ci/{name}.yml").write_text(text)
+
+
+def test_a_shared_name_goes_to_the_chapters_that_have_it_and_their_own_file_replaces_it(tmp_path):
+    linear, momentum = book.parameter_names("linear"), book.parameter_names("momentum")
+    only_linear = next(n for n in linear if n not in momentum)
+    both = next(n for n in linear if n in momentum)
+    _a_scale(tmp_path, f"{only_linear}: 7\n{both}: {{a: 1, b: 2}}\n", "", f"{both}: {{b: 3}}\n")
+    from instab.book import sources
+
+    assert sources.scale_parameters("linear", "ci", root=tmp_path) == {only_linear: 7, both: {"a": 1, "b": 2}}
+    assert sources.scale_parameters("momentum", "ci", root=tmp_path) == {both: {"b": 3}}
+    assert sources.scale_parameters("linear", "default", root=tmp_path) == {}
+
+
+def test_a_shared_name_no_chapter_has_is_rejected_before_any_work(tmp_path):
+    import pytest
+
+    from instab.book import sources
+
+    _a_scale(tmp_path, "comon: {lr: 0.1}\n", "", "")
+    with pytest.raises(SystemExit, match="shared.yml sets 'comon', which no chapter has"):
+        sources.check_shared_file("ci", root=tmp_path)
+
+
+def test_the_sgd_chapters_files_do_not_repeat_the_shared_common():
+    from instab.book import sources
+
+    for scale in ("ci", "paper"):
+        assert "common" in sources.read_params_file(sources.shared_file(scale))
+        for chapter in ("sgd_growth", "sgd_variance", "sgd_threshold", "open_questions"):
+            own = sources.read_params_file(sources.params_file(chapter, scale))
+            assert ("common" in own) == ((chapter, scale) == ("open_questions", "paper")), (chapter, scale)
+
+
 def _a_study(tmp_path, monkeypatch, name, source):
     """A study module ``instab.studies.<name>`` that exists only for this test (the driver finds it by name)."""
     import sys
@@ -111,3 +155,14 @@ def test_the_plan_names_each_cost_constant_and_counts_flops(capsys):
     for kind in ("counted: vgg16_bn on fashion_mnist", "extrapolated: other networks", "extrapolated: a cell of V"):
         assert kind in out
     assert "measured: ResNet-56 CIFAR-10 epoch" in out or "estimated: ResNet-56 CIFAR-10 epoch" in out
+
+
+def test_a_chapter_executes_again_when_a_shared_name_it_takes_changes(tmp_path):
+    from instab.book import sources
+
+    linear_only = next(n for n in book.parameter_names("linear") if n not in book.parameter_names("momentum"))
+    _a_scale(tmp_path, f"{linear_only}: 7\n", "", "")
+    before = {c: sources.content_hash(c, "ci", root=tmp_path) for c in ("linear", "momentum")}
+    (tmp_path / "book/params/ci/shared.yml").write_text(f"{linear_only}: 8\n")
+    after = {c: sources.content_hash(c, "ci", root=tmp_path) for c in ("linear", "momentum")}
+    assert after["linear"] != before["linear"] and after["momentum"] == before["momentum"]

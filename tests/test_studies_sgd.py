@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from instab import book
 from instab.report import claim, decide
@@ -89,6 +88,6 @@ def test_the_paper_scale_holds_the_papers_settings():
 
     s = paper("training_settings_sec4")
     for chapter in CHAPTERS:
-        c = yaml.safe_load((ROOT / "book" / "params" / "paper" / f"{chapter}.yml").read_text())["common"]
+        c = book.chapter_parameters(chapter, "paper")["common"]
         assert (c["lr"], c["batch_size"], c["weight_decay"], c["momentum"], c["lr_decay_every"], c["epochs"]) == (
             s["lr"], s["batch"], s["weight_decay"], s["momentum"], s["lr_divide_by_10_every_epochs"], s["epochs"])

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.action == "pdf":  # the rendered book printed: nothing executed or rendered again
         pdf.build_pdf(required=True, settings=settings)
         return
-    for c in todo:  # fail before any work if a parameter file is missing or sets an unknown name
+    sources.check_shared_file(a.params)  # fail before any work if a parameter file is missing
+    for c in todo:  # or sets an unknown name
         sources.check_parameter_file(c, a.params)
     if a.action == "plan":
         plans = [p for p in (plan.dry_run(c, a.params) for c in todo) if p]

@@ -239,7 +239,7 @@ def run_papermill(chapter: str, scale: str, src: Path, out: Path, nb: Any) -> fl
     import papermill
 
     pf = sources.params_file(chapter, scale)
-    parameters = sources.read_params_file(pf) if pf else {}
+    parameters = sources.scale_parameters(chapter, scale)
     timeout = execution_timeout(scale)
     say(f"execute {chapter} ({scale}) with papermill"
         + (f", parameters from {pf.relative_to(sources.ROOT)}" if pf else "")

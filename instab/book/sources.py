@@ -57,6 +57,34 @@ def params_file(chapter: str, scale: str, root: Path = ROOT) -> Path | None:
     return f
 
 
+#: The file of a scale's parameters that several chapters share (``book/params/<scale>/shared.yml``):
+#: a chapter takes each name in it that its ``parameters`` cell has.
+SHARED = "shared"
+
+
+def shared_file(scale: str, root: Path = ROOT) -> Path | None:
+    """The scale's shared parameter file, if it has one (never at the default scale, whose values
+    are the chapters' ``parameters`` cells)."""
+    f = root / "book" / "params" / scale / f"{SHARED}.yml"
+    return f if scale != "default" and f.exists() else None
+
+
+def scale_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
+    """What papermill runs ``chapter`` with at ``scale`` instead of its cell's values: the names of
+    the scale's shared file that the chapter has, then its own parameter file's, which replace a
+    shared value (an exception the file states), as ``papermill -f shared.yml -f <chapter>.yml``
+    does.  Empty at the default scale."""
+    pf = params_file(chapter, scale, root)
+    if pf is None:
+        return {}
+    sf = shared_file(scale, root)
+    shared = read_params_file(sf) if sf is not None else {}
+    names = set(parameter_names(chapter, root)) if shared else set()
+    values = {k: v for k, v in shared.items() if k in names}
+    values.update(read_params_file(pf))
+    return values
+
+
 def chapter_modules(source: str) -> list[str]:
     """The ``instab`` modules a chapter's code imports (its ``import instab...`` and
     ``from instab... import`` lines; ``from instab import x`` names module ``instab.x``)."""
@@ -79,9 +107,9 @@ def chapter_modules(source: str) -> list[str]:
 
 
 def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
-    """SHA-256 over everything an executed chapter depends on: its source, its parameter file,
-    the scale, the archived grids of ``book/measured/`` if it reads them, the source of the
-    ``instab`` modules it imports (transitively,
+    """SHA-256 over everything an executed chapter depends on: its source, its parameter file
+    (and the scale's shared one when it takes a name from it), the scale, the archived grids of
+    ``book/measured/`` if it reads them, the source of the ``instab`` modules it imports (transitively,
     :func:`instab.store.code_hash`), the paper's transcribed numbers, the tolerances the findings
     registry fixes for the chapter's findings (its rules read them; another tolerance re-executes,
     another expected verdict only re-checks), the library versions, the lock file
@@ -105,6 +133,9 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     pf = params_file(chapter, scale, root)
     if pf is not None:
         parts.append(pf)
+        sf = shared_file(scale, root)
+        if sf is not None and set(read_params_file(sf)) & set(parameter_names(chapter, root)):
+            parts.append(sf)
     for p in parts:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -149,13 +180,24 @@ def check_parameter_file(chapter: str, scale: str, root: Path = ROOT) -> None:
                          f"{chapter!r} does not have; its parameters are: {', '.join(names)}")
 
 
+def check_shared_file(scale: str, root: Path = ROOT) -> None:
+    """Fail (``SystemExit`` naming the name) if the scale's shared parameter file sets a name that
+    no chapter has: it would silently set nothing."""
+    sf = shared_file(scale, root)
+    if sf is None:
+        return
+    known = {n for c in chapters(root) for n in parameter_names(c, root)}
+    unknown = [k for k in read_params_file(sf) if k not in known]
+    if unknown:
+        raise SystemExit(f"error: {sf.relative_to(root)} sets {', '.join(map(repr, unknown))}, which no "
+                         f"chapter has")
+
+
 def chapter_parameters(chapter: str, scale: str, root: Path = ROOT) -> dict:
     """The chapter's parameters at ``scale``: its ``parameters`` cell's values, overridden by the
-    scale's parameter file (what papermill will run it with)."""
+    scale's parameter files (:func:`scale_parameters`: what papermill will run it with)."""
     values = _parameters_cell(chapter, root)
-    pf = params_file(chapter, scale, root)
-    if pf is not None:
-        values.update(read_params_file(pf))
+    values.update(scale_parameters(chapter, scale, root))
     return values
 
 
