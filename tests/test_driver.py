@@ -133,6 +133,27 @@ def test_a_bad_timeout_fails_before_any_work(monkeypatch):
         book.main(["execute", "--params", "ci", "--chapter", "heat", "--timeout", "soon"])
 
 
+def test_a_bad_engine_in_the_environment_fails_before_any_work(monkeypatch, capsys):
+    monkeypatch.setenv("INSTAB_EXECUTOR", "slurm-locale")
+    monkeypatch.setattr(book.execution, "execute_all", lambda *a, **k: pytest.fail("executed with a bad engine"))
+    with pytest.raises(SystemExit):
+        book.main(["execute", "--params", "ci", "--chapter", "heat"])
+    assert "INSTAB_EXECUTOR='slurm-locale' is not allowed" in capsys.readouterr().err
+
+
+def test_papermill_runs_a_chapter_with_the_shared_values_it_takes(monkeypatch, tmp_path):
+    import papermill
+
+    from instab.book import sources
+
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, out, parameters=None, **k: seen.update(parameters))
+    nb = {"cells": []}
+    book.execution.run_papermill("sgd_growth", "ci", tmp_path / "in.ipynb", tmp_path, nb)
+    shared = sources.read_params_file(sources.shared_file("ci"))["common"]
+    assert seen["common"] == shared and seen["members"] == book.chapter_parameters("sgd_growth", "ci")["members"]
+
+
 def test_papermill_injects_its_cell_after_the_parameters_cell():
     nb = {"cells": [{"cell_type": "markdown", "source": "# Title"},
                     {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "n = 1\nm = 2"},

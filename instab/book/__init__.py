@@ -20,7 +20,7 @@ runs, model-epochs and the estimated GPU-hours — training nothing.  A chapter 
 skipped by ``build``/``execute`` on a machine without one, with one line saying why and its plan;
 the book is rendered with a page that says so.
 
-A chapter is re-executed only when its source, its parameter file, the ``instab`` package, the
+A chapter is re-executed only when its source, its parameter files, the ``instab`` package, the
 scale, the lock file (``requirements/lock.txt``) or the floating-point environment changed (a
 SHA-256 over those); the driver says which chapters it skipped.  A failing chapter does not stop
 the others: every chapter is executed, the book is rendered with the failing chapters' notebooks

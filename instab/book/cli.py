@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"unknown chapter(s) {bad}; chapters in _toc.yml: {', '.join(known)}")
     # native: the environment as the user set it (its key goes into every cache key)
     env = envs[0] if a.action == "execute" and len(envs) == 1 else "native"
-    settings = Settings.resolve(env, a.timeout)  # the settings, read once, passed down
+    try:
+        settings = Settings.resolve(env, a.timeout)  # the settings, read once, passed down
+    except ValueError as e:  # a bad $INSTAB_EXECUTOR
+        ap.error(str(e))
     settings.export(kernels=a.action in ("build", "execute"))  # what the chapters' processes inherit
     if a.action == "list":
         print("\n".join(known))

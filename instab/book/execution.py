@@ -241,8 +241,10 @@ def run_papermill(chapter: str, scale: str, src: Path, out: Path, nb: Any) -> fl
     pf = sources.params_file(chapter, scale)
     parameters = sources.scale_parameters(chapter, scale)
     timeout = execution_timeout(scale)
+    sf = sources.shared_file(scale) if pf else None
+    shared = f"{sf.relative_to(sources.ROOT)} and " if sf and set(parameters) - set(sources.read_params_file(pf)) else ""
     say(f"execute {chapter} ({scale}) with papermill"
-        + (f", parameters from {pf.relative_to(sources.ROOT)}" if pf else "")
+        + (f", parameters from {shared}{pf.relative_to(sources.ROOT)}" if pf else "")
         + (f", timeout {timeout} s" if timeout else ", no timeout"))
     t0 = time.perf_counter()
     progress = ChapterProgress(f"{chapter} ({scale})", cells_as_run(nb, injected=bool(parameters)))

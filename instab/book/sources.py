@@ -133,9 +133,9 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     pf = params_file(chapter, scale, root)
     if pf is not None:
         parts.append(pf)
-        sf = shared_file(scale, root)
-        if sf is not None and set(read_params_file(sf)) & set(parameter_names(chapter, root)):
-            parts.append(sf)
+        # the shared values it runs with (its own file's replace some): not the shared file's bytes
+        taken = {k: v for k, v in scale_parameters(chapter, scale, root).items() if k not in read_params_file(pf)}
+        h.update(repr(taken).encode())
     for p in parts:
         h.update(p.name.encode())
         h.update(p.read_bytes())
