@@ -241,8 +241,9 @@ def run_papermill(chapter: str, scale: str, src: Path, out: Path, nb: Any) -> fl
     pf = sources.params_file(chapter, scale)
     parameters = sources.scale_parameters(chapter, scale)
     timeout = execution_timeout(scale)
-    sf = sources.shared_file(scale) if pf else None
-    shared = f"{sf.relative_to(sources.ROOT)} and " if sf and set(parameters) - set(sources.read_params_file(pf)) else ""
+    sf = sources.shared_file(scale)
+    taken = sf is not None and pf is not None and set(parameters) - set(sources.read_params_file(pf))
+    shared = f"{sf.relative_to(sources.ROOT)} and " if sf is not None and taken else ""
     say(f"execute {chapter} ({scale}) with papermill"
         + (f", parameters from {shared}{pf.relative_to(sources.ROOT)}" if pf else "")
         + (f", timeout {timeout} s" if timeout else ", no timeout"))
