@@ -133,9 +133,7 @@ def content_hash(chapter: str, scale: str, root: Path = ROOT) -> str:
     pf = params_file(chapter, scale, root)
     if pf is not None:
         parts.append(pf)
-        # the shared values it runs with (its own file's replace some): not the shared file's bytes
-        taken = {k: v for k, v in scale_parameters(chapter, scale, root).items() if k not in read_params_file(pf)}
-        h.update(repr(taken).encode())
+        h.update(repr(scale_parameters(chapter, scale, root)).encode())  # with the shared values it takes
     for p in parts:
         h.update(p.name.encode())
         h.update(p.read_bytes())
